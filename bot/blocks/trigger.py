@@ -1,0 +1,131 @@
+"""The trigger-point message: a gap, what drives it, and the buttons that start the work."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks.text import FIELD_MAX, HEADER_MAX, SECTION_TEXT_MAX, bullet_list, cut, escape
+from bot.ids import ActionId, BlockId
+from sop_core import formatting as fmt
+from sop_core.gaps import Driver, GapResult
+from sop_core.services.data import GapReport
+
+MAX_DRIVERS = 5
+
+
+def scope_label(scope: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> str:
+    """``region=EU · category=Snacks, Dairy`` (plain, unescaped); "all data" when empty."""
+    if not scope:
+        return "all data"
+    return " · ".join(f"{key}={', '.join(values)}" for key, values in scope.items())
+
+
+def horizon_label(result: GapResult) -> str:
+    h = result.horizon
+    if h.is_empty:
+        return f"{h.name} (no months left)"
+    span = fmt.month(h.start) if h.start == h.end else f"{fmt.month(h.start)}–{fmt.month(h.end)}"
+    return f"{h.name} {span}"
+
+
+def headline(result: GapResult) -> str:
+    """One line for notifications and fallbacks (plain text)."""
+    return (f"{scope_label(result.scope)} · {result.metric} · {horizon_label(result)}: "
+            f"gap {fmt.amount(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})")
+
+
+def _driver_line(driver: Driver) -> str:
+    share = f", {fmt.share(driver.share)} of the gap" if driver.share is not None else ""
+    return (f"• *{escape(driver.member)}*: {fmt.amount(driver.gap, signed=True)} "
+            f"({fmt.percent(driver.gap_pct)}){share}")
+
+
+def drivers_text(result: GapResult) -> str | None:
+    if result.by is None or not result.drivers:
+        return None
+    pushing = [d for d in result.drivers if not d.offset and d.gap != 0]
+    offsets = [d for d in result.drivers if d.offset]
+    lines = [_driver_line(d) for d in pushing]
+    text = f"*What drives it, by {escape(result.by)}*\n" + bullet_list(
+        lines or ["no member moves the gap"], most=MAX_DRIVERS, limit=SECTION_TEXT_MAX // 2)
+    if offsets:
+        text += "\n*Offsets*\n" + bullet_list([_driver_line(d) for d in offsets], most=3,
+                                              limit=SECTION_TEXT_MAX // 2 - 50)
+    return cut(text, SECTION_TEXT_MAX)
+
+
+def movement_text(report: GapReport) -> str:
+    movement = report.movement
+    if movement is None:
+        return "*Since the last snapshot:* first look at this gap."
+    if abs(movement.gap_change) < 0.005:
+        return "*Since the last snapshot:* unchanged."
+    return (f"*Since the last snapshot:* moved from {fmt.percent(movement.previous_gap_pct)} "
+            f"to {fmt.percent(report.result.gap_pct)} "
+            f"({fmt.amount(movement.gap_change, signed=True)}).")
+
+
+def rule_text(report: GapReport) -> str:
+    rule, result = report.rule, report.result
+    floor = f", |gap| ≥ {fmt.amount(rule.floor)}" if rule.floor else ""
+    verdict = ":rotating_light: Crosses" if result.triggered else ":white_check_mark: Within"
+    return f"{verdict} the trigger rule (|gap| ≥ {rule.threshold_pct:g}%{floor})"
+
+
+def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = None,
+                         resolved: bool = False) -> list[Block]:
+    """The message posted into a channel for a gap (PRODUCT.md §5)."""
+    result = report.result
+    status = " (resolved)" if resolved else ""
+    title = f"Gap {fmt.percent(result.gap_pct)}: {scope_label(result.scope)}{status}"
+    fields = [
+        f"*Plan*\n{fmt.amount(result.plan)}",
+        f"*Latest view*\n{fmt.amount(result.outlook)}",
+        f"*Gap*\n{fmt.amount(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})",
+        f"*Actual to date · forecast rest*\n{fmt.amount(result.actual_to_date)} · "
+        f"{fmt.amount(result.forecast_rest)}",
+        f"*Forecast bias · WMAPE*\n{fmt.percent(result.bias_pct)} · "
+        f"{fmt.percent(result.wmape, signed=False)}",
+        f"*Horizon*\n{escape(horizon_label(result))}, as of {fmt.month(result.as_of)}",
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text=cut(title, HEADER_MAX)),
+        SectionBlock(
+            text=MarkdownTextObject(text=cut(
+                f"*{escape(result.metric)}* · {escape(scope_label(result.scope))}",
+                SECTION_TEXT_MAX)),
+            fields=[MarkdownTextObject(text=cut(f, FIELD_MAX)) for f in fields],
+        ),
+        SectionBlock(text=MarkdownTextObject(text=movement_text(report))),
+    ]
+    if (drivers := drivers_text(result)) is not None:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=drivers)))
+    if report.pvm is not None:
+        pvm = report.pvm
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=(
+            f"*Price · volume · mix:* price {fmt.amount(pvm.price, signed=True)} · "
+            f"volume {fmt.amount(pvm.volume, signed=True)} · "
+            f"mix {fmt.amount(pvm.mix, signed=True)}"))))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(
+        text=f"{rule_text(report)} · snapshot #{report.snapshot_id}")]))
+    if trigger_point_id is not None:
+        value = str(trigger_point_id)
+        blocks += [
+            DividerBlock(),
+            ActionsBlock(block_id=BlockId.TRIGGER_ACTIONS, elements=[
+                ButtonElement(text="Discuss root cause", action_id=ActionId.DISCUSS, value=value,
+                              style="primary"),
+                ButtonElement(text="Create SMART action", action_id=ActionId.CREATE_ACTION,
+                              value=value),
+            ]),
+        ]
+    return blocks

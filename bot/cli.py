@@ -1,0 +1,247 @@
+"""The ``sopgap`` command line (PRODUCT.md §5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sop_core import formatting as fmt
+from sop_core.config import Settings, get_settings
+from sop_core.db import SchemaNotReady, session_factory, upgrade
+from sop_core.filters import FilterError, parse_filters
+from sop_core.gaps import TriggerRule
+from sop_core.loading import LoadError, PlanningTable, describe, read_file, read_sql
+from sop_core.periods import parse_month
+from sop_core.services.data import GapReport, NoData, gap_report, store
+
+app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMART actions.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def _rule(settings: Settings) -> TriggerRule:
+    return TriggerRule(settings.threshold_pct, settings.materiality_floor)
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def load(
+    path: Annotated[str, typer.Argument(help="A .csv/.tsv/.xlsx/.parquet file, or with "
+                                             "--query a SQLAlchemy database URL.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM: the last closed "
+                                              "month, if not the latest month with actuals.")]
+    = None,
+    metric: Annotated[str | None, typer.Option(help="Metric name for a file without a "
+                                               "metric column.")] = None,
+    query: Annotated[str | None, typer.Option(help="SQL query to run against PATH "
+                                              "(a database URL).")] = None,
+    team: Annotated[str, typer.Option(help="Slack team id owning this data (default: "
+                                      "shared by every workspace).")] = "",
+) -> None:
+    """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    settings = get_settings()
+    declared = None
+    if as_of is not None:
+        declared = parse_month(as_of)
+        if declared is None:
+            raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
+    try:
+        table = _read_with_progress(path, query=query, metric=metric)
+        report = store(session_factory(settings.database_url), table, team_id=team, as_of=declared)
+    except LoadError as exc:
+        raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from {table.source}: "
+              f"{describe(table)}; as of {fmt.month(report.table.as_of)}.", highlight=False)
+    for note in table.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    if report.unchanged:
+        out.print("Same content as the previous snapshot.")
+
+
+def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> PlanningTable:
+    if query is not None:
+        with err.status("Running the query…"):
+            return read_sql(path, query, metric=metric)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as progress:
+        task = progress.add_task(f"Loading {Path(path).name}", total=1.0)
+
+        def report(stage: str, fraction: float) -> None:
+            progress.update(task, completed=fraction,
+                            description=f"Loading {Path(path).name}: {stage}")
+
+        return read_file(path, metric=metric, progress=report)
+
+
+# --------------------------------------------------------------------------------------
+# gaps
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def gaps(
+    filters: Annotated[list[str] | None, typer.Argument(
+        help='Filters as in Slack: region=EU category="Snacks",Dairy by=channel horizon=ytd')]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
+    team: Annotated[str, typer.Option(help="Slack team id whose data to use.")] = "",
+) -> None:
+    """The gap for a scope, with its drivers (``by=``)."""
+    settings = get_settings()
+    text = " ".join(filters or [])
+    try:
+        parsed = parse_filters(text)
+        sessions = session_factory(settings.database_url)
+        with sessions() as session:
+            report = gap_report(session, parsed, team_id=team, rule=_rule(settings),
+                                fy_start_month=settings.fiscal_year_start_month)
+    except FilterError as exc:
+        raise _fail(str(exc), 2) from None
+    except (NoData, SchemaNotReady) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.result.to_json(), indent=2) + "\n")
+        return
+    _print_report(report)
+
+
+def _print_report(report: GapReport) -> None:
+    from bot.blocks.trigger import horizon_label, scope_label
+
+    result = report.result
+    table = Table(title=f"{scope_label(result.scope)} · {result.metric} · "
+                        f"{horizon_label(result)} · as of {fmt.month(result.as_of)}",
+                  title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("Plan", fmt.full_amount(result.plan)),
+        ("Latest view", fmt.full_amount(result.outlook)),
+        ("Gap", f"{fmt.full_amount(result.gap)} ({fmt.percent(result.gap_pct)})"),
+        ("Actual to date", fmt.full_amount(result.actual_to_date)),
+        ("Forecast, rest", fmt.full_amount(result.forecast_rest)),
+        ("Forecast bias", fmt.percent(result.bias_pct)),
+        ("WMAPE", fmt.percent(result.wmape, signed=False)),
+        ("Trigger point", "yes" if result.triggered else "no"),
+    ]
+    if report.movement is not None:
+        rows.append(("Gap last snapshot", f"{fmt.full_amount(report.movement.previous_gap)} "
+                                          f"({fmt.percent(report.movement.previous_gap_pct)})"))
+    if report.pvm is not None:
+        rows.append(("Price · volume · mix", f"{fmt.amount(report.pvm.price, signed=True)} · "
+                                             f"{fmt.amount(report.pvm.volume, signed=True)} · "
+                                             f"{fmt.amount(report.pvm.mix, signed=True)}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    out.print(table)
+    if result.by is not None:
+        drivers = Table(title=f"Drivers by {result.by}", title_justify="left")
+        for column in ("member", "plan", "latest view", "gap", "gap %", "share"):
+            drivers.add_column(column, justify="left" if column == "member" else "right")
+        for d in result.drivers:
+            drivers.add_row(d.member + (" (offset)" if d.offset else ""),
+                            fmt.full_amount(d.plan), fmt.full_amount(d.outlook),
+                            fmt.full_amount(d.gap), fmt.percent(d.gap_pct), fmt.share(d.share))
+        out.print(drivers)
+
+
+# --------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def demo(
+    messages: Annotated[int, typer.Option(help="How many trigger-point messages to render "
+                                          "in full.")] = 3,
+) -> None:
+    """Load the bundled sample data and show the trigger points the bot would post.
+
+    Needs no Slack and no setup: the default SQLite database migrates itself.
+    """
+    from bot.blocks.trigger import headline, scope_label, trigger_point_blocks
+    from bot.render import render_blocks
+    from sop_core.sample_data import SAMPLE_CSV
+    from sop_core.services.demo import demo_scopes, sample_snapshot
+
+    settings = get_settings()
+    sessions = session_factory(settings.database_url)
+    snapshot_id, fresh = sample_snapshot(sessions, SAMPLE_CSV)
+    out.print(f"[bold]Sample data[/]: {SAMPLE_CSV.name} → snapshot #{snapshot_id} "
+              f"({'loaded now' if fresh else 'already loaded'}) in {_db_label(settings)}",
+              highlight=False)
+    rule = _rule(settings)
+    with sessions() as session:
+        reports = [gap_report(session, text, rule=rule, explain=True,
+                              fy_start_month=settings.fiscal_year_start_month)
+                   for text in demo_scopes(session)]
+    reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
+    summary = Table(title=f"Gaps checked (trigger rule: |gap| ≥ {rule.threshold_pct:g}%)",
+                    title_justify="left")
+    for column in ("scope", "plan", "latest view", "gap", "gap %", "trigger point"):
+        summary.add_column(column, justify="left" if column == "scope" else "right")
+    for r in reports:
+        summary.add_row(scope_label(r.result.scope), fmt.amount(r.result.plan),
+                        fmt.amount(r.result.outlook), fmt.amount(r.result.gap, signed=True),
+                        fmt.percent(r.result.gap_pct),
+                        "[bold red]yes[/]" if r.result.triggered else "no")
+    out.print(summary)
+    triggered = [r for r in reports if r.result.triggered]
+    out.print(f"\n[bold]{len(triggered)} trigger points[/] would be posted:")
+    for r in triggered:
+        out.print(f"  • {headline(r.result)}", highlight=False, markup=False)
+    for r in triggered[:messages]:
+        out.print("\n[dim]── Slack message ───────────────────────────────────────────[/]")
+        out.print(render_blocks(trigger_point_blocks(r, trigger_point_id=0)), markup=False,
+                  highlight=False)
+    out.print("\nNext: `sopgap gaps region=EU by=channel` to explore; "
+              "see the README to connect Slack.")
+
+
+def _db_label(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------------------
+# db
+# --------------------------------------------------------------------------------------
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the migrations (the ``release`` process)."""
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

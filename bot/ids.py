@@ -1,0 +1,51 @@
+"""Every callback, action and block id, shared by the builders and the listeners."""
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    DISCUSS = "gap_discuss"
+    CREATE_ACTION = "gap_create_action"
+    SHOW_CHART = "gap_show_chart"
+    ROOT_CAUSE_CATEGORY = "root_cause_category"
+    SUMMARIZE = "root_cause_summarize"
+    CONFIRM_ROOT_CAUSE = "root_cause_confirm"
+    ACTION_PROGRESS = "action_progress"
+    ACTION_MILESTONE_DONE = "action_milestone_done"
+    ACTION_SNOOZE = "action_snooze"
+    ACTION_COMPLETE = "action_complete"
+    ACTION_REASSIGN = "action_reassign"
+    HOME_REFRESH = "home_refresh"
+
+
+class CallbackId(StrEnum):
+    SMART_ACTION = "smart_action_modal"
+    PROGRESS = "action_progress_modal"
+    COMPLETE = "action_complete_modal"
+    REASSIGN = "action_reassign_modal"
+    CONFIRM_ROOT_CAUSE = "root_cause_confirm_modal"
+
+
+class BlockId(StrEnum):
+    TITLE = "title"
+    OWNER = "owner"
+    METRIC = "metric"
+    BASELINE = "baseline"
+    TARGET = "target"
+    EXPECTED_IMPACT = "expected_impact"
+    RESOURCES = "resources"
+    CONFIDENCE = "confidence"
+    DUE_DATE = "due_date"
+    MILESTONE_NAME = "milestone_name_{}"
+    MILESTONE_DATE = "milestone_date_{}"
+    PROGRESS_VALUE = "progress_value"
+    PROGRESS_NOTE = "progress_note"
+    REALISED_IMPACT = "realised_impact"
+    NEW_OWNER = "new_owner"
+    ROOT_CAUSE_CATEGORY = "root_cause_category"
+    ROOT_CAUSE_SUMMARY = "root_cause_summary"
+    TRIGGER_ACTIONS = "trigger_actions"
+
+
+# Every input block's element uses this action id; the block id says which field it is.
+INPUT = "input"

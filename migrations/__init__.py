@@ -1,0 +1,1 @@
+"""Alembic migrations (shipped inside the wheel so `sopgap db upgrade` works anywhere)."""

@@ -1,0 +1,89 @@
+"""Settings from the environment (PRODUCT.md §5), read once and cached.
+
+Slack credentials keep their conventional names (``SLACK_*``); the product's own
+settings use the ``SOPGAP_`` prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_FILE = "sopgap.db"
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the ``postgres://`` URLs hosting platforms hand out, and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SOPGAP_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}",
+        validation_alias=AliasChoices("DATABASE_URL", "SOPGAP_DATABASE_URL"),
+    )
+
+    # Slack (PRODUCT.md §5): conventional names, no prefix.
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    # Gap maths and trigger rule (PRODUCT.md §4); channels may override the rule.
+    threshold_pct: float = Field(5.0, ge=0)
+    materiality_floor: float = Field(0.0, ge=0)
+    fiscal_year_start_month: int = Field(1, ge=1, le=12)
+    timezone: str = "UTC"
+
+    # Follow-up (issue 4): days before a milestone/due date when owners get a nudge.
+    nudge_days_before: list[int] = [3, 1]
+    nudge_hour: int = Field(9, ge=0, le=23)
+    nudge_on_weekends: bool = False
+    leads: list[str] = []
+
+    # Optional scheduled SQL refresh: a SQLAlchemy URL + query, on a cron expression.
+    refresh_url: SecretStr | None = None
+    refresh_query: str | None = None
+    refresh_cron: str = "0 6 * * *"
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from exc
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

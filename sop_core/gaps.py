@@ -1,0 +1,367 @@
+"""Gap maths (PRODUCT.md §4): pure functions from a planning table to typed results.
+
+The hot path works on numpy views of the table's columns: a boolean mask for scope,
+metric and horizon, then ``bincount`` over dictionary codes for drivers. Figures that
+are undefined (plan of 0, no closed month) are ``None``, never NaN or infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sop_core.loading import PlanningTable
+from sop_core.periods import Horizon, Month, format_month, resolve_horizon
+
+REVENUE_METRICS = ("revenue", "net_revenue", "sales", "net_sales", "turnover", "gross_sales")
+VOLUME_METRICS = ("volume", "units", "quantity", "qty", "cases", "tons", "tonnes", "volume_units")
+
+
+@dataclass(frozen=True)
+class GapQuery:
+    """What to compute: a scope (dimension → members), a metric, a horizon and ``by``."""
+
+    scope: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    metric: str | None = None
+    horizon: str = "fy"
+    by: str | None = None
+    as_of: Month | None = None  # overrides the table's own as-of month
+
+    def scope_key(self) -> str:
+        """A canonical text for the scope (sorted, case-folded) used to recognise it again."""
+        parts = [f"{d}={','.join(sorted(v.casefold() for v in vs))}"
+                 for d, vs in sorted(self.scope.items())]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class TriggerRule:
+    threshold_pct: float = 5.0
+    floor: float = 0.0
+
+    def crossed(self, gap: float, gap_pct: float | None) -> bool:
+        return gap_pct is not None and abs(gap_pct) >= self.threshold_pct and abs(gap) >= self.floor
+
+
+@dataclass(frozen=True)
+class Driver:
+    member: str
+    plan: float
+    outlook: float
+    gap: float
+    gap_pct: float | None
+    share: float | None
+    offset: bool  # pushes against the direction of the total gap
+
+    def to_json(self) -> dict[str, Any]:
+        return {"member": self.member, "plan": self.plan, "outlook": self.outlook,
+                "gap": self.gap, "gap_pct": self.gap_pct, "share": self.share}
+
+
+@dataclass(frozen=True)
+class PriceVolumeMix:
+    """A revenue gap split into effects that add up to it exactly."""
+
+    revenue_metric: str
+    volume_metric: str
+    price: float
+    volume: float
+    mix: float
+
+    @property
+    def total(self) -> float:
+        return self.price + self.volume + self.mix
+
+
+@dataclass(frozen=True)
+class GapResult:
+    scope: Mapping[str, tuple[str, ...]]
+    metric: str
+    as_of: Month | None
+    horizon: Horizon
+    plan: float
+    outlook: float
+    actual_to_date: float
+    forecast_rest: float
+    bias_pct: float | None
+    wmape: float | None
+    triggered: bool
+    by: str | None = None
+    drivers: tuple[Driver, ...] = ()
+    rows: int = 0
+
+    @property
+    def gap(self) -> float:
+        return self.outlook - self.plan
+
+    @property
+    def gap_pct(self) -> float | None:
+        return percent(self.gap, self.plan)
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the object of PRODUCT.md §5 (``by``/``drivers`` only when asked)."""
+        body: dict[str, Any] = {
+            "scope": {k: list(v) for k, v in self.scope.items()},
+            "metric": self.metric,
+            "as_of": format_month(self.as_of) if self.as_of is not None else None,
+            "horizon": self.horizon.as_dict(),
+            "plan": self.plan, "outlook": self.outlook, "gap": self.gap,
+            "gap_pct": self.gap_pct,
+            "actual_to_date": self.actual_to_date, "forecast_rest": self.forecast_rest,
+            "bias_pct": self.bias_pct, "wmape": self.wmape,
+            "triggered": self.triggered,
+        }
+        if self.by is not None:
+            body["by"] = self.by
+            body["drivers"] = [d.to_json() for d in self.drivers]
+        return body
+
+
+def percent(part: float, whole: float) -> float | None:
+    """``part / whole × 100``, or ``None`` when the whole is 0 (no ∞, no NaN)."""
+    if whole == 0 or not math.isfinite(whole) or not math.isfinite(part):
+        return None
+    return part / whole * 100.0
+
+
+def default_metric(table: PlanningTable) -> str:
+    """The metric used when none is named: the only one, else a revenue-like one."""
+    for name in (*REVENUE_METRICS, *table.metrics):
+        if name in table.metrics:
+            return name
+    raise ValueError("the table has no metric")
+
+
+# --------------------------------------------------------------------------------------
+# Selection: the rows a query covers, as numpy arrays
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Selection:
+    period: np.ndarray
+    plan: np.ndarray  # missing → 0
+    outlook: np.ndarray  # actual when closed, forecast after; missing → 0
+    closed: np.ndarray  # period ≤ as-of
+    actual: np.ndarray  # NaN kept
+    forecast: np.ndarray  # NaN kept
+    mask: np.ndarray  # over the whole table
+
+
+def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].cat.codes.to_numpy()
+
+
+def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...]) -> np.ndarray:
+    categories = frame[column].cat.categories
+    wanted = np.zeros(len(categories) + 1, dtype=bool)  # last slot: code -1 (never)
+    positions = categories.get_indexer(list(members))
+    wanted[positions[positions >= 0]] = True
+    return wanted[_codes(frame, column)]
+
+
+def _select(table: PlanningTable, metric: str, scope: Mapping[str, tuple[str, ...]],
+            horizon: Horizon, as_of: Month | None) -> _Selection:
+    frame = table.frame
+    period_all = frame["period"].to_numpy()
+    mask = (period_all >= horizon.start) & (period_all <= horizon.end)
+    mask &= _member_mask(frame, "metric", (metric,))
+    for dimension, members in scope.items():
+        mask &= _member_mask(frame, dimension, members)
+    period = period_all[mask]
+    actual = frame["actual"].to_numpy()[mask]
+    forecast = frame["forecast"].to_numpy()[mask]
+    closed = period <= as_of if as_of is not None else np.zeros(len(period), dtype=bool)
+    outlook = np.where(closed, actual, forecast)
+    return _Selection(
+        period=period,
+        plan=np.nan_to_num(frame["plan"].to_numpy()[mask], nan=0.0),
+        outlook=np.nan_to_num(outlook, nan=0.0),
+        closed=closed, actual=actual, forecast=forecast, mask=mask,
+    )
+
+
+def _forecast_quality(selection: _Selection) -> tuple[float | None, float | None]:
+    """Bias % and WMAPE over closed months with both an actual and a forecast."""
+    both = selection.closed & ~np.isnan(selection.actual) & ~np.isnan(selection.forecast)
+    if not both.any():
+        return None, None
+    actual, forecast = selection.actual[both], selection.forecast[both]
+    bias = percent(float(np.sum(forecast - actual)), float(np.sum(actual)))
+    wmape = percent(float(np.sum(np.abs(actual - forecast))), float(np.sum(np.abs(actual))))
+    return bias, wmape
+
+
+def _member_sums(table: PlanningTable, selection: _Selection, dimension: str
+                 ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Members present in the selection with their plan and outlook sums."""
+    categories = table.frame[dimension].cat.categories
+    codes = _codes(table.frame, dimension)[selection.mask]
+    size = len(categories)
+    counts = np.bincount(codes, minlength=size)
+    plan = np.bincount(codes, weights=selection.plan, minlength=size)
+    outlook = np.bincount(codes, weights=selection.outlook, minlength=size)
+    present = np.flatnonzero(counts)
+    return [str(categories[i]) for i in present], plan[present], outlook[present]
+
+
+def _drivers(members: list[str], plan: np.ndarray, outlook: np.ndarray, total_gap: float
+             ) -> tuple[Driver, ...]:
+    """Members in the total's direction first (largest |gap| first), then offsets."""
+    gaps = outlook - plan
+    direction = math.copysign(1.0, total_gap) if total_gap != 0 else 0.0
+    drivers = [
+        Driver(member=m, plan=float(p), outlook=float(o), gap=float(g),
+               gap_pct=percent(float(g), float(p)),
+               share=float(g) / total_gap if total_gap != 0 else None,
+               offset=direction != 0 and g * direction < 0)
+        for m, p, o, g in zip(members, plan, outlook, gaps, strict=True)
+    ]
+    drivers.sort(key=lambda d: (d.offset, -abs(d.gap), d.member))
+    return tuple(drivers)
+
+
+# --------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------
+
+def effective_as_of(table: PlanningTable, query: GapQuery) -> Month | None:
+    return query.as_of if query.as_of is not None else table.as_of
+
+
+def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
+                rule: TriggerRule = TriggerRule()) -> GapResult:
+    """The gap of one scope over one horizon, with drivers along ``query.by``."""
+    metric = query.metric or default_metric(table)
+    as_of = effective_as_of(table, query)
+    # Without any actual, horizons are placed around the first month of data.
+    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
+    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
+    selection = _select(table, metric, query.scope, horizon, as_of)
+    bias, wmape = _forecast_quality(selection)
+    actual_to_date = float(np.sum(np.nan_to_num(selection.actual[selection.closed], nan=0.0)))
+    forecast_rest = float(np.sum(np.nan_to_num(selection.forecast[~selection.closed], nan=0.0)))
+    drivers: tuple[Driver, ...] = ()
+    if query.by is not None:
+        members, plan_by, outlook_by = _member_sums(table, selection, query.by)
+        # Totals from the member sums, so that member gaps add up to the total exactly.
+        plan, outlook = float(np.sum(plan_by)), float(np.sum(outlook_by))
+        drivers = _drivers(members, plan_by, outlook_by, outlook - plan)
+    else:
+        plan, outlook = float(np.sum(selection.plan)), float(np.sum(selection.outlook))
+    gap = outlook - plan
+    return GapResult(
+        scope={k: tuple(v) for k, v in query.scope.items()}, metric=metric, as_of=as_of,
+        horizon=horizon, plan=plan, outlook=outlook, actual_to_date=actual_to_date,
+        forecast_rest=forecast_rest, bias_pct=bias, wmape=wmape,
+        triggered=rule.crossed(gap, percent(gap, plan)), by=query.by, drivers=drivers,
+        rows=len(selection.period),
+    )
+
+
+def explanatory_dimension(table: PlanningTable, query: GapQuery, *,
+                          fy_start_month: int = 1) -> str | None:
+    """The dimension whose members concentrate the gap most (for a default ``by``).
+
+    Score: largest |member gap| over the sum of |member gaps|. Dimensions pinned to a
+    single member by the scope, or with one member in it, explain nothing.
+    """
+    metric = query.metric or default_metric(table)
+    as_of = effective_as_of(table, query)
+    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
+    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
+    selection = _select(table, metric, query.scope, horizon, as_of)
+    best, best_score = None, -1.0
+    for dimension in table.dimensions:
+        if len(query.scope.get(dimension, ())) == 1:
+            continue
+        members, plan, outlook = _member_sums(table, selection, dimension)
+        gaps = np.abs(outlook - plan)
+        if len(members) < 2 or gaps.sum() == 0:
+            continue
+        score = float(gaps.max() / gaps.sum())
+        if score > best_score:
+            best, best_score = dimension, score
+    return best
+
+
+def with_drivers(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
+                 rule: TriggerRule = TriggerRule()) -> GapResult:
+    """``compute_gap`` with ``by`` chosen by :func:`explanatory_dimension` when not given."""
+    if query.by is None:
+        by = explanatory_dimension(table, query, fy_start_month=fy_start_month)
+        query = replace(query, by=by)
+    return compute_gap(table, query, fy_start_month=fy_start_month, rule=rule)
+
+
+def pvm_metrics(table: PlanningTable) -> tuple[str, str] | None:
+    """The (revenue, volume) metric pair of the table, if it has one."""
+    revenue = next((m for m in REVENUE_METRICS if m in table.metrics), None)
+    volume = next((m for m in VOLUME_METRICS if m in table.metrics), None)
+    return (revenue, volume) if revenue and volume else None
+
+
+def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1
+                     ) -> PriceVolumeMix | None:
+    """Split the revenue gap into price, volume and mix effects (they sum to the gap).
+
+    Items are the combinations of all dimension values in scope, over the horizon.
+    With plan price P0ᵢ = R0ᵢ/V0ᵢ and plan average price P̄0 = ΣR0/ΣV0:
+      volume = (ΣV1 − ΣV0) · P̄0
+      mix    = Σ V1ᵢ·P0ᵢ − ΣV1 · P̄0         (the shift of volume between items)
+      price  = ΣR1 − Σ V1ᵢ·P0ᵢ              (selling the outlook volume at other prices)
+    An item with no plan volume has no plan price; its outlook price stands in, so its
+    revenue counts as volume/mix rather than price.
+    """
+    pair = pvm_metrics(table)
+    if pair is None:
+        return None
+    revenue, volume = pair
+    as_of = effective_as_of(table, query)
+    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
+    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
+    frames = []
+    for metric, prefix in ((revenue, "r"), (volume, "v")):
+        selection = _select(table, metric, query.scope, horizon, as_of)
+        items = {d: _codes(table.frame, d)[selection.mask] for d in table.dimensions}
+        frame = pd.DataFrame(
+            {**items, f"{prefix}0": selection.plan, f"{prefix}1": selection.outlook})
+        frames.append(frame.groupby(list(table.dimensions), sort=False).sum()
+                      if table.dimensions else frame.sum().to_frame().T)
+    both = frames[0].join(frames[1], how="outer").fillna(0.0)
+    r0, r1, v0, v1 = (both[c].to_numpy() for c in ("r0", "r1", "v0", "v1"))
+    plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
+    outlook_price = np.divide(r1, v1, out=np.zeros_like(r1), where=v1 != 0)
+    p0 = np.where(v0 != 0, plan_price, outlook_price)
+    total_v0, total_v1 = float(v0.sum()), float(v1.sum())
+    at_plan_prices = float(np.sum(v1 * p0))
+    if total_v0 != 0:
+        average_p0 = float(r0.sum()) / total_v0
+    else:
+        average_p0 = at_plan_prices / total_v1 if total_v1 != 0 else 0.0
+    gap = float(r1.sum()) - float(r0.sum())
+    volume_effect = (total_v1 - total_v0) * average_p0
+    mix_effect = at_plan_prices - total_v1 * average_p0
+    # Price takes what is left, so the three add up to the gap to the last cent even
+    # where an item had plan revenue but no plan volume.
+    price_effect = gap - volume_effect - mix_effect
+    return PriceVolumeMix(revenue_metric=revenue, volume_metric=volume,
+                          price=price_effect, volume=volume_effect, mix=mix_effect)
+
+
+@dataclass(frozen=True)
+class Movement:
+    previous_gap: float
+    previous_gap_pct: float | None
+    gap_change: float
+
+    @staticmethod
+    def between(current: GapResult, previous: GapResult | None) -> Movement | None:
+        if previous is None:
+            return None
+        return Movement(previous_gap=previous.gap, previous_gap_pct=previous.gap_pct,
+                        gap_change=current.gap - previous.gap)

@@ -1,0 +1,626 @@
+"""Reading planning data (PRODUCT.md §3) into one canonical, validated table.
+
+Every source (CSV, XLSX, Parquet, SQL) becomes a pyarrow table first; one pipeline then
+normalises it into a :class:`PlanningTable`: one row per (period, metric, dimension
+values) with float ``plan``, ``forecast`` and ``actual`` columns (NaN = missing).
+
+Speed matters (files of millions of rows), so work per *value* (parsing periods,
+trimming names, mapping measure aliases) is done on dictionary-encoded columns, i.e.
+once per distinct value, and duplicate keys are merged with numpy on integer codes.
+
+Rows are numbered as a spreadsheet shows them: the header is row 1, so the first data
+row of a CSV or XLSX file is row 2. Parquet and SQL sources have no header row, so
+their first record is row 1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sop_core.periods import Month, format_month, parse_month
+
+MEASURES = ("plan", "forecast", "actual")
+MEASURE_ALIASES = {
+    "plan": "plan", "budget": "plan", "target": "plan", "objective": "plan",
+    "forecast": "forecast", "latest": "forecast", "le": "forecast", "fcst": "forecast",
+    "latest_view": "forecast", "latest_estimate": "forecast",
+    "actual": "actual", "actuals": "actual", "act": "actual",
+}  # fmt: skip
+MEASURE_HELP = "plan/budget/target, forecast/latest/le, actual/actuals"
+MEASURE_COLUMN_NAMES = ("measure", "version", "scenario")
+VALUE_COLUMN = "value"
+DEFAULT_METRIC = "value"
+BLANK_MEMBER = "(blank)"
+# Filter keywords: a dimension with one of these names could never be filtered on.
+RESERVED_NAMES = frozenset({"by", "horizon", "metric", "as_of", "asof", "period"})
+
+ProgressCallback = Callable[[str, float], None]
+
+
+class LoadError(ValueError):
+    """A load rejected as a whole, naming where the problem is."""
+
+    def __init__(self, source: str, message: str, *, row: int | None = None,
+                 column: str | None = None) -> None:
+        self.source, self.row, self.column, self.detail = source, row, column, message
+        where = [source]
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+@dataclass(frozen=True)
+class PlanningTable:
+    """Validated planning data: the content of one snapshot."""
+
+    frame: pd.DataFrame  # period (int32 month), metric + dimensions (categorical), measures
+    dimensions: tuple[str, ...]
+    metrics: tuple[str, ...]
+    source: str
+    rows_read: int
+    rows_merged: int
+    ignored_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+    declared_as_of: Month | None = None  # `sopgap load --as-of` overrides the data's own
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @cached_property
+    def as_of(self) -> Month | None:
+        """The latest period with any non-missing actual (PRODUCT.md §4), unless declared."""
+        if self.declared_as_of is not None:
+            return self.declared_as_of
+        has_actual = self.frame["actual"].notna().to_numpy()
+        if not has_actual.any():
+            return None
+        return int(self.frame["period"].to_numpy()[has_actual].max())
+
+    @cached_property
+    def periods(self) -> tuple[Month, Month] | None:
+        if self.frame.empty:
+            return None
+        period = self.frame["period"].to_numpy()
+        return int(period.min()), int(period.max())
+
+
+def normalise_name(name: object) -> str:
+    """Column names to lower snake_case: ``"Sales Region "`` → ``sales_region``."""
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip()).strip("_").lower()
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------
+
+def read_file(path: str | Path, *, metric: str | None = None,
+              progress: ProgressCallback | None = None) -> PlanningTable:
+    """Read a CSV/TSV, XLSX or Parquet file into a validated :class:`PlanningTable`."""
+    path = Path(path)
+    source = path.name
+    if not path.is_file():
+        raise LoadError(str(path), "no such file")
+    if path.stat().st_size == 0:
+        raise LoadError(source, "the file is empty")
+    suffix = path.suffix.lower()
+    report = progress or (lambda _stage, _fraction: None)
+    report("reading", 0.0)
+    if suffix in {".csv", ".txt", ".tsv"}:
+        table, header_rows = _read_csv(path, source, delimiter="\t" if suffix == ".tsv" else None)
+    elif suffix in {".xlsx", ".xlsm"}:
+        table, header_rows = _read_xlsx(path, source), 1
+    elif suffix in {".parquet", ".pq"}:
+        table, header_rows = _read_parquet(path, source), 0
+    else:
+        raise LoadError(source, f"unsupported file type '{suffix or path.name}': "
+                                "use .csv, .tsv, .xlsx or .parquet")
+    report("validating", 0.5)
+    result = normalise(table, source=source, metric=metric, first_row=header_rows + 1)
+    report("done", 1.0)
+    return result
+
+
+def _header(path: Path, source: str, delimiter: str | None) -> tuple[list[str], str, str]:
+    """The header names, the delimiter and an encoding that reads the file."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if b"\x00" in head:
+        raise LoadError(source, "this is not a text table (binary content); "
+                                "use CSV, XLSX or Parquet")
+    encoding = "utf8"
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut by the 64 KiB boundary
+            encoding, text = "cp1252", head.decode("cp1252", errors="replace")
+        else:
+            text = head[: exc.start].decode("utf-8-sig")
+    first_line = text.splitlines()[0] if text.strip() else ""
+    if not first_line.strip():
+        raise LoadError(source, "the file has no header row")
+    if delimiter is None:
+        counts = {d: first_line.count(d) for d in (",", ";", "\t", "|")}
+        delimiter = max(counts, key=lambda d: counts[d])
+        if counts[delimiter] == 0:
+            delimiter = ","
+    import csv
+
+    names = next(csv.reader([first_line], delimiter=delimiter))
+    return names, delimiter, encoding
+
+
+def _read_csv(path: Path, source: str, delimiter: str | None) -> tuple[pa.Table, int]:
+    from pyarrow import csv as pacsv
+
+    names, delimiter, encoding = _header(path, source, delimiter)
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    column_types = {}
+    for name in names:
+        key = normalise_name(name)
+        measure = key in MEASURE_ALIASES or key == VALUE_COLUMN
+        column_types[name] = pa.float64() if measure else dictionary
+
+    def attempt(enc: str, types: dict[str, pa.DataType]) -> pa.Table:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding=enc, block_size=8 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+
+    try:
+        try:
+            return attempt(encoding, column_types), 1
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            if "UTF8" in message or "utf8" in message.lower():
+                # Excel on Windows saves "CSV" in Windows-1252; read it as such.
+                encoding = "cp1252"
+                return attempt(encoding, column_types), 1
+            if "conversion error" not in message:
+                raise
+        # A measure column holds something that is not a number: read those columns as
+        # text so that normalise() can name the first bad row.
+        text_types = {n: (pa.string() if t == pa.float64() else t) for n, t in column_types.items()}
+        return attempt(encoding, text_types), 1
+    except pa.ArrowInvalid as exc:
+        raise LoadError(source, f"could not read as CSV: {_arrow_reason(exc)}") from None
+
+
+def _arrow_reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0]
+    return text[:300]
+
+
+def _read_xlsx(path: Path, source: str) -> pa.Table:
+    try:
+        # openpyxl (data_only) returns the values Excel last calculated for formulas.
+        frame = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not XLSX
+        raise LoadError(source, f"could not read as XLSX: {_arrow_reason(exc)}") from None
+    frame = frame.dropna(how="all")
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        key = normalise_name(name)
+        if key in MEASURE_ALIASES or key == VALUE_COLUMN:
+            columns[str(name)] = pa.array(values.map(_excel_number), type=pa.string())
+        elif values.map(lambda v: (isinstance(v, int | float) and not isinstance(v, bool))
+                        or v is None or (isinstance(v, float) and math.isnan(v))).all() \
+                and values.notna().any() and key not in {"period", "metric", *MEASURE_COLUMN_NAMES}:
+            columns[str(name)] = pa.array(values.astype(float), type=pa.float64())
+        else:
+            columns[str(name)] = pa.array(values.map(_excel_text), type=pa.string())
+    # Keep spreadsheet row numbers: pandas dropped fully blank rows, so carry the index.
+    table = pa.table(columns)
+    return table.append_column("__row__", pa.array(frame.index.to_numpy() + 2, type=pa.int64()))
+
+
+def _excel_number(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _excel_text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_parquet(path: Path, source: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise LoadError(source, f"could not read as Parquet: {_arrow_reason(exc)}") from None
+
+
+# --------------------------------------------------------------------------------------
+# The one pipeline every source goes through
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class _Columns:
+    """Which source column plays which role."""
+
+    period: str
+    metric: str | None
+    measure: str | None  # long form
+    value: str | None  # long form
+    wide: dict[str, str]  # canonical measure -> source column (wide form)
+    dimensions: list[tuple[str, str]]  # (normalised name, source column)
+    ignored: list[str]
+
+
+def _roles(table: pa.Table, source: str) -> _Columns:
+    seen: dict[str, str] = {}
+    for name in table.column_names:
+        if name == "__row__":
+            continue
+        key = normalise_name(name)
+        if not key:
+            if table.column(name).null_count == len(table):
+                continue  # an unnamed, empty column (trailing delimiter)
+            raise LoadError(source, "a column has no name", column=str(name))
+        if key in seen:
+            raise LoadError(source, f"columns '{seen[key]}' and '{name}' both read as '{key}'",
+                            column=str(name))
+        seen[key] = name
+    if not seen:
+        raise LoadError(source, "no columns")
+    if "period" not in seen:
+        raise LoadError(source, "missing column 'period' (YYYY-MM); columns found: "
+                                + ", ".join(seen))
+    measure = next((seen[k] for k in MEASURE_COLUMN_NAMES if k in seen), None)
+    value = seen.get(VALUE_COLUMN)
+    wide: dict[str, str] = {}
+    if measure is None:
+        for key, name in seen.items():
+            canonical = MEASURE_ALIASES.get(key)
+            if canonical is None:
+                continue
+            if canonical in wide:
+                raise LoadError(source, f"columns '{wide[canonical]}' and '{name}' both mean "
+                                        f"{canonical}", column=name)
+            wide[canonical] = name
+        if "plan" not in wide:
+            raise LoadError(source, "missing column 'plan' (wide form needs plan and forecast "
+                                    "and/or actual; long form needs measure and value)")
+        if "forecast" not in wide and "actual" not in wide:
+            raise LoadError(source, "missing column 'forecast' or 'actual': "
+                                    "a plan alone has no gap")
+    elif value is None:
+        raise LoadError(source, f"missing column 'value' (long form: '{measure}' names the "
+                                "measure and 'value' holds the number)")
+    taken = {"period", "metric", VALUE_COLUMN, *MEASURE_COLUMN_NAMES, *MEASURE_ALIASES}
+    dimensions, ignored = [], []
+    for key, name in seen.items():
+        if key in taken and (key in {"period", "metric"} or name in wide.values()
+                             or name in (measure, value)):
+            continue
+        column_type = table.column(name).type
+        if _is_numeric(column_type):
+            ignored.append(name)  # numbers that are not measures are not dimensions
+            continue
+        if key in RESERVED_NAMES:
+            raise LoadError(source, f"a dimension cannot be called '{key}' (it is a filter "
+                                    "keyword); rename the column", column=name)
+        dimensions.append((key, name))
+    return _Columns(period=seen["period"], metric=seen.get("metric"), measure=measure,
+                    value=value, wide=wide, dimensions=dimensions, ignored=ignored)
+
+
+def _is_numeric(data_type: pa.DataType) -> bool:
+    return (pa.types.is_integer(data_type) or pa.types.is_floating(data_type)
+            or pa.types.is_decimal(data_type) or pa.types.is_boolean(data_type))
+
+
+class _Rows:
+    """Turns a 0-based record index into the row number people see."""
+
+    def __init__(self, table: pa.Table, first_row: int) -> None:
+        self._explicit = (table.column("__row__").to_numpy()
+                          if "__row__" in table.column_names else None)
+        self._first = first_row
+
+    def __call__(self, index: int) -> int:
+        if self._explicit is not None:
+            return int(self._explicit[index])
+        return index + self._first
+
+
+def _encode(column: pa.ChunkedArray, clean: Callable[[str], object]) -> tuple[np.ndarray, list]:
+    """Dictionary codes of a text column after ``clean`` on each distinct value.
+
+    ``clean`` runs once per distinct value; values that clean to the same thing share a
+    code. Missing values get code -1.
+    """
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column.cast(pa.string()) if not pa.types.is_string(
+            column.type) else column)
+    column = column.unify_dictionaries() if isinstance(column, pa.ChunkedArray) else column
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if not chunks:
+        return np.zeros(0, dtype=np.int32), []
+    dictionary = chunks[0].dictionary.to_pylist()
+    raw = np.concatenate([
+        c.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        for c in chunks
+    ]) if sum(len(c) for c in chunks) else np.zeros(0, dtype=np.int32)
+    cleaned = [clean(v) for v in dictionary]
+    categories: list = []
+    index_of: dict = {}
+    mapping = np.empty(len(cleaned) + 1, dtype=np.int32)
+    for i, value in enumerate(cleaned):
+        if value is None:
+            mapping[i] = -1
+            continue
+        if value not in index_of:
+            index_of[value] = len(categories)
+            categories.append(value)
+        mapping[i] = index_of[value]
+    mapping[-1] = -1  # raw code -1 (missing) indexes the last slot
+    return mapping[raw], categories
+
+
+def _text(value: object) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _first_row_where(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _numbers(table: pa.Table, name: str, source: str, rows: _Rows) -> np.ndarray:
+    """A measure column as float64 (NaN = missing); the first non-number is an error."""
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.string())
+    if _is_numeric(column.type) and not pa.types.is_boolean(column.type):
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        as_text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
+        stripped = as_text.str.strip()
+        stripped = stripped.where(~stripped.isin(["", "NA", "N/A", "n/a", "null", "NULL",
+                                                  "nan", "NaN", "-"]), None)
+        values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(values) & stripped.notna().to_numpy()
+        if bad.any():
+            index = _first_row_where(bad)
+            raise LoadError(source, f"{_quote(as_text.iloc[index])} is not a number",
+                            row=rows(index), column=name)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise LoadError(source, "infinite value", row=rows(_first_row_where(infinite)),
+                        column=name)
+    return values
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def normalise(table: pa.Table, *, source: str, metric: str | None = None,
+              first_row: int = 2) -> PlanningTable:
+    """Validate any source table and reduce it to the canonical planning table."""
+    rows = _Rows(table, first_row)
+    rows_read = table.num_rows
+    if rows_read == 0:
+        raise LoadError(source, "no data rows (only a header)")
+    roles = _roles(table, source)
+
+    period_codes, period_values = _encode(table.column(roles.period), _text)
+    months = [parse_month(value) for value in period_values]
+    if (period_codes < 0).any():
+        raise LoadError(source, "missing period", row=rows(_first_row_where(period_codes < 0)),
+                        column=roles.period)
+    for code, parsed in enumerate(months):
+        if parsed is None:
+            index = _first_row_where(period_codes == code)
+            raise LoadError(source, f"{_quote(period_values[code])} is not a month (use YYYY-MM)",
+                            row=rows(index), column=roles.period)
+    period = np.asarray(months, dtype=np.int32)[period_codes]
+
+    keys: list[tuple[str, np.ndarray, list]] = [("period", period, [])]
+    if roles.metric is not None:
+        codes, names = _encode(table.column(roles.metric),
+                               lambda v: (normalise_name(v) or None) if v is not None else None)
+        if (codes < 0).any():
+            raise LoadError(source, "missing metric name",
+                            row=rows(_first_row_where(codes < 0)), column=roles.metric)
+        keys.append(("metric", codes, names))
+    else:
+        keys.append(("metric", np.zeros(rows_read, dtype=np.int32),
+                     [normalise_name(metric) if metric else DEFAULT_METRIC]))
+    for key, name in roles.dimensions:
+        codes, members = _encode(table.column(name), _text)
+        if (codes < 0).any():
+            blank = len(members)
+            members = [*members, BLANK_MEMBER]
+            codes = np.where(codes < 0, blank, codes).astype(np.int32)
+        keys.append((key, codes, members))
+
+    if roles.measure is not None:
+        measures, merged = _long_measures(table, roles, source, rows, keys)
+        key_codes = [k[1] for k in keys]
+        labels, first = _group(key_codes)
+    else:
+        measures = {m: (_numbers(table, roles.wide[m], source, rows) if m in roles.wide
+                        else np.full(rows_read, np.nan)) for m in MEASURES}
+        labels, first = _group([k[1] for k in keys])
+        merged = rows_read - len(first)
+    if len(first) != rows_read:
+        measures = {m: _sum_by(labels, values, len(first)) for m, values in measures.items()}
+        key_arrays = [codes[first] for _, codes, _ in keys]
+    else:
+        key_arrays = [codes for _, codes, _ in keys]
+
+    columns: dict[str, object] = {"period": key_arrays[0].astype(np.int32, copy=False)}
+    for (name, _, categories), codes in zip(keys[1:], key_arrays[1:], strict=True):
+        columns[name] = pd.Categorical.from_codes(codes, categories=categories)
+    columns.update(measures)
+    frame = pd.DataFrame(columns)
+    notes = []
+    if roles.ignored:
+        notes.append("ignored numeric columns that are not measures: " + ", ".join(roles.ignored))
+    return PlanningTable(
+        frame=frame,
+        dimensions=tuple(name for name, _ in roles.dimensions),
+        metrics=tuple(keys[1][2]),
+        source=source,
+        rows_read=rows_read,
+        rows_merged=int(merged),
+        ignored_columns=tuple(roles.ignored),
+        notes=tuple(notes),
+    )
+
+
+def _long_measures(
+    table: pa.Table, roles: _Columns, source: str, rows: _Rows,
+    keys: Sequence[tuple[str, np.ndarray, list]],
+) -> tuple[dict[str, np.ndarray], int]:
+    """Spread a long table's ``value`` into plan/forecast/actual arrays (NaN elsewhere)."""
+    assert roles.measure is not None
+    assert roles.value is not None
+    codes, names = _encode(table.column(roles.measure),
+                           lambda v: normalise_name(v) if v is not None else None)
+    if (codes < 0).any():
+        raise LoadError(source, "missing measure name", row=rows(_first_row_where(codes < 0)),
+                        column=roles.measure)
+    canonical = []
+    for code, name in enumerate(names):
+        measure = MEASURE_ALIASES.get(name)
+        if measure is None:
+            index = _first_row_where(codes == code)
+            raise LoadError(source, f"unknown measure {_quote(name)} (expected {MEASURE_HELP})",
+                            row=rows(index), column=roles.measure)
+        canonical.append(MEASURES.index(measure))
+    measure_index = np.asarray(canonical, dtype=np.int8)[codes]
+    value = _numbers(table, roles.value, source, rows)
+    arrays = {m: np.where(measure_index == i, value, np.nan) for i, m in enumerate(MEASURES)}
+    # Duplicates are rows sharing period, metric, dimensions *and* measure.
+    _, first = _group([*(k[1] for k in keys), measure_index.astype(np.int32)])
+    merged = len(measure_index) - len(first)
+    return arrays, merged
+
+
+def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Group labels for rows sharing all codes, and each group's first row index.
+
+    Codes are combined into one int64 key (mixed radix), then factorised by hashing.
+    """
+    lows = [int(a.min()) if len(a) else 0 for a in codes]
+    spans = [(int(a.max()) - low + 1) if len(a) else 1 for a, low in zip(codes, lows, strict=True)]
+    if math.prod(spans) >= 2**63:
+        # Too many combinations for one integer: pandas' multi-key grouping instead.
+        frame = pd.DataFrame(dict(enumerate(codes)))
+        labels = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+        return labels, _first_index(labels)
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    for array, low, span in zip(codes, lows, spans, strict=True):
+        key = key * span + (array.astype(np.int64) - low)
+    labels, uniques = pd.factorize(key)
+    if len(uniques) == len(key):
+        return labels, np.arange(len(key))
+    return labels, _first_index(labels)
+
+
+def _first_index(labels: np.ndarray) -> np.ndarray:
+    """Index of the first row of each label (labels are numbered by first appearance)."""
+    first = np.full(int(labels.max()) + 1 if len(labels) else 0, len(labels), dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(len(labels)))
+    return first
+
+
+def _sum_by(labels: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    """Per-group sums where a group whose values are all missing stays missing."""
+    present = ~np.isnan(values)
+    sums = np.bincount(labels, weights=np.where(present, values, 0.0), minlength=groups)
+    counts = np.bincount(labels, weights=present, minlength=groups)
+    return np.where(counts > 0, sums, np.nan)
+
+
+# --------------------------------------------------------------------------------------
+# SQL source: the aggregation runs in the database
+# --------------------------------------------------------------------------------------
+
+def read_sql(url: str, query: str, *, metric: str | None = None,
+             source: str = "SQL query") -> PlanningTable:
+    """Run ``query`` against any SQLAlchemy URL, pushing the merge (GROUP BY) down to it."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:
+        raise LoadError(source, f"bad database URL: {type(exc).__name__}") from None
+    try:
+        with engine.connect() as connection:
+            sample_sql = sa.select(sa.text("*")).select_from(
+                sa.text(f"({query}) AS src")).limit(1000)
+            sample = connection.execute(sample_sql)
+            names = list(sample.keys())
+            sample_rows = sample.fetchall()
+            sample_table = pa.table({n: pa.array([r[i] for r in sample_rows])
+                                     for i, n in enumerate(names)}) if sample_rows else None
+            if sample_table is None:
+                raise LoadError(source, "the query returned no rows")
+            roles = _roles(sample_table, source)
+            src = sa.text(query).columns(*[sa.column(n) for n in names]).subquery("src")
+            group = [src.c[roles.period]]
+            if roles.metric:
+                group.append(src.c[roles.metric])
+            if roles.measure:
+                group.append(src.c[roles.measure])
+            group += [src.c[name] for _, name in roles.dimensions]
+            numbers = [roles.value] if roles.measure else list(roles.wide.values())
+            statement = sa.select(
+                *group, *[sa.func.sum(src.c[n]).label(n) for n in numbers],
+                sa.func.count().label("__rows__"),
+            ).group_by(*group)
+            result = connection.execute(statement)
+            grouped_rows = result.fetchall()
+            out_names = list(result.keys())
+    except LoadError:
+        raise
+    except Exception as exc:
+        # The driver's message, without the URL (it may hold a password).
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
+        raise LoadError(source, f"the query failed: {reason}") from None
+    finally:
+        engine.dispose()
+    columns = {n: pa.array([r[i] for r in grouped_rows]) for i, n in enumerate(out_names)}
+    rows_read = int(sum(columns.pop("__rows__").to_pylist()))
+    table = normalise(pa.table(columns), source=source, metric=metric, first_row=1)
+    return PlanningTable(frame=table.frame, dimensions=table.dimensions, metrics=table.metrics,
+                         source=source, rows_read=rows_read,
+                         rows_merged=rows_read - table.rows,
+                         ignored_columns=table.ignored_columns, notes=table.notes)
+
+
+def describe(table: PlanningTable) -> str:
+    """One line people can read after a load."""
+    span = table.periods
+    months = f"{format_month(span[0])}..{format_month(span[1])}" if span else "no periods"
+    return (f"{table.rows_read:,} rows read, {table.rows_merged:,} merged, {table.rows:,} kept; "
+            f"{months}; metrics: {', '.join(table.metrics)}; "
+            f"dimensions: {', '.join(table.dimensions) or 'none'}")

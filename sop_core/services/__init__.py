@@ -1,0 +1,1 @@
+"""Services: each takes plain values, owns one transaction, returns plain results."""

@@ -1,0 +1,145 @@
+"""Storing planning tables as immutable snapshots, and reading them back.
+
+A snapshot's rows are written as Parquet parts in the same transaction as its metadata:
+either the whole load is there, or none of it (a crash mid-load leaves nothing). Once
+written a snapshot never changes, so a process may cache it by id for as long as it likes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+from collections import OrderedDict
+from threading import Lock
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sop_core.loading import PlanningTable
+from sop_core.models import Snapshot, SnapshotPart
+
+PART_ROWS = 2_000_000
+CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
+
+
+def _parts(frame: pd.DataFrame) -> list[bytes]:
+    parts = []
+    for start in range(0, max(len(frame), 1), PART_ROWS):
+        table = pa.Table.from_pandas(frame.iloc[start : start + PART_ROWS], preserve_index=False)
+        sink = io.BytesIO()
+        # Dictionary-encoded categoricals stay small; zstd is fast to read back.
+        pq.write_table(table, sink, compression="zstd")
+        parts.append(sink.getvalue())
+    return parts
+
+
+def save(session: Session, table: PlanningTable, *, team_id: str = "") -> Snapshot:
+    """Add a snapshot of ``table`` to the session's transaction (the caller commits)."""
+    parts = _parts(table.frame)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    snapshot = Snapshot(
+        team_id=team_id, source=table.source[:500], as_of=table.as_of,
+        rows_read=table.rows_read, rows_stored=table.rows, rows_merged=table.rows_merged,
+        metrics=list(table.metrics), dimensions=list(table.dimensions), notes=list(table.notes),
+        content_hash=digest.hexdigest(),
+        parts=[SnapshotPart(seq=i, data=data) for i, data in enumerate(parts)],
+    )
+    session.add(snapshot)
+    session.flush()
+    _cache.put(_cache_key(session, snapshot.id), dataclasses.replace(
+        table, declared_as_of=snapshot.as_of))
+    return snapshot
+
+
+def data_team(session: Session, team_id: str) -> str:
+    """Whose snapshots a workspace sees: its own if it has any, else the shared ones ("")."""
+    if team_id and session.scalar(
+            select(Snapshot.id).where(Snapshot.team_id == team_id).limit(1)) is not None:
+        return team_id
+    return ""
+
+
+def latest(session: Session, team_id: str = "") -> Snapshot | None:
+    """The latest view for a workspace."""
+    return session.scalars(
+        select(Snapshot).where(Snapshot.team_id == data_team(session, team_id))
+        .order_by(Snapshot.id.desc()).limit(1)
+    ).first()
+
+
+def previous(session: Session, snapshot: Snapshot) -> Snapshot | None:
+    """The snapshot loaded before this one for the same workspace, if any."""
+    return session.scalars(
+        select(Snapshot).where(Snapshot.team_id == snapshot.team_id, Snapshot.id < snapshot.id)
+        .order_by(Snapshot.id.desc()).limit(1)
+    ).first()
+
+
+class _TableCache:
+    """A small LRU of decoded snapshots (they are immutable, so never stale)."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[tuple[str, int], PlanningTable] = OrderedDict()
+        self._size, self._lock = size, Lock()
+
+    def get(self, key: tuple[str, int]) -> PlanningTable | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int], table: PlanningTable) -> None:
+        with self._lock:
+            self._items[key] = table
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_cache = _TableCache(CACHE_SIZE)
+
+
+def _cache_key(session: Session, snapshot_id: int) -> tuple[str, int]:
+    bind = session.get_bind()
+    return (bind.engine.url.render_as_string(hide_password=True), snapshot_id)
+
+
+def read(session: Session, snapshot: Snapshot) -> PlanningTable:
+    """The planning table of a stored snapshot (decoded once per process)."""
+    key = _cache_key(session, snapshot.id)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    blobs = session.scalars(
+        select(SnapshotPart.data).where(SnapshotPart.snapshot_id == snapshot.id)
+        .order_by(SnapshotPart.seq)
+    ).all()
+    tables = [pq.read_table(io.BytesIO(blob)) for blob in blobs]
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else None
+    if frame is None:
+        raise LookupError(f"snapshot {snapshot.id} has no data")
+    for column in ("metric", *snapshot.dimensions):
+        if not isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype("category")
+    table = PlanningTable(
+        frame=frame, dimensions=tuple(snapshot.dimensions), metrics=tuple(snapshot.metrics),
+        source=snapshot.source, rows_read=snapshot.rows_read, rows_merged=snapshot.rows_merged,
+        notes=tuple(snapshot.notes), declared_as_of=snapshot.as_of,
+    )
+    _cache.put(key, table)
+    return table
+
+
+def clear_cache() -> None:
+    _cache.clear()
