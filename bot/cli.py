@@ -232,6 +232,40 @@ def _db_label(settings: Settings) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Slack
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 3000,
+    workers: Annotated[int, typer.Option(envvar="SOPGAP_WEB_WORKERS")] = 2,
+    threads: Annotated[int, typer.Option(envvar="SOPGAP_WEB_THREADS")] = 8,
+) -> None:
+    """The Slack app over HTTP: POST /slack/events, GET /healthz, OAuth routes."""
+    from bot.app import ConfigurationError
+    from bot.server import serve as run
+
+    settings = get_settings()
+    try:
+        session_factory(settings.database_url)  # fail fast on an unmigrated database
+        run(settings, port=port, workers=workers, threads=threads)
+    except (ConfigurationError, SchemaNotReady) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def socket() -> None:
+    """The Slack app over Socket Mode (no public URL needed)."""
+    from bot.app import ConfigurationError
+    from bot.server import socket_mode
+
+    try:
+        socket_mode(get_settings())
+    except (ConfigurationError, SchemaNotReady) as exc:
+        raise _fail(str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------
 # db
 # --------------------------------------------------------------------------------------
 

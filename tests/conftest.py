@@ -24,13 +24,14 @@ from sop_core.models import Base
 from sop_core.sample_data import SAMPLE_CSV
 
 POSTGRES_ENV = "SOPGAP_TEST_POSTGRES_URL"
+KEPT_ENV = {POSTGRES_ENV, "SLACK_OPENAPI_SPEC"}  # test infrastructure, not app settings
 
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No developer's environment or .env leaks into a test; caches start empty."""
     for name in list(os.environ):
-        if name.startswith(("SOPGAP_", "SLACK_")) and name != POSTGRES_ENV:
+        if name.startswith(("SOPGAP_", "SLACK_")) and name not in KEPT_ENV:
             monkeypatch.delenv(name)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)

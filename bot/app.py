@@ -1,0 +1,73 @@
+"""Building the Bolt app: one workspace (bot token) or many (OAuth install)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+
+from bot import listeners
+from bot.slack_client import make_client
+from sop_core.config import Settings
+from sop_core.db import get_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+BOT_SCOPES = [
+    "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
+    "groups:history", "im:write", "users:read", "files:write",
+]
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def build_app(settings: Settings) -> App:
+    if settings.slack_signing_secret is None:
+        raise ConfigurationError("SLACK_SIGNING_SECRET is not set")
+    sessions = session_factory(settings.database_url)
+    common: dict[str, Any] = {
+        "signing_secret": settings.slack_signing_secret.get_secret_value(),
+        "logger": logging.getLogger("sopgap.slack"),
+        # Lazy work after ack() runs on Bolt's thread pool; the HTTP answer goes at once.
+        "process_before_response": False,
+        "raise_error_for_unhandled_request": False,
+    }
+    if settings.slack_client_id and settings.slack_client_secret:
+        engine = get_engine(settings.database_url)
+        # No token on the app's client: Bolt finds each workspace's in the installations.
+        app = App(**common, client=make_client(settings, token=None), oauth_settings=OAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=BOT_SCOPES,
+            installation_store=SQLAlchemyInstallationStore(
+                client_id=settings.slack_client_id, engine=engine),
+            state_store=SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
+        ))
+    elif settings.slack_bot_token is not None:
+        token = settings.slack_bot_token.get_secret_value()
+        app = App(**common, client=make_client(settings, token=token))
+    else:
+        raise ConfigurationError(
+            "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+            "(install over OAuth)")
+
+    @app.middleware
+    def inject_services(context: dict[str, Any], next: Any) -> BoltResponse:
+        """Every listener gets the settings and the session factory from its context."""
+        context["settings"] = settings
+        context["sessions"] = sessions
+        return next()
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:
+        logger.exception("unhandled error in a Slack listener (%s)", type(error).__name__,
+                         exc_info=error)
+
+    listeners.register(app)
+    return app

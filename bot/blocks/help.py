@@ -1,0 +1,32 @@
+"""``/gap help``: the usage, shown only to the caller."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+USAGE = [
+    ("`/gap region=EU category=Snacks by=channel`",
+     "post the gap for that scope here, with its drivers (`horizon=fy|ytd|rest|2026|2026-Q3|"
+     "2026-09`, `metric=revenue`; quote values with spaces: `region=\"North America\"`; "
+     "several values: `region=EU,NA`)"),
+    ("`/gap actions [mine|overdue|all]`", "the SMART actions register (only you see it)"),
+    ("`/gap watch region=EU` · `unwatch …` · `watches`",
+     "post new trigger points for a scope here after each data load"),
+    ("`/gap meeting 2026-12-08 10:00 tz=Europe/Paris every=month lead=24h` · `meeting` · "
+     "`meeting off`", "this channel's S&OP meeting, for the pre-meeting digest"),
+    ("`/gap digest`", "post the digest now"),
+    ("`/gap threshold 5% [floor=100000]`", "this channel's trigger rule"),
+]
+
+
+def help_blocks(error: str | None = None) -> list[Block]:
+    blocks: list[Block] = []
+    if error:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=f":warning: {error}")))
+    lines = "\n".join(f"• {usage}: {meaning}" for usage, meaning in USAGE)
+    blocks += [
+        SectionBlock(text=MarkdownTextObject(text="*S&OP gaps, into action*\n" + lines)),
+        ContextBlock(elements=[MarkdownTextObject(
+            text="A gap is a trigger point when |gap %| reaches the channel's threshold.")]),
+    ]
+    return blocks

@@ -1,0 +1,90 @@
+"""The real app over real HTTP, both ways.
+
+The app runs as a WSGI app on a 127.0.0.1 port (the same callable gunicorn serves), its
+Web API calls go to FakeSlack over HTTP, and tests play Slack with signed requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+
+from bot.server import create_wsgi_app
+from sop_core.config import Settings
+from sop_core.db import session_factory
+from sop_core.loading import PlanningTable
+from sop_core.services.data import store
+from tests.e2e.slack_sim import SlackSim
+from tests.fakeslack import FakeSlack
+
+pytest_plugins = ["tests.fakeslack.fixtures"]
+
+SIGNING_SECRET = "test-signing-secret"
+TEAMS = {"T1": "xoxb-test-team-one", "T2": "xoxb-test-team-two"}
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Running:
+    url: str
+    settings: Settings
+    server: _ThreadingServer
+
+
+def serve_app(settings: Settings) -> tuple[Running, threading.Thread]:
+    server = make_server("127.0.0.1", 0, create_wsgi_app(settings),
+                         server_class=_ThreadingServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    return Running(f"http://127.0.0.1:{server.server_port}", settings, server), thread
+
+
+def app_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": db_url, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_BOT_TOKEN": TEAMS["T1"], "SLACK_API_URL": fake.url, **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def slack(fake_slack: FakeSlack) -> FakeSlack:
+    for team, token in TEAMS.items():
+        fake_slack.add_team(team, token)
+    return fake_slack
+
+
+@pytest.fixture
+def app_server(db_url: str, slack: FakeSlack) -> Iterator[Running]:
+    running, thread = serve_app(app_settings(db_url, slack))
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def sim(app_server: Running, slack: FakeSlack) -> SlackSim:
+    return SlackSim(app_server.url, SIGNING_SECRET, slack.root_url)
+
+
+@pytest.fixture
+def loaded(app_server: Running, sample_table: PlanningTable) -> int:
+    """The sample data as the latest view; returns the snapshot id."""
+    sessions = session_factory(app_server.settings.database_url)
+    return store(sessions, sample_table).snapshot_id

@@ -1,0 +1,125 @@
+"""``/gap`` over signed HTTP: trigger points, errors, help, request verification."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from sop_core.db import get_sessionmaker
+from sop_core.models import TriggerPoint
+from tests.e2e.conftest import Running
+from tests.e2e.slack_sim import SlackSim, sign
+from tests.e2e.waiting import eventually
+from tests.fakeslack import FakeSlack
+
+
+def _texts(blocks: list[dict]) -> str:
+    parts = []
+    for block in blocks:
+        for key in ("text",):
+            if isinstance(block.get(key), dict):
+                parts.append(block[key]["text"])
+        parts += [f["text"] for f in block.get("fields", [])]
+        parts += [e.get("text", "") if isinstance(e.get("text"), str) else
+                  e.get("text", {}).get("text", "") for e in block.get("elements", [])]
+    return "\n".join(parts)
+
+
+def test_gap_posts_a_trigger_point_into_the_channel(sim: SlackSim, slack: FakeSlack,
+                                                    app_server: Running, loaded: int) -> None:
+    reply = sim.command('region=EU category=Snacks')
+    assert reply.status == 200
+    assert reply.elapsed < 3.0
+    [post] = slack.wait_for("chat.postMessage")
+    assert post.args["channel"] == "C1"
+    assert post.team_id == "T1"
+    text = _texts(post.args["blocks"])
+    assert "Gap -12.5%" in text
+    assert "*Plan*\n3.7M" in text
+    assert "What drives it, by channel" in text and "E-commerce" in text
+    assert "Crosses the trigger rule" in text
+    buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
+               for e in b["elements"]]
+    assert buttons == ["gap_discuss", "gap_create_action"]
+    sessions = get_sessionmaker(app_server.settings.database_url)
+
+    def posted_point() -> TriggerPoint | None:
+        with sessions() as session:
+            return session.scalars(select(TriggerPoint).where(
+                TriggerPoint.message_ts.is_not(None))).one_or_none()
+
+    point = eventually(posted_point)
+    assert (point.team_id, point.channel_id, point.message_ts) == ("T1", "C1",
+                                                                    post.response["ts"])
+    assert point.scope == {"region": ["EU"], "category": ["Snacks"]}
+    assert point.gap_pct_at_post is not None and round(point.gap_pct_at_post, 1) == -12.5
+    assert slack.violations == []
+
+
+def test_unknown_value_is_told_only_to_the_caller(sim: SlackSim, slack: FakeSlack,
+                                                  loaded: int) -> None:
+    sim.command("region=Europ")
+    [reply] = slack.wait_for("response_url")
+    assert reply.args["response_type"] == "ephemeral"
+    assert "Unknown region “Europ”. Did you mean “EU”?" in reply.args["text"]
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_no_data_yet(sim: SlackSim, slack: FakeSlack, app_server: Running) -> None:
+    sim.command("region=EU")
+    [reply] = slack.wait_for("response_url")
+    assert "No planning data has been loaded yet" in reply.args["text"]
+
+
+def test_help_and_empty_text_answer_in_the_ack(sim: SlackSim, app_server: Running) -> None:
+    for text in ("", "help", "HELP"):
+        reply = sim.command(text)
+        assert reply.status == 200
+        body = reply.json()
+        assert body["response_type"] == "ephemeral"
+        assert "/gap region=EU" in _texts(body["blocks"])
+
+
+def test_bad_syntax(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
+    sim.command('region="EU')
+    [reply] = slack.wait_for("response_url")
+    assert "never closed" in reply.args["text"]
+
+
+def test_unsigned_stale_or_tampered_requests_are_refused(sim: SlackSim, slack: FakeSlack,
+                                                         app_server: Running,
+                                                         loaded: int) -> None:
+    body = b"command=%2Fgap&text=region%3DEU&team_id=T1&channel_id=C1&user_id=U1"
+    form = "application/x-www-form-urlencoded"
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 6 * 60)
+    assert sim.post(body, form, signature="").status == 401
+    assert sim.post(body, form, signature="v0=" + "0" * 64).status == 401
+    assert sim.post(body, form, timestamp=stale,
+                    signature=sign("test-signing-secret", stale, body)).status == 401
+    tampered = sign("test-signing-secret", now, body)
+    assert sim.post(body + b"X", form, timestamp=now, signature=tampered).status == 401
+    assert sim.post(body, form, signature=sign("other-secret", now, body)).status == 401
+    time.sleep(0.3)
+    assert slack.calls_to("chat.postMessage") == []
+    sessions = get_sessionmaker(app_server.settings.database_url)
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(TriggerPoint)) == 0
+
+
+def test_threshold_per_channel(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
+    sim.command("threshold 15% floor=100K")
+    [reply] = slack.wait_for("response_url")
+    assert "|gap| ≥ 15%" in reply.args["text"] and "100,000" in reply.args["text"]
+    sim.command("region=EU category=Snacks")
+    [post] = slack.wait_for("chat.postMessage")
+    assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(post.args["blocks"])
+    sim.command("region=EU category=Snacks", channel="C2")
+    posts = slack.wait_for("chat.postMessage", count=2)
+    assert "Crosses the trigger rule (|gap| ≥ 5%)" in _texts(posts[1].args["blocks"])
+
+
+def test_healthz(sim: SlackSim, app_server: Running) -> None:
+    reply = sim.get("/healthz")
+    assert (reply.status, reply.json()) == (200, {"status": "ok"})

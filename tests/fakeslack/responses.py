@@ -1,0 +1,257 @@
+"""Per-method answers, shaped like the examples in Slack's docs and OpenAPI file.
+
+Each builder runs only after the call passed the spec, auth and content checks; it may
+still raise Rejected for conditions only the simulated state can detect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .models import Rejected, Team, UploadedFile
+from .wire import Incoming
+from .workspace import Workspace
+
+Builder = Callable[[Workspace, Incoming, Team], dict[str, Any]]
+
+
+def dm_channel_id(user_id: str) -> str:
+    """The stable DM channel id the fake gives the conversation with ``user_id``."""
+    return f"D{user_id}"
+
+
+def _channel(args: dict[str, Any]) -> str:
+    """Slack posts to a user id's DM and answers with the DM channel's id."""
+    channel = str(args["channel"])
+    return dm_channel_id(channel) if channel[:1] in ("U", "W") else channel
+
+
+def auth_test(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "url": team.url,
+        "team": team.team_name,
+        "user": team.bot_name,
+        "team_id": team.team_id,
+        "user_id": team.bot_user_id,
+        "bot_id": team.bot_id,
+        "is_enterprise_install": False,
+    }
+
+
+def _message(call: Incoming, team: Team, ts: str) -> dict[str, Any]:
+    """The message object Slack echoes back: what was sent, as the bot user."""
+    message: dict[str, Any] = {
+        "type": "message",
+        "user": team.bot_user_id,
+        "bot_id": team.bot_id,
+        "app_id": team.app_id,
+        "team": team.team_id,
+        "text": call.args.get("text", ""),
+        "ts": ts,
+    }
+    for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        if key in call.args:
+            message[key] = call.args[key]
+    return message
+
+
+def chat_post_message(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    ts = ws.next_ts()
+    return {
+        "ok": True,
+        "channel": _channel(call.args),
+        "ts": ts,
+        "message": _message(call, team, ts),
+    }
+
+
+def chat_post_ephemeral(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    return {"ok": True, "message_ts": ws.next_ts()}
+
+
+def chat_update(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    ts = str(call.args["ts"])
+    return {
+        "ok": True,
+        "channel": _channel(call.args),
+        "ts": ts,
+        "text": call.args.get("text", ""),
+        "message": _message(call, team, ts),
+    }
+
+
+def chat_get_permalink(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    channel, ts = str(call.args["channel"]), str(call.args["message_ts"])
+    return {
+        "ok": True,
+        "channel": channel,
+        "permalink": f"{team.url}archives/{channel}/p{ts.replace('.', '')}",
+    }
+
+
+def conversations_open(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """One user -> their DM ``D<user>``; several -> a group DM; or reopen ``channel``."""
+    if call.args.get("channel"):
+        return {"ok": True, "channel": {"id": str(call.args["channel"])}}
+    users = sorted(u for u in str(call.args.get("users", "")).split(",") if u)
+    if not users:
+        raise Rejected("users_list_not_supplied", "conversations.open needs users or channel")
+    channel_id = dm_channel_id(users[0]) if len(users) == 1 else "G" + "".join(users)
+    return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel_id}}
+
+
+def users_info(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """A default user in UTC, overridden by whatever the test put in ``fake.users``."""
+    user_id = call.args.get("user")
+    if not user_id:
+        raise Rejected("user_not_found", "users.info without a user argument")
+    overrides = ws.users.get(str(user_id), {})
+    user: dict[str, Any] = {
+        "id": user_id,
+        "team_id": team.team_id,
+        "name": f"user{user_id}".lower(),
+        "real_name": f"User {user_id}",
+        "deleted": False,
+        "is_bot": False,
+        "is_admin": False,
+        "tz": "UTC",
+        "tz_offset": 0,
+        "locale": "en-US",
+    }
+    user.update(overrides)
+    user.setdefault("tz_label", user["tz"])
+    user["profile"] = {
+        "real_name": user["real_name"],
+        "display_name": user["name"],
+        "team": user["team_id"],
+        **overrides.get("profile", {}),
+    }
+    return {"ok": True, "user": user}
+
+
+def _view(ws: Workspace, call: Incoming, team: Team, key: str | None) -> dict[str, Any]:
+    """The stored view: defaults, the posted view merged in, and a stable generated id."""
+    known_id = ws.view_ids.get(key) if key else None
+    view_id = str(call.args.get("view_id") or known_id or ws.new_id("V"))
+    if key:
+        ws.view_ids[key] = view_id
+    view: dict[str, Any] = {
+        "type": "modal",
+        "team_id": team.team_id,
+        "app_id": team.app_id,
+        "bot_id": team.bot_id,
+        "callback_id": "",
+        "external_id": "",
+        "private_metadata": "",
+        "state": {"values": {}},
+        "clear_on_close": False,
+        "notify_on_close": False,
+        "previous_view_id": None,
+    }
+    view.update(call.args.get("view") or {})
+    view.update(id=view_id, root_view_id=view_id, hash=ws.new_id("H"))
+    return {"ok": True, "view": view}
+
+
+def _external_key(call: Incoming) -> str | None:
+    external_id = (call.args.get("view") or {}).get("external_id") or call.args.get("external_id")
+    return f"external:{external_id}" if external_id else None
+
+
+def views_modal(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    return _view(ws, call, team, _external_key(call))
+
+
+def views_publish(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """A user's Home tab keeps one view id however often it is republished."""
+    return _view(ws, call, team, f"home:{call.args['user_id']}")
+
+
+def oauth_v2_access(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """Exchange the code of a team added with ``add_team`` for its bot token.
+
+    Called without a token (the app authenticates with its client id and secret), so
+    ``team`` is only the default team; the code decides which team installed the app.
+    """
+    basic_auth = call.headers.get("Authorization", "").startswith("Basic ")
+    if not basic_auth and not (call.args.get("client_id") and call.args.get("client_secret")):
+        raise Rejected("invalid_client_id", "oauth.v2.access without client credentials")
+    installed = ws.team_for_code(str(call.args["code"]))
+    if installed is None:
+        raise Rejected("invalid_code")
+    return {
+        "ok": True,
+        "app_id": installed.app_id,
+        "authed_user": {"id": installed.authed_user_id},
+        "scope": installed.scope,
+        "token_type": "bot",
+        "access_token": installed.bot_token,
+        "bot_user_id": installed.bot_user_id,
+        "team": {"id": installed.team_id, "name": installed.team_name},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def files_get_upload_url_external(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """Hand out an upload URL on the fake itself, so the bytes come back here."""
+    length = str(call.args["length"])
+    if not length.isdigit():
+        raise Rejected("invalid_arguments", f"length must be a byte count, got {length!r}")
+    file_id = ws.new_id("F")
+    ws.files[file_id] = UploadedFile(file_id, str(call.args["filename"]), int(length))
+    return {"ok": True, "upload_url": f"{call.root_url}/upload/{file_id}", "file_id": file_id}
+
+
+def _uploaded_file(ws: Workspace, entry: object) -> UploadedFile:
+    """The file an entry of ``files`` names, if it can still be completed."""
+    file_id = entry.get("id") if isinstance(entry, dict) else None
+    record = ws.files.get(str(file_id))
+    if record is None:
+        raise Rejected("file_not_found", f"files entry {entry!r} names no issued file id")
+    if not record.uploaded:
+        raise Rejected("file_not_found", f"{file_id} completed before its bytes were uploaded")
+    if record.completed:
+        raise Rejected("file_not_found", f"{file_id} completed twice (Slack allows once)")
+    return record
+
+
+def files_complete_upload_external(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    entries = call.args["files"]
+    if not isinstance(entries, list) or not entries:
+        raise Rejected("invalid_arguments", "files must be a non-empty JSON array")
+    records = [(_uploaded_file(ws, entry), entry) for entry in entries]
+    channels = str(call.args.get("channels", "")).split(",")
+    for record, entry in records:
+        record.completed = True
+        record.title = entry.get("title") or record.filename
+        record.channel_id = call.args.get("channel_id")
+        record.channels = [channel for channel in channels if channel]
+        record.thread_ts = call.args.get("thread_ts")
+        record.initial_comment = call.args.get("initial_comment")
+    return {"ok": True, "files": [{"id": r.id, "title": r.title} for r, _ in records]}
+
+
+def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """Every other method in the spec: accepted, nothing more to say."""
+    return {"ok": True}
+
+
+RESPONSES: dict[str, Builder] = {
+    "auth.test": auth_test,
+    "chat.postMessage": chat_post_message,
+    "chat.postEphemeral": chat_post_ephemeral,
+    "chat.update": chat_update,
+    "chat.getPermalink": chat_get_permalink,
+    "conversations.open": conversations_open,
+    "users.info": users_info,
+    "views.open": views_modal,
+    "views.push": views_modal,
+    "views.update": views_modal,
+    "views.publish": views_publish,
+    "oauth.v2.access": oauth_v2_access,
+    "files.getUploadURLExternal": files_get_upload_url_external,
+    "files.completeUploadExternal": files_complete_upload_external,
+}

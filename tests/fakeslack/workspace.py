@@ -1,0 +1,57 @@
+"""The simulated Slack side of the conversation: teams, users, files and generated ids."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import Team, UploadedFile
+
+# Before any add_team() the fake accepts every token as this team, so simple tests need
+# no setup; once a team is added, tokens are checked like Slack does.
+DEFAULT_TEAM_ID = "T0TEST"
+# A realistic epoch (Nov 2023) so code that parses ts as a float gets a sensible date.
+_FIRST_TS_MICROS = 1_700_000_000_000_100
+_TS_STEP_MICROS = 100
+
+
+@dataclass
+class Workspace:
+    """Mutable state shared by all response builders; guarded by FakeSlack's lock."""
+
+    teams: dict[str, Team] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: dict[str, UploadedFile] = field(default_factory=dict)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    # Views keep their id across updates: keyed by "external:<id>" or "home:<user>".
+    view_ids: dict[str, str] = field(default_factory=dict)
+    default_team: Team = field(default_factory=lambda: Team(DEFAULT_TEAM_ID, bot_token=""))
+    _ts: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
+    )
+    _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def team_for_token(self, token: str | None) -> Team | None:
+        """The team a bot token belongs to; any token is the default team until teams exist."""
+        if not self.teams:
+            return self.default_team
+        return next((team for team in self.teams.values() if team.bot_token == token), None)
+
+    def team_for_code(self, code: str) -> Team | None:
+        return next((team for team in self.teams.values() if team.oauth_code == code), None)
+
+    def next_ts(self) -> str:
+        """A unique, increasing message timestamp shaped like Slack's ``"1700000000.000100"``."""
+        micros = next(self._ts)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def new_id(self, prefix: str) -> str:
+        """A unique Slack-style id such as ``V0FAKE000001`` (prefix = object kind)."""
+        return f"{prefix}0FAKE{next(self._serial):06d}"
+
+    def clear_recordings(self) -> None:
+        """Forget uploads and views but keep the configuration (teams, users)."""
+        self.files.clear()
+        self.uploads.clear()
+        self.view_ids.clear()
