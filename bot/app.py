@@ -17,6 +17,7 @@ from sop_core.db import get_engine, session_factory
 
 log = logging.getLogger(__name__)
 
+# Keep in step with slack_manifest.json (a test checks).
 BOT_SCOPES = [
     "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
     "groups:history", "im:write", "users:read", "files:write",
@@ -27,12 +28,15 @@ class ConfigurationError(RuntimeError):
     pass
 
 
-def build_app(settings: Settings) -> App:
-    if settings.slack_signing_secret is None:
+def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
+    """The app; over HTTP every request's signature is checked (Socket Mode needs none)."""
+    if settings.slack_signing_secret is None and not socket_mode:
         raise ConfigurationError("SLACK_SIGNING_SECRET is not set")
     sessions = session_factory(settings.database_url)
+    secret = settings.slack_signing_secret
     common: dict[str, Any] = {
-        "signing_secret": settings.slack_signing_secret.get_secret_value(),
+        "signing_secret": secret.get_secret_value() if secret else "",
+        "request_verification_enabled": not socket_mode,
         "logger": logging.getLogger("sopgap.slack"),
         # Lazy work after ack() runs on Bolt's thread pool; the HTTP answer goes at once.
         "process_before_response": False,

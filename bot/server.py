@@ -74,4 +74,5 @@ def socket_mode(settings: Settings) -> None:
 
     if settings.slack_app_token is None:
         raise SystemExit("SLACK_APP_TOKEN (xapp-…) is needed for Socket Mode")
-    SocketModeHandler(build_app(settings), settings.slack_app_token.get_secret_value()).start()
+    app = build_app(settings, socket_mode=True)
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()

@@ -1,0 +1,22 @@
+"""The app manifest a person pastes into Slack matches what the code expects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bot.app import BOT_SCOPES
+
+MANIFEST = json.loads((Path(__file__).parents[2] / "slack_manifest.json").read_text())
+
+
+def test_scopes_match_the_oauth_install() -> None:
+    assert sorted(MANIFEST["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+
+
+def test_the_command_events_and_interactivity_are_declared() -> None:
+    assert [c["command"] for c in MANIFEST["features"]["slash_commands"]] == ["/gap"]
+    events = set(MANIFEST["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_home_opened", "message.channels", "message.groups"} <= events
+    assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
+    assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
