@@ -45,6 +45,7 @@ class BlockId(StrEnum):
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     ROOT_CAUSE_SUMMARY = "root_cause_summary"
     TRIGGER_ACTIONS = "trigger_actions"
+    ACTION_CARD = "action_card_{}"  # the card's buttons, per action id
 
 
 # Every input block's element uses this action id; the block id says which field it is.
