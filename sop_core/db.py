@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -105,3 +108,51 @@ def ensure_schema(url: str) -> None:
 def session_factory(url: str) -> sessionmaker[Session]:
     ensure_schema(url)
     return get_sessionmaker(url)
+
+
+# --------------------------------------------------------------------------------------
+# Idempotent writes (redelivered events, two clocks), on SQLite and PostgreSQL
+# --------------------------------------------------------------------------------------
+
+def _dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT, or None for other databases."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return None
+    return insert
+
+
+def insert_ignore(session: Session, model: type, key: Sequence[str], /, **values: Any) -> bool:
+    """Insert a row unless one with the same ``key`` exists; True if it was new."""
+    insert = _dialect_insert(session)
+    if insert is not None:
+        # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
+        statement = insert(model).values(**values).on_conflict_do_nothing(
+            index_elements=list(key)).returning(*model.__table__.primary_key.columns)
+        return session.execute(statement).first() is not None
+    try:  # any other database: a savepoint, and the unique constraint decides
+        with session.begin_nested():
+            session.add(model(**values))
+        return True
+    except IntegrityError:
+        return False
+
+
+def upsert(session: Session, model: type, key: Sequence[str], update: Sequence[str], /,
+           **values: Any) -> None:
+    """Insert a row, or set the ``update`` columns of the one with the same ``key``."""
+    insert = _dialect_insert(session)
+    if insert is not None:
+        statement = insert(model).values(**values)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={name: getattr(statement.excluded, name) for name in update}))
+        return
+    if not insert_ignore(session, model, key, **values):
+        row = session.scalars(select(model).filter_by(**{k: values[k] for k in key})).one()
+        for name in update:
+            setattr(row, name, values[name])

@@ -1,0 +1,49 @@
+"""The App Home: published when a person opens it, and on "Refresh"."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.home import home_view
+from bot.ids import ActionId
+from sop_core.config import Settings
+from sop_core.services.coverage import home_data
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App) -> None:
+    app.event("app_home_opened")(home_opened)
+    app.action(ActionId.HOME_REFRESH)(refresh)
+
+
+def home_opened(event: dict[str, Any], context: dict[str, Any]) -> None:
+    if event.get("tab", "home") != "home" or not event.get("user"):
+        return  # the Messages tab opened: nothing to publish
+    publish(context, event["user"])
+
+
+def refresh(ack: Ack, body: dict[str, Any], context: dict[str, Any]) -> None:
+    ack()
+    publish(context, body["user"]["id"])
+
+
+def today_in(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def publish(context: dict[str, Any], user_id: str) -> None:
+    """views.publish the person's Home (idempotent: a redelivered event republishes it)."""
+    today = today_in(context["settings"])
+    data = home_data(context["sessions"], team_id=context["team_id"], user_id=user_id,
+                     today=today)
+    try:
+        context["client"].views_publish(user_id=user_id, view=home_view(data, today=today))
+    except SlackApiError:
+        log.exception("could not publish the App Home of %s", user_id)
