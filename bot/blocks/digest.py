@@ -1,0 +1,248 @@
+"""The pre-meeting digest (PRODUCT.md §2) as one channel message within Slack's limits.
+
+One section per part of the pack, each a bullet list cut to fit a section (3,000
+characters) with "…and N more" for the rest, so the message stays at a dozen blocks
+whatever the number of gaps and actions.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.blocks.text import HEADER_MAX, SECTION_TEXT_MAX, cut, escape
+from bot.blocks.trigger import scope_label
+from sop_core import formatting as fmt
+from sop_core.services.coverage import describe
+from sop_core.services.digests import (
+    DEFAULT_LOOKBACK,
+    ActionLine,
+    Decision,
+    Digest,
+    GapLine,
+    MetricCoverage,
+    RootCauseLine,
+)
+from sop_core.services.root_causes import category_label
+
+LINE_MAX = 400  # one item never crowds out the others
+SUMMARY_MAX = 200
+MOST_GAPS = 10
+MOST_ITEMS = 10
+MOST_DECISIONS = 8
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def _day(value: date, today: date) -> str:
+    text = f"{value:%a} {value.day} {value:%b}"
+    return text if value.year == today.year else f"{text} {value.year}"
+
+
+def _when(instant: datetime, tz: str, today: date) -> str:
+    local = instant.astimezone(ZoneInfo(tz))
+    return f"{_day(local.date(), today)}, {local:%H:%M}"
+
+
+def _list(title: str, lines: list[str], total: int, *, most: int = MOST_ITEMS,
+          empty: str = "_None._") -> str:
+    """``title`` then the lines that fit in a section, and "…and N more" for the others
+    (``total`` counts items that were not even read from the database)."""
+    if total == 0:
+        return cut(f"{title}\n{empty}", SECTION_TEXT_MAX)
+    limit = SECTION_TEXT_MAX - len(title) - 1
+    shown: list[str] = []
+    for line in lines[:most]:
+        line = cut(line, LINE_MAX)
+        left = total - len(shown) - 1
+        tail = len(f"\n…and {left} more") if left else 0
+        if len("\n".join([*shown, line])) + tail > limit:
+            break
+        shown.append(line)
+    rest = total - len(shown)
+    if rest:
+        shown.append(f"…and {rest} more")
+    return f"{title}\n" + "\n".join(shown)
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=cut(text, SECTION_TEXT_MAX)))
+
+
+def _scope(scope: dict[str, list[str]] | None) -> str:
+    return escape(scope_label(scope or {}))
+
+
+def _owner(user_id: str) -> str:
+    return f"<@{escape(user_id)}>"
+
+
+def _title(title: str) -> str:
+    return f"“{cut(escape(title), 200)}”"
+
+
+# ------------------------------------------------------------------------------ parts
+
+def gap_line(line: GapLine, digest: Digest) -> str:
+    head = (f"• *{_scope(line.scope)}* · {escape(line.metric)} {escape(line.horizon)}: "
+            f"*{fmt.percent(line.gap_pct)}* ({fmt.amount(line.gap, signed=True)})")
+    since = "since the last digest" if digest.since is not None else "since posted"
+    change = line.gap_change
+    if line.new:
+        moved = (f"new, posted at {fmt.percent(line.previous_gap_pct)}"
+                 if digest.since is not None else
+                 f"posted at {fmt.percent(line.previous_gap_pct)}")
+        if change is not None and abs(change) >= 0.5:
+            moved += f", {fmt.amount(change, signed=True)} since"
+    elif change is None or abs(change) < 0.5:
+        moved = f"unchanged {since}"
+    else:
+        moved = (f"moved from {fmt.percent(line.previous_gap_pct)} "
+                 f"({fmt.amount(change, signed=True)}) {since}")
+    parts = [head, moved, describe(line.coverage)]
+    if not line.triggered:
+        parts.append(":white_check_mark: back within the rule")
+    if not line.in_data:
+        parts.append("not in the latest data (last known figures)")
+    if line.root_cause_category:
+        confirmed = "" if line.root_cause_confirmed else " (not confirmed)"
+        parts.append(f"root cause: {escape(category_label(line.root_cause_category))}"
+                     f"{confirmed}")
+    return " · ".join(parts)
+
+
+def coverage_line(total: MetricCoverage) -> str:
+    share = total.uncovered_share
+    covered_share = 1 - share if share is not None else None
+    gaps = f"{total.gaps} open gap{'s' if total.gaps != 1 else ''}"
+    return (f"• *{escape(total.metric)}* ({gaps}, |gap| {fmt.amount(total.size)}): "
+            f"{fmt.amount(total.covered)} ({fmt.share(covered_share)}) covered by actions · "
+            f"*{fmt.amount(total.uncovered)} ({fmt.share(share)}) not yet covered*")
+
+
+def decision_line(decision: Decision) -> str:
+    if decision.kind == "uncovered" and decision.gap is not None:
+        c = decision.gap.coverage
+        return (f"• *{_scope(decision.gap.scope)}* ({escape(decision.gap.metric)}): how to "
+                f"close the {fmt.amount(c.uncovered)} ({fmt.share(c.uncovered_share)}) "
+                "no action covers yet")
+    if decision.kind == "root_cause" and decision.gap is not None:
+        return (f"• *{_scope(decision.gap.scope)}* ({escape(decision.gap.metric)}, "
+                f"{fmt.percent(decision.gap.gap_pct)}): agree the root cause")
+    if decision.kind == "overdue" and decision.action is not None:
+        a = decision.action
+        return (f"• {_title(a.title)} ({_owner(a.owner_id)}) is {a.days_overdue} days "
+                "overdue: re-plan, reassign or drop it")
+    return f"• {escape(decision.kind)}"
+
+
+def action_line(action: ActionLine, today: date, *, overdue: bool = False) -> str:
+    parts = [f"• {_title(action.title)}", _owner(action.owner_id)]
+    if overdue:
+        parts.append(f"due {_day(action.due_date, today)} ({action.days_overdue} "
+                     f"day{'s' if action.days_overdue != 1 else ''} overdue)")
+    else:
+        parts.append(f"due {_day(action.due_date, today)}")
+    parts.append(f"expected impact {fmt.amount(action.expected_impact, signed=True)}")
+    if action.gap_label:
+        parts.append(_scope(action.gap_label))
+    return " · ".join(parts)
+
+
+def completed_line(action: ActionLine) -> str:
+    expected = fmt.amount(action.expected_impact, signed=True)
+    if action.realised_impact is None:
+        impact = f"impact not recorded (expected {expected})"
+    else:
+        ratio = (f" ({fmt.share(action.realised_impact / action.expected_impact)})"
+                 if action.expected_impact else "")
+        impact = (f"realised {fmt.amount(action.realised_impact, signed=True)} of "
+                  f"{expected} expected{ratio}")
+    parts = [f"• {_title(action.title)}", _owner(action.owner_id), impact]
+    if action.gap_label:
+        parts.append(_scope(action.gap_label))
+    return " · ".join(parts)
+
+
+def root_cause_line(line: RootCauseLine) -> str:
+    text = (f"• *{_scope(line.scope)}* ({escape(line.metric)}): "
+            f"{escape(category_label(line.category))}")
+    if line.summary:
+        text += f": {cut(escape(line.summary), SUMMARY_MAX)}"
+    if line.confirmed_by:
+        text += f" · confirmed by {_owner(line.confirmed_by)}"
+    return text
+
+
+def _title_of(digest: Digest) -> str:
+    if digest.meeting_at is None:
+        return "Gap digest"
+    return (f"Pre-meeting digest · S&OP {_when(digest.meeting_at, digest.tz, digest.today)}"
+            f" ({digest.tz})")
+
+
+# ------------------------------------------------------------------------------ message
+
+def digest_blocks(digest: Digest) -> list[Block]:
+    today = digest.today
+    if digest.since is not None:
+        last = digest.since.astimezone(ZoneInfo(digest.tz)).date()
+        since = f"since the last digest ({_day(last, today)})"
+    else:
+        since = f"in the last {DEFAULT_LOOKBACK.days} days"
+    view = (f"Latest view: snapshot #{digest.snapshot_id}, as of {fmt.month(digest.as_of)}"
+            if digest.snapshot_id is not None else "No planning data loaded yet")
+    rule = f"trigger rule |gap| ≥ {digest.rule.threshold_pct:g}%"
+    if digest.rule.floor:
+        rule += f" and ≥ {fmt.amount(digest.rule.floor)}"
+    compared = ("movement since the last digest" if digest.since is not None
+                else "first digest: movement since each gap was posted")
+    blocks: list[Block] = [
+        HeaderBlock(text=cut(_title_of(digest), HEADER_MAX)),
+        ContextBlock(elements=[MarkdownTextObject(text=f"{view} · {rule} · {compared}")]),
+        _section(_list(f"*Open gaps ({digest.gaps.total})*",
+                       [gap_line(g, digest) for g in digest.gaps.items], digest.gaps.total,
+                       most=MOST_GAPS, empty="_No open trigger points in this channel._")),
+    ]
+    if digest.coverage:
+        blocks.append(_section(_list(
+            "*Coverage by actions*", [coverage_line(t) for t in digest.coverage],
+            len(digest.coverage))))
+    blocks += [
+        _section(_list(f"*Decisions needed ({len(digest.decisions)})*",
+                       [decision_line(d) for d in digest.decisions], len(digest.decisions),
+                       most=MOST_DECISIONS)),
+        DividerBlock(),
+        _section(_list(f"*Overdue ({digest.overdue.total})*",
+                       [action_line(a, today, overdue=True) for a in digest.overdue.items],
+                       digest.overdue.total)),
+        _section(_list(
+            f"*Due before the following meeting, by {_day(digest.due_until, today)} "
+            f"({digest.due_soon.total})*" if digest.following_meeting_at is not None else
+            f"*Due by {_day(digest.due_until, today)} ({digest.due_soon.total})*",
+            [action_line(a, today) for a in digest.due_soon.items], digest.due_soon.total)),
+        _section(_list(f"*Completed {since} ({digest.completed.total})*",
+                       [completed_line(a) for a in digest.completed.items],
+                       digest.completed.total)),
+        _section(_list(f"*Root causes confirmed {since} ({digest.root_causes.total})*",
+                       [root_cause_line(r) for r in digest.root_causes.items],
+                       digest.root_causes.total, most=5)),
+    ]
+    return blocks
+
+
+def digest_text(digest: Digest) -> str:
+    """The notification / fallback text (plain, short)."""
+    title = escape(_title_of(digest))
+    return (f"{title}: {digest.gaps.total} open gap{'s' if digest.gaps.total != 1 else ''}, "
+            f"{digest.overdue.total} overdue action{'s' if digest.overdue.total != 1 else ''}, "
+            f"{digest.due_soon.total} due soon, {digest.completed.total} completed")
