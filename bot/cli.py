@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,7 +33,8 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # The message quotes the user's input and the file's content: print it verbatim.
+    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -78,12 +80,35 @@ def load(
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
-    out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from {table.source}: "
-              f"{describe(table)}; as of {fmt.month(report.table.as_of)}.", highlight=False)
+    out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
+              f"{escape_markup(table.source)}: {escape_markup(describe(table))}; "
+              f"as of {fmt.month(report.table.as_of)}.", highlight=False)
     for note in table.notes:
-        out.print(f"[yellow]note:[/] {note}", highlight=False)
+        out.print(f"[yellow]note:[/] {escape_markup(note)}", highlight=False)
     if report.unchanged:
         out.print("Same content as the previous snapshot.")
+    _evaluate_watches(settings, report.snapshot_id)
+
+
+def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
+    """Post to watching channels now, if Slack is configured (else the clock will)."""
+    if settings.slack_bot_token is None and not settings.slack_client_id:
+        return
+    from datetime import UTC, datetime
+
+    from bot.clock import client_resolver
+    from bot.jobs import JobContext, watches
+
+    job = JobContext(settings=settings, sessions=session_factory(settings.database_url),
+                     client_for=client_resolver(settings), now=datetime.now(UTC))
+    try:
+        result = watches.after_load(job, snapshot_id)
+    except Exception:  # the load itself succeeded; the clock retries what was not sent
+        logging.getLogger(__name__).exception("evaluating watches after the load failed")
+        err.print("[yellow]note:[/] watched channels will be updated by the clock.")
+        return
+    if result.sent:
+        out.print(f"Watched channels: {result.sent} trigger point posts or updates.")
 
 
 def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> PlanningTable:
@@ -186,7 +211,7 @@ def demo(
 
     Needs no Slack and no setup: the default SQLite database migrates itself.
     """
-    from bot.blocks.trigger import headline, scope_label, trigger_point_blocks
+    from bot.blocks.trigger import headline, trigger_point_blocks
     from bot.render import render_blocks
     from sop_core.sample_data import SAMPLE_CSV
     from sop_core.services.demo import demo_scopes, sample_snapshot
@@ -203,14 +228,16 @@ def demo(
                               fy_start_month=settings.fiscal_year_start_month)
                    for text in demo_scopes(session)]
     reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
-    summary = Table(title=f"Gaps checked (trigger rule: |gap| ≥ {rule.threshold_pct:g}%)",
+    shown = 12
+    summary = Table(title=f"The {min(shown, len(reports))} largest of {len(reports)} gaps "
+                          f"checked (trigger rule: |gap| ≥ {rule.threshold_pct:g}%)",
                     title_justify="left")
-    for column in ("scope", "plan", "latest view", "gap", "gap %", "trigger point"):
+    for column in ("scope", "plan", "latest view", "gap", "gap %", "trigger"):
         summary.add_column(column, justify="left" if column == "scope" else "right")
-    for r in reports:
-        summary.add_row(scope_label(r.result.scope), fmt.amount(r.result.plan),
-                        fmt.amount(r.result.outlook), fmt.amount(r.result.gap, signed=True),
-                        fmt.percent(r.result.gap_pct),
+    for r in reports[:shown]:
+        summary.add_row(" · ".join(v for values in r.result.scope.values() for v in values),
+                        fmt.amount(r.result.plan), fmt.amount(r.result.outlook),
+                        fmt.amount(r.result.gap, signed=True), fmt.percent(r.result.gap_pct),
                         "[bold red]yes[/]" if r.result.triggered else "no")
     out.print(summary)
     triggered = [r for r in reports if r.result.triggered]
@@ -263,6 +290,58 @@ def socket() -> None:
         socket_mode(get_settings())
     except (ConfigurationError, SchemaNotReady) as exc:
         raise _fail(str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------
+# The clock
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def scheduler() -> None:
+    """The clock process: nudges, digests, watched scopes, data refresh (run exactly one)."""
+    from bot.clock import run_scheduler
+
+    settings = get_settings()
+    try:
+        session_factory(settings.database_url)
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+    logging.getLogger().setLevel(logging.INFO)
+    run_scheduler(settings)
+
+
+@app.command()
+def tick(
+    now: Annotated[str | None, typer.Option(help="The instant to act as of (ISO 8601; "
+                                            "default: now). Naive times are UTC.")] = None,
+) -> None:
+    """One pass of everything the clock does at that instant, then exit. Safe to repeat."""
+    from datetime import UTC, datetime
+
+    from bot.clock import tick as one_pass
+
+    instant = datetime.now(UTC)
+    if now is not None:
+        try:
+            instant = datetime.fromisoformat(now)
+        except ValueError:
+            raise _fail(f"--now {now!r} is not an ISO 8601 instant "
+                        "(e.g. 2026-12-07T09:00:00+01:00)", 2) from None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=UTC)
+    settings = get_settings()
+    try:
+        reports = one_pass(settings, instant.astimezone(UTC))
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"Pass as of {instant.isoformat()}", title_justify="left")
+    for column in ("job", "sent", "skipped", "failed"):
+        table.add_column(column, justify="left" if column == "job" else "right")
+    for name, report in reports.items():
+        table.add_row(name, str(report.sent), str(report.skipped), str(report.failed))
+    out.print(table)
+    if any(report.failed for report in reports.values()):
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------------------

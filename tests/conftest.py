@@ -23,6 +23,9 @@ from sop_core.loading import PlanningTable, read_file
 from sop_core.models import Base
 from sop_core.sample_data import SAMPLE_CSV
 
+# pytest only allows pytest_plugins in the top-level conftest.
+pytest_plugins = ["tests.fakeslack.fixtures"]
+
 POSTGRES_ENV = "SOPGAP_TEST_POSTGRES_URL"
 KEPT_ENV = {POSTGRES_ENV, "SLACK_OPENAPI_SPEC"}  # test infrastructure, not app settings
 

@@ -2,8 +2,12 @@
 
 from slack_bolt import App
 
-from bot.listeners import commands
+import bot.listeners.channel_commands  # noqa: F401  (its @subcommand handlers register)
+from bot.listeners import actions, commands, home, threads
 
 
 def register(app: App) -> None:
     commands.register(app)
+    actions.register(app)
+    threads.register(app)
+    home.register(app)

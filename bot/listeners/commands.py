@@ -12,7 +12,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.help import help_blocks
-from bot.blocks.text import unescape
+from bot.blocks.text import escape, unescape
 from bot.blocks.trigger import headline, trigger_point_blocks
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from sop_core.amounts import parse_amount
@@ -67,7 +67,7 @@ def post_trigger_point(text: str, ctx: Ctx) -> None:
     point_id = triggers.record(ctx.sessions, report, team_id=ctx.team_id,
                                channel_id=ctx.channel_id, created_by=ctx.user_id)
     try:
-        posted = post_in_channel(ctx.client, ctx.channel_id, text=headline(report.result),
+        posted = post_in_channel(ctx.client, ctx.channel_id, text=escape(headline(report.result)),
                                  blocks=trigger_point_blocks(report, trigger_point_id=point_id))
     except (SlackApiError, UserError):
         triggers.discard(ctx.sessions, point_id)

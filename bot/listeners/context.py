@@ -7,15 +7,14 @@ from typing import Any
 
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks.text import escape
+from bot.errors import UserError
+from bot.slack_client import post_in_channel
 from sop_core.config import Settings
 
-
-class UserError(ValueError):
-    """Input a person can fix: the message is shown to them, only to them."""
+__all__ = ["Ctx", "UserError", "post_in_channel"]  # the last two re-exported for listeners
 
 
 @dataclass(frozen=True)
@@ -46,18 +45,5 @@ class Ctx:
         elif self.channel_id is not None:
             self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id,
                                            text=message)
-
-
-def post_in_channel(client: WebClient, channel: str, **message: Any) -> dict[str, Any]:
-    """``chat.postMessage``, joining a public channel first if the bot is not in it yet."""
-    try:
-        return client.chat_postMessage(channel=channel, **message).data  # type: ignore[return-value]
-    except SlackApiError as error:
-        if error.response.get("error") != "not_in_channel":
-            raise
-        try:
-            client.conversations_join(channel=channel)
-        except SlackApiError:
-            raise UserError("I am not in this channel: invite me with `/invite @sopgap`, "
-                            "then try again.") from None
-        return client.chat_postMessage(channel=channel, **message).data  # type: ignore[return-value]
+        else:  # a modal or the App Home: no channel to whisper in, so a DM
+            self.client.chat_postMessage(channel=self.user_id, text=message)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import outbox
 from sop_core.config import Settings
+from sop_core.db import upsert
 from sop_core.models import Action, Milestone, SlackUser, Status, TriggerPoint
 from sop_core.nudges import Occasion, latest_due
 
@@ -58,12 +59,10 @@ def users_to_refresh(session: Session, now: datetime) -> list[tuple[str, str]]:
 
 def remember_user(sessions: sessionmaker[Session], team_id: str, user_id: str, *, tz: str,
                   deleted: bool, now: datetime) -> None:
+    """Cache a user's zone; an upsert, because a second clock may cache the same user."""
     with sessions.begin() as session:
-        user = session.get(SlackUser, (team_id, user_id))
-        if user is None:
-            user = SlackUser(team_id=team_id, user_id=user_id)
-            session.add(user)
-        user.tz, user.deleted, user.fetched_at = tz, deleted, now
+        upsert(session, SlackUser, ("team_id", "user_id"), ("tz", "deleted", "fetched_at"),
+               team_id=team_id, user_id=user_id, tz=tz, deleted=deleted, fetched_at=now)
 
 
 _ACTION_COLUMNS = (Action.id, Action.team_id, Action.owner_id, Action.creator_id,

@@ -23,8 +23,6 @@ from sop_core.services.data import store
 from tests.e2e.slack_sim import SlackSim
 from tests.fakeslack import FakeSlack
 
-pytest_plugins = ["tests.fakeslack.fixtures"]
-
 SIGNING_SECRET = "test-signing-secret"
 TEAMS = {"T1": "xoxb-test-team-one", "T2": "xoxb-test-team-two"}
 

@@ -15,7 +15,6 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from tests.fakeslack import FakeSlack
 
 # The fixture a conftest will import; loading it as a plugin here also tests it.
-pytest_plugins = ["tests.fakeslack.fixtures"]
 
 TOKEN = "xoxb-test"
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*Gap* above threshold"}}

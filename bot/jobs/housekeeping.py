@@ -1,0 +1,27 @@
+"""Daily tidying: expired OAuth states and very old notification records."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, text
+
+from bot.jobs import JobContext, PassReport
+from sop_core.models import Notification
+
+log = logging.getLogger(__name__)
+# Old enough that no schedule recomputes these keys (nudge keys carry their date).
+NOTIFICATION_RETENTION = timedelta(days=400)
+
+
+def run(job: JobContext) -> PassReport:
+    with job.sessions.begin() as session:
+        pruned = session.execute(delete(Notification).where(
+            Notification.status == "sent",
+            Notification.sent_at < job.now - NOTIFICATION_RETENTION)).rowcount
+        # slack_sdk's OAuth state store keeps naive UTC datetimes.
+        session.execute(text("DELETE FROM slack_oauth_states WHERE expire_at < :now"),
+                        {"now": job.now.replace(tzinfo=None)})
+    log.info("housekeeping: %d old notification records pruned", pruned)
+    return PassReport(sent=0, skipped=int(pruned or 0))

@@ -1,0 +1,87 @@
+"""The nudge sweep: refresh owners' time zones, then send each due nudge exactly once."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
+from bot.jobs import JobContext, PassReport
+from sop_core import outbox
+from sop_core.models import Action
+from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
+
+log = logging.getLogger(__name__)
+
+
+def refresh_users(job: JobContext) -> None:
+    """Cache ``users.info`` time zones (and who left) for owners of open actions."""
+    with job.sessions() as session:
+        stale = users_to_refresh(session, job.now)
+    for team_id, user_id in stale:
+        client = job.client_for(team_id)
+        if client is None:
+            continue
+        try:
+            user = client.users_info(user=user_id)["user"]
+        except SlackApiError as error:
+            if error.response.get("error") == "user_not_found":
+                remember_user(job.sessions, team_id, user_id, tz="UTC", deleted=True,
+                              now=job.now)
+            else:
+                log.warning("users.info failed for %s/%s: %s", team_id, user_id,
+                            error.response.get("error"))
+            continue
+        remember_user(job.sessions, team_id, user_id, tz=user.get("tz") or "UTC",
+                      deleted=bool(user.get("deleted")), now=job.now)
+
+
+def _card(job: JobContext, action_id: int) -> tuple[str, list]:
+    from bot.blocks.action_card import card_for_action
+
+    with job.sessions() as session:
+        action = session.get(Action, action_id)
+        assert action is not None
+        return action.title, card_for_action(session, action)
+
+
+def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
+    title, card = _card(job, task.action_id)
+    today = job.now.astimezone(ZoneInfo(job.settings.timezone)).date()
+    if task.occasion.escalates and task.channel_id and task.thread_ts:
+        posted = client.chat_postMessage(channel=task.channel_id, thread_ts=task.thread_ts,
+                                         text=escalation_text(task, title, today),
+                                         blocks=escalation_blocks(task, title, today))
+        return posted["ts"]
+    recipient = task.creator_id if task.owner_left else task.owner_id
+    posted = client.chat_postMessage(channel=recipient, text=nudge_text(task, title, today),
+                                     blocks=nudge_blocks(task, title, today, card))
+    return posted["ts"]
+
+
+def run(job: JobContext) -> PassReport:
+    refresh_users(job)
+    with job.sessions() as session:
+        tasks = due_nudges(session, job.settings, job.now)
+    report = PassReport()
+    for task in tasks:
+        client = job.client_for(task.team_id)
+        if client is None:
+            report.skipped += 1
+            continue
+        try:
+            sent = outbox.deliver(job.sessions, task.key, lambda t=task, c=client: _send(job, c, t),
+                                  kind="nudge", team_id=task.team_id, target=task.owner_id,
+                                  now=job.now)
+        except Exception:
+            log.exception("nudge %s failed; it stays due for the next pass", task.key)
+            report.failed += 1
+            continue
+        if sent:
+            report.sent += 1
+        else:
+            report.skipped += 1
+    return report
