@@ -15,8 +15,10 @@ their first record is row 1.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -98,9 +100,9 @@ class PlanningTable:
 
 
 def normalise_name(name: object) -> str:
-    """Column names to lower snake_case: ``"Sales Region "`` → ``sales_region``."""
-    text = re.sub(r"[^0-9a-zA-Z]+", "_", str(name).strip()).strip("_").lower()
-    return text
+    """Column names to lower snake_case: ``"Sales Région "`` → ``sales_region``."""
+    plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^0-9a-zA-Z]+", "_", plain.strip()).strip("_").lower()
 
 
 # --------------------------------------------------------------------------------------
@@ -146,7 +148,8 @@ def _header(path: Path, source: str, delimiter: str | None) -> tuple[list[str], 
         text = head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not just a character cut by the 64 KiB boundary
-            encoding, text = "cp1252", head.decode("cp1252", errors="replace")
+            encoding = _fallback_encoding(head)
+            text = head.decode(encoding)
         else:
             text = head[: exc.start].decode("utf-8-sig")
     first_line = text.splitlines()[0] if text.strip() else ""
@@ -163,6 +166,15 @@ def _header(path: Path, source: str, delimiter: str | None) -> tuple[list[str], 
     return names, delimiter, encoding
 
 
+def _fallback_encoding(data: bytes) -> str:
+    """Windows-1252 (Excel's "CSV" on Windows) if it decodes, else Latin-1 (decodes all)."""
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "cp1252"
+
+
 def _read_csv(path: Path, source: str, delimiter: str | None) -> tuple[pa.Table, int]:
     from pyarrow import csv as pacsv
 
@@ -175,30 +187,76 @@ def _read_csv(path: Path, source: str, delimiter: str | None) -> tuple[pa.Table,
         column_types[name] = pa.float64() if measure else dictionary
 
     def attempt(enc: str, types: dict[str, pa.DataType]) -> pa.Table:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(encoding=enc, block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            # Blank lines are kept (as empty rows, dropped later) so that row numbers
+            # stay the ones a spreadsheet shows.
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
+            # Null markers ("NA", "null"…) mean "missing" in measures only: text is text,
+            # and "NA" is North America.
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         )
+        return _without_blank_lines(table)
 
     try:
         try:
-            return attempt(encoding, column_types), 1
-        except pa.ArrowInvalid as exc:
+            return _numbers_as_measures_only(attempt(encoding, column_types)), 1
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             message = str(exc)
-            if "UTF8" in message or "utf8" in message.lower():
-                # Excel on Windows saves "CSV" in Windows-1252; read it as such.
-                encoding = "cp1252"
-                return attempt(encoding, column_types), 1
+            if isinstance(exc, UnicodeDecodeError) or "utf8" in message.lower():
+                with path.open("rb") as handle:
+                    encoding = _fallback_encoding(handle.read())
+                return _numbers_as_measures_only(attempt(encoding, column_types)), 1
             if "conversion error" not in message:
                 raise
         # A measure column holds something that is not a number: read those columns as
         # text so that normalise() can name the first bad row.
         text_types = {n: (pa.string() if t == pa.float64() else t) for n, t in column_types.items()}
-        return attempt(encoding, text_types), 1
-    except pa.ArrowInvalid as exc:
+        return _numbers_as_measures_only(attempt(encoding, text_types)), 1
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise LoadError(source, f"could not read as CSV: {_arrow_reason(exc)}") from None
+
+
+def _without_blank_lines(table: pa.Table) -> pa.Table:
+    """Drop empty lines, keeping each remaining row's spreadsheet number in ``__row__``."""
+    period = next((n for n in table.column_names if normalise_name(n) == "period"), None)
+    if period is None or "" not in pc.unique(table.column(period).cast(pa.string())).to_pylist():
+        return table  # an empty line has an empty period: none here (the usual case)
+    blank = None
+    for column in table.columns:
+        empty = pc.equal(pc.cast(column, pa.string()), "") if not pa.types.is_floating(
+            column.type) else pc.is_null(column)
+        empty = pc.fill_null(empty, True)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    if blank is None or not pc.any(blank).as_py():
+        return table
+    rows = pa.array(np.arange(2, table.num_rows + 2, dtype=np.int64))
+    return table.append_column("__row__", rows).filter(pc.invert(blank))
+
+
+def _numbers_as_measures_only(table: pa.Table) -> pa.Table:
+    """A CSV column of numbers that is not a measure is not a dimension (as in XLSX and
+    Parquet, where types say so): mark it numeric so that it is ignored, with a note.
+    Checked on the distinct values only."""
+    special = {"period", "metric", VALUE_COLUMN, *MEASURE_COLUMN_NAMES}
+    for index, name in enumerate(table.column_names):
+        column = table.column(name)
+        key = normalise_name(name)
+        if key in special or key in MEASURE_ALIASES or not pa.types.is_dictionary(column.type):
+            continue
+        values = [v for v in pc.unique(column.cast(pa.string())).to_pylist() if v]
+        if values and all(_is_number(v) for v in values):
+            table = table.set_column(index, name, pa.nulls(table.num_rows, pa.float64()))
+    return table
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _arrow_reason(exc: Exception) -> str:
@@ -209,7 +267,8 @@ def _arrow_reason(exc: Exception) -> str:
 def _read_xlsx(path: Path, source: str) -> pa.Table:
     try:
         # openpyxl (data_only) returns the values Excel last calculated for formulas.
-        frame = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl")
+        frame = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl",
+                              keep_default_na=False, na_values=[""])
     except Exception as exc:  # openpyxl raises many kinds for a file that is not XLSX
         raise LoadError(source, f"could not read as XLSX: {_arrow_reason(exc)}") from None
     frame = frame.dropna(how="all")
@@ -611,10 +670,11 @@ def read_sql(url: str, query: str, *, metric: str | None = None,
     columns = {n: pa.array([r[i] for r in grouped_rows]) for i, n in enumerate(out_names)}
     rows_read = int(sum(columns.pop("__rows__").to_pylist()))
     table = normalise(pa.table(columns), source=source, metric=metric, first_row=1)
-    return PlanningTable(frame=table.frame, dimensions=table.dimensions, metrics=table.metrics,
-                         source=source, rows_read=rows_read,
-                         rows_merged=rows_read - table.rows,
-                         ignored_columns=table.ignored_columns, notes=table.notes)
+    # Merged = rows the database summed into a group, plus what normalise() merged
+    # (e.g. two dates of one month); long-form rows of different measures never count.
+    merged_in_database = rows_read - len(grouped_rows)
+    return dataclasses.replace(table, rows_read=rows_read,
+                               rows_merged=merged_in_database + table.rows_merged)
 
 
 def describe(table: PlanningTable) -> str:

@@ -7,7 +7,6 @@ written a snapshot never changes, so a process may cache it by id for as long as
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 from collections import OrderedDict
@@ -16,7 +15,7 @@ from threading import Lock
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from sop_core.loading import PlanningTable
@@ -52,9 +51,13 @@ def save(session: Session, table: PlanningTable, *, team_id: str = "") -> Snapsh
     )
     session.add(snapshot)
     session.flush()
-    _cache.put(_cache_key(session, snapshot.id), dataclasses.replace(
-        table, declared_as_of=snapshot.as_of))
     return snapshot
+
+
+def remember(bind: Engine, snapshot_id: int, table: PlanningTable) -> None:
+    """Cache a table just stored, once its transaction has committed (never before: a
+    rolled-back id may be reused by the next snapshot)."""
+    _cache.put(_cache_key(bind, snapshot_id), table)
 
 
 def data_team(session: Session, team_id: str) -> str:
@@ -110,14 +113,13 @@ class _TableCache:
 _cache = _TableCache(CACHE_SIZE)
 
 
-def _cache_key(session: Session, snapshot_id: int) -> tuple[str, int]:
-    bind = session.get_bind()
+def _cache_key(bind: Engine | Connection, snapshot_id: int) -> tuple[str, int]:
     return (bind.engine.url.render_as_string(hide_password=True), snapshot_id)
 
 
 def read(session: Session, snapshot: Snapshot) -> PlanningTable:
     """The planning table of a stored snapshot (decoded once per process)."""
-    key = _cache_key(session, snapshot.id)
+    key = _cache_key(session.get_bind(), snapshot.id)
     cached = _cache.get(key)
     if cached is not None:
         return cached

@@ -47,12 +47,15 @@ def store(sessions: sessionmaker[Session], table: PlanningTable, *, team_id: str
     with sessions.begin() as session:
         snapshot = snapshots.save(session, table, team_id=team_id)
         before = snapshots.previous(session, snapshot)
-        return LoadReport(
+        report = LoadReport(
             snapshot_id=snapshot.id,
             previous_snapshot_id=before.id if before is not None else None,
-            table=table,
+            table=dataclasses.replace(table, declared_as_of=snapshot.as_of),
             unchanged=before is not None and before.content_hash == snapshot.content_hash,
         )
+        bind = session.get_bind()
+    snapshots.remember(bind, report.snapshot_id, report.table)
+    return report
 
 
 @dataclass(frozen=True)
