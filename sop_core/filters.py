@@ -29,6 +29,12 @@ class FilterError(ValueError):
     """Input that cannot be used, with a message short enough for a Slack reply."""
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """What of the user's text a message quotes: enough to recognise it, never all of it."""
+    text = "".join(c if c.isprintable() else "�" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the user typed, structured but not yet checked against the data."""
@@ -50,12 +56,12 @@ def _read_value(text: str, at: int) -> tuple[str, int]:
         closing = {text[at], _QUOTES[text[at]]}
         end = next((i for i in range(at + 1, len(text)) if text[i] in closing), -1)
         if end < 0:
-            raise FilterError(f"a quote opened at “{text[at:at + 20]}” is never closed")
+            raise FilterError(f"a quote opened at “{shown(text[at:], 20)}” is never closed")
         return text[at + 1 : end], end + 1
     end = at
     while end < len(text) and not text[end].isspace() and text[end] != ",":
         if text[end] in _QUOTES:
-            raise FilterError(f"put quotes around the whole value: “{text[at:end + 1]}…”")
+            raise FilterError(f"put quotes around the whole value: “{shown(text[at:end + 1])}”")
         end += 1
     return text[at:end], end
 
@@ -79,18 +85,18 @@ def parse_filters(text: str) -> Filters:
         at = _skip_spaces(text, at)
         if not raw_key or at >= len(text) or text[at] != "=":
             word = text[start:at].strip() or text[start:start + 20]
-            raise FilterError(f"expected key=value but found “{word[:40]}” "
+            raise FilterError(f"expected key=value but found “{shown(word)}” "
                               "(e.g. region=EU by=channel)")
         key = normalise_name(raw_key)
         if not key:
-            raise FilterError(f"“{raw_key[:40]}” is not a dimension name")
+            raise FilterError(f"“{shown(raw_key)}” is not a dimension name")
         at = _skip_spaces(text, at + 1)
         values: list[str] = []
         while True:
             value, at = _read_value(text, at)
             value = value.strip()
             if not value:
-                raise FilterError(f"no value after {raw_key}=")
+                raise FilterError(f"no value after {shown(raw_key)}=")
             values.append(value)
             after = _skip_spaces(text, at)
             if after < len(text) and text[after] == ",":
@@ -129,7 +135,8 @@ def _listing(choices: list[str]) -> str:
 def _unknown(kind: str, word: str, choices: list[str]) -> FilterError:
     hint = _closest(word, choices)
     did_you_mean = f" Did you mean “{hint}”?" if hint else ""
-    return FilterError(f"Unknown {kind} “{word}”.{did_you_mean} Valid: {_listing(choices)}.")
+    return FilterError(f"Unknown {kind} “{shown(word)}”.{did_you_mean} "
+                       f"Valid: {_listing(choices)}.")
 
 
 def resolve(filters: Filters, table: PlanningTable, *, default_horizon: str = "fy",
@@ -163,11 +170,11 @@ def resolve(filters: Filters, table: PlanningTable, *, default_horizon: str = "f
     if filters.as_of is not None:
         as_of = parse_month(filters.as_of)
         if as_of is None:
-            raise FilterError(f"as_of=“{filters.as_of}” is not a month (use YYYY-MM)")
+            raise FilterError(f"as_of=“{shown(filters.as_of)}” is not a month (use YYYY-MM)")
     horizon = (filters.horizon or default_horizon).strip()
     try:
         resolve_horizon(horizon, as_of or table.as_of or 0, fy_start_month)
     except HorizonError:
-        raise FilterError(f"Unknown horizon “{horizon}”: use {HORIZON_HELP}.") from None
+        raise FilterError(f"Unknown horizon “{shown(horizon)}”: use {HORIZON_HELP}.") from None
     return GapQuery(scope=scope, metric=metric or default_metric(table), horizon=horizon,
                     by=by, as_of=as_of)
