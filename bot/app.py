@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.context.respond import Respond
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from sqlalchemy.exc import DBAPIError
 
 from bot import listeners
 from bot.slack_client import make_client
@@ -26,6 +28,13 @@ BOT_SCOPES = [
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+def failure_message(error: Exception) -> str:
+    if isinstance(error, DBAPIError):
+        return ("The database is not answering right now, so nothing was done. "
+                "Please try again in a minute.")
+    return "Something went wrong on my side (it is logged), so nothing was done. Please try again."
 
 
 def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
@@ -69,9 +78,18 @@ def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
         return next()
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> None:
+    def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger,
+                 respond: Respond | None = None) -> None:
+        """Log with the traceback, and tell the person that their request failed."""
         logger.exception("unhandled error in a Slack listener (%s)", type(error).__name__,
                          exc_info=error)
+        if respond is None or not (body.get("response_url") or body.get("response_urls")):
+            return
+        try:
+            respond(text=failure_message(error), response_type="ephemeral",
+                    replace_original=False)
+        except Exception:
+            logger.exception("could not tell the user about the error")
 
     listeners.register(app)
     return app

@@ -87,15 +87,15 @@ def run_job(settings: Settings, name: str, now: datetime | None = None) -> PassR
     job = _jobs()[name]
     context = JobContext(settings=settings, sessions=session_factory(settings.database_url),
                          client_for=client_resolver(settings), now=now or datetime.now(UTC))
-    with exclusive(settings, name) as mine:
-        if not mine:
-            log.info("%s: another clock is running this pass; skipped", name)
-            return PassReport()
-        try:
+    try:
+        with exclusive(settings, name) as mine:
+            if not mine:
+                log.info("%s: another clock is running this pass; skipped", name)
+                return PassReport()
             report = job(context)
-        except Exception:
-            log.exception("%s pass failed; what it did not send stays due", name)
-            return PassReport(failed=1)
+    except Exception:  # the database or Slack away: the next pass catches up
+        log.exception("%s pass failed; what it did not send stays due", name)
+        return PassReport(failed=1)
     if report.sent or report.failed:
         log.info("%s: %d sent, %d skipped, %d failed", name, report.sent, report.skipped,
                  report.failed)
