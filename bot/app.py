@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot import listeners
 from bot.slack_client import make_client
 from sop_core.config import Settings
-from sop_core.db import get_engine, session_factory
+from sop_core.db import get_engine, insert_ignore, session_factory
+from sop_core.models import SeenRequest, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,25 @@ BOT_SCOPES = [
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+def _header(req: BoltRequest, name: str) -> str | None:
+    values = req.headers.get(name) or []
+    return values[0] if values else None
+
+
+def seen_before(sessions: sessionmaker[Session], signature: str | None) -> bool:
+    """Record a signature; True if it was there already. The check fails open: if the
+    database is away, the request goes on (and the listener reports the outage)."""
+    if not signature:
+        return False
+    try:
+        with sessions.begin() as session:
+            return not insert_ignore(session, SeenRequest, ("signature",),
+                                     signature=signature[:100], seen_at=utcnow())
+    except DBAPIError:
+        log.warning("could not check for a replayed request: the database is away")
+        return False
 
 
 def failure_message(error: Exception) -> str:
@@ -76,6 +97,15 @@ def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
         context["settings"] = settings
         context["sessions"] = sessions
         return next()
+
+    if not socket_mode:
+        @app.middleware
+        def refuse_replays(req: BoltRequest, next: Any) -> BoltResponse:
+            """A request whose (verified) signature was already handled is a replay."""
+            if seen_before(sessions, _header(req, "x-slack-signature")):
+                req.context["logger"].warning("refused a replayed Slack request")
+                return BoltResponse(status=401, body="replayed request")
+            return next()
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger,

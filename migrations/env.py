@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from sop_core.models import Base
+from sop_core.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,6 +19,14 @@ SLACK_SDK_TABLES = frozenset({"slack_installations", "slack_bots", "slack_oauth_
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
     table = obj.table.name if type_ in {"index", "column"} else name
     return table not in SLACK_SDK_TABLES
+
+
+def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
+    """Write our UTC TypeDecorator as the plain type it stores, so that migrations never
+    import the models (a migration must not change when the models do)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _url() -> str:
@@ -52,7 +60,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     # Batch mode: SQLite cannot ALTER most things, so Alembic copies the table instead.
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=True, compare_type=True,
-                      include_object=include_object)
+                      include_object=include_object, render_item=render_item)
     with context.begin_transaction():
         context.run_migrations()
 

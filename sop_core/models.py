@@ -324,6 +324,17 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class SeenRequest(Base):
+    """Signatures of Slack requests already handled: a replay inside Slack's 5-minute
+    signature window is refused (signatures cannot repeat otherwise: they sign the
+    timestamp). Pruned by housekeeping."""
+
+    __tablename__ = "seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class SlackUser(Base):
     """Cached ``users.info``: the owner's time zone decides when a nudge is due."""
 

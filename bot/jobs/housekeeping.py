@@ -8,11 +8,13 @@ from datetime import timedelta
 from sqlalchemy import delete, text
 
 from bot.jobs import JobContext, PassReport
-from sop_core.models import Notification
+from sop_core.models import Notification, SeenRequest
 
 log = logging.getLogger(__name__)
 # Old enough that no schedule recomputes these keys (nudge keys carry their date).
 NOTIFICATION_RETENTION = timedelta(days=400)
+# Slack refuses signatures older than 5 minutes, so older ones cannot be replayed.
+SIGNATURE_RETENTION = timedelta(hours=1)
 
 
 def run(job: JobContext) -> PassReport:
@@ -20,6 +22,8 @@ def run(job: JobContext) -> PassReport:
         pruned = session.execute(delete(Notification).where(
             Notification.status == "sent",
             Notification.sent_at < job.now - NOTIFICATION_RETENTION)).rowcount
+        session.execute(delete(SeenRequest).where(
+            SeenRequest.seen_at < job.now - SIGNATURE_RETENTION))
         # slack_sdk's OAuth state store keeps naive UTC datetimes.
         session.execute(text("DELETE FROM slack_oauth_states WHERE expire_at < :now"),
                         {"now": job.now.replace(tzinfo=None)})

@@ -170,6 +170,8 @@ class SlackSim:
         if retry_num is not None:
             headers.update({"X-Slack-Retry-Num": str(retry_num),
                             "X-Slack-Retry-Reason": "http_timeout"})
+            # Slack retries seconds later: a new request timestamp, so a new signature.
+            kwargs.setdefault("timestamp", str(int(time.time()) + 3 * retry_num))
         body = json.dumps(envelope).encode()
         return self.post(body, "application/json", headers=headers, **kwargs)
 

@@ -41,7 +41,7 @@ def test_gap_posts_a_trigger_point_into_the_channel(sim: SlackSim, slack: FakeSl
     assert "Crosses the trigger rule" in text
     buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
                for e in b["elements"]]
-    assert buttons == ["gap_discuss", "gap_create_action"]
+    assert buttons == ["gap_discuss", "gap_create_action", "gap_show_chart"]
     sessions = get_sessionmaker(app_server.settings.database_url)
 
     def posted_point() -> TriggerPoint | None:
@@ -123,3 +123,18 @@ def test_threshold_per_channel(sim: SlackSim, slack: FakeSlack, loaded: int) -> 
 def test_healthz(sim: SlackSim, app_server: Running) -> None:
     reply = sim.get("/healthz")
     assert (reply.status, reply.json()) == (200, {"status": "ok"})
+
+
+def test_a_replayed_request_is_refused(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
+    """Slack's signature stays valid for 5 minutes; a second delivery of the very same
+    signed request (a replay) must not post a second trigger point."""
+    body = (b"command=%2Fgap&text=region%3DEU&team_id=T1&channel_id=C1&user_id=U1"
+            b"&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode() + b"/response/9")
+    form = "application/x-www-form-urlencoded"
+    now = str(int(time.time()))
+    signature = sign("test-signing-secret", now, body)
+    assert sim.post(body, form, timestamp=now, signature=signature).status == 200
+    assert sim.post(body, form, timestamp=now, signature=signature).status == 401
+    slack.wait_for("chat.postMessage")
+    time.sleep(0.3)
+    assert len(slack.calls_to("chat.postMessage")) == 1
