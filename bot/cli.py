@@ -214,6 +214,7 @@ def demo(
     from bot.blocks.trigger import headline, trigger_point_blocks
     from bot.render import render_blocks
     from sop_core.sample_data import SAMPLE_CSV
+    from sop_core.services.chart_data import report_charts, snapshot_table
     from sop_core.services.demo import demo_scopes, sample_snapshot
 
     settings = get_settings()
@@ -248,6 +249,19 @@ def demo(
         out.print("\n[dim]── Slack message ───────────────────────────────────────────[/]")
         out.print(render_blocks(trigger_point_blocks(r, trigger_point_id=0)), markup=False,
                   highlight=False)
+    if triggered:
+        first = triggered[0]
+        with sessions() as session:
+            table = snapshot_table(session, first.snapshot_id)
+        folder = Path.cwd() / "sopgap-out"
+        folder.mkdir(exist_ok=True)
+        out.print(f"\n[bold]Charts[/] of the first trigger point "
+                  f"({escape_markup(headline(first.result))}):", highlight=False)
+        for chart in report_charts(first, table, stem="gap",
+                                   fy_start_month=settings.fiscal_year_start_month):
+            path = folder / chart.filename
+            path.write_bytes(chart.png)
+            out.print(f"  • {escape_markup(str(path))}", highlight=False, soft_wrap=True)
     out.print("\nNext: `sopgap gaps region=EU by=channel` to explore; "
               "see the README to connect Slack.")
 
@@ -342,6 +356,65 @@ def tick(
     out.print(table)
     if any(report.failed for report in reports.values()):
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help="actions (one row per action) or gaps (one "
+                                        "row per gap).", metavar="actions|gaps")],
+    filters: Annotated[list[str] | None, typer.Argument(
+        help="Filters as in Slack: gaps whose scope overlaps region=EU category=Snacks "
+             "(metric= and horizon= too).")] = None,
+    team: Annotated[str | None, typer.Option(help="Slack team id whose register to export "
+                                             "(default: the only workspace with records).")]
+    = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the files to.")]
+    = Path("."),
+) -> None:
+    """The register of gaps or actions as CSV (UTF-8) and Excel files, as `/gap export`."""
+    from sop_core.services import exports
+    from sop_core.services.actions import local_today
+
+    settings = get_settings()
+    try:
+        chosen = exports.parse_kind(kind)
+        sessions = session_factory(settings.database_url)
+        if team is None:
+            with sessions() as session:
+                teams = exports.teams_with_records(session)
+            if len(teams) > 1:
+                raise _fail(f"records of several workspaces ({', '.join(teams)}): choose one "
+                            "with --team", 2)
+            team = teams[0] if teams else ""
+        result = exports.export(sessions, team_id=team, kind=chosen,
+                                filters=" ".join(filters or []),
+                                today=local_today(settings.timezone))
+    except FilterError as exc:
+        raise _fail(str(exc), 2) from None
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
+    if not result.rows:
+        where = f" in workspace {team}" if team else ""
+        raise _fail(f"nothing to export{where}: {exports.nothing_matches(result)}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for file in result.files:
+            path = out_dir / file.filename
+            path.write_bytes(file.content)
+            paths.append(path)
+    except OSError as exc:
+        raise _fail(f"could not write the files: {exc}") from None
+    rows = f"{result.rows:,} {'row' if result.rows == 1 else 'rows'}"
+    out.print(f"Exported the {chosen.value} register ({escape_markup(result.criteria.label())})"
+              + (f" of workspace {escape_markup(team)}" if team else "") + f": {rows}.",
+              highlight=False)
+    for path in paths:
+        out.print(str(path), markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------

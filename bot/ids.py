@@ -16,6 +16,7 @@ class ActionId(StrEnum):
     ACTION_COMPLETE = "action_complete"
     ACTION_REASSIGN = "action_reassign"
     HOME_REFRESH = "home_refresh"
+    HOME_SEARCH_HISTORY = "home_search_history"
 
 
 class CallbackId(StrEnum):
@@ -24,6 +25,7 @@ class CallbackId(StrEnum):
     COMPLETE = "action_complete_modal"
     REASSIGN = "action_reassign_modal"
     CONFIRM_ROOT_CAUSE = "root_cause_confirm_modal"
+    HISTORY_SEARCH = "history_search_modal"
 
 
 class BlockId(StrEnum):
@@ -46,6 +48,7 @@ class BlockId(StrEnum):
     ROOT_CAUSE_SUMMARY = "root_cause_summary"
     TRIGGER_ACTIONS = "trigger_actions"
     ACTION_CARD = "action_card_{}"  # the card's buttons, per action id
+    HISTORY_FILTERS = "history_filters"
 
 
 # Every input block's element uses this action id; the block id says which field it is.

@@ -15,6 +15,8 @@ USAGE = [
     ("`/gap meeting 2026-12-08 10:00 tz=Europe/Paris every=month lead=24h` · `meeting` · "
      "`meeting off`", "this channel's S&OP meeting, for the pre-meeting digest"),
     ("`/gap digest`", "post the digest now"),
+    ("`/gap history region=EU`", "past gaps of that scope with root causes and actions"),
+    ("`/gap export actions|gaps [filters]`", "the register as CSV and XLSX files"),
     ("`/gap threshold 5% [floor=100000]`", "this channel's trigger rule"),
 ]
 

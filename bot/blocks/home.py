@@ -98,7 +98,10 @@ def home_blocks(data: HomeData, *, today: date) -> list[Block]:
     fixed: list[Block] = [
         HeaderBlock(text="Your S&OP follow-up"),
         ActionsBlock(elements=[ButtonElement(text="Refresh", action_id=ActionId.HOME_REFRESH,
-                                             value="refresh")]),
+                                             value="refresh"),
+                               ButtonElement(text="Search history",
+                                             action_id=ActionId.HOME_SEARCH_HISTORY,
+                                             value="search")]),
         ContextBlock(elements=[MarkdownTextObject(
             text=f"As of {today:%Y-%m-%d}. Gap coverage = expected impact of open actions ÷ "
                  "|gap|; what no action covers is shown as *not yet covered*.")]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -23,6 +24,7 @@ from bot.blocks.text import SECTION_TEXT_MAX, bullet_list, cut, escape
 from bot.blocks.trigger import scope_label
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from sop_core import formatting as fmt
+from sop_core.services.history import PastGap
 from sop_core.services.root_causes import (
     CATEGORIES,
     QUESTIONS,
@@ -92,8 +94,11 @@ def prompt_text(point: PointInfo) -> str:
     return f"Root-cause discussion: {gap_line(point)}"
 
 
-def prompt_blocks(point: PointInfo) -> list[Block]:
-    """Posted once in the trigger point's thread when someone clicks "Discuss root cause"."""
+def prompt_blocks(point: PointInfo, similar: Sequence[PastGap] = ()) -> list[Block]:
+    """Posted once in the trigger point's thread when someone clicks "Discuss root cause";
+    with "Similar past gaps" (root cause, what was done) when there are any."""
+    from bot.blocks.history import similar_blocks  # it builds on this module's helpers
+
     questions = "\n".join(f"*{n}.* {q}" for n, q in enumerate(QUESTIONS, start=1))
     return [
         _section(f":mag: *Root-cause discussion* · {gap_line(point)}\n"
@@ -112,6 +117,7 @@ def prompt_blocks(point: PointInfo) -> list[Block]:
             _confirm(point.id),
             _create_action(point.id),
         ]),
+        *similar_blocks(similar),
     ]
 
 

@@ -126,6 +126,7 @@ def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = No
                               style="primary"),
                 ButtonElement(text="Create SMART action", action_id=ActionId.CREATE_ACTION,
                               value=value),
+                ButtonElement(text="Show chart", action_id=ActionId.SHOW_CHART, value=value),
             ]),
         ]
     return blocks

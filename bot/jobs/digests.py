@@ -4,6 +4,11 @@ What is due is decided by ``sop_core.services.digests.due_digests`` from the dat
 ``job.now``; each digest is claimed in the outbox under
 ``digest:{team}:{channel}:{occurrence}`` before it is posted, so it goes out once however
 many passes or clocks run, and a failed post stays due for the next pass.
+
+Once a digest is sent, a small chart of how the channel's open gaps moved across the
+last snapshots goes into its thread, under its own key ``digest-chart:…``: the digest
+is marked sent before the chart is even drawn, so a chart that fails (it is logged, not
+retried) never holds back or repeats the digest, and a chart is never sent twice.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from bot.jobs import JobContext, PassReport
 from bot.slack_client import post_in_channel
 from sop_core import outbox
 from sop_core.config import Settings
+from sop_core.services.chart_data import movement_chart
 from sop_core.services.digests import (
     KIND_NOW,
     KIND_SCHEDULED,
@@ -28,6 +34,9 @@ from sop_core.services.digests import (
 )
 
 log = logging.getLogger(__name__)
+
+KIND_CHART = "digest_chart"
+CHART_COMMENT = "How this channel's open gaps moved over the last snapshots (gap % of plan)."
 
 
 def run(job: JobContext) -> PassReport:
@@ -42,12 +51,9 @@ def run(job: JobContext) -> PassReport:
             report.skipped += 1
             continue
         try:
-            sent = outbox.deliver(
-                job.sessions, item.key,
-                lambda item=item, client=client: send_digest(
-                    job.sessions, job.settings, client, team_id=item.team_id,
-                    channel_id=item.channel_id, now=job.now, occurrence=item.occurrence),
-                kind=KIND_SCHEDULED, team_id=item.team_id, target=item.channel_id, now=job.now)
+            sent = _deliver(job.sessions, job.settings, client, item.key, kind=KIND_SCHEDULED,
+                            team_id=item.team_id, channel_id=item.channel_id, now=job.now,
+                            occurrence=item.occurrence)
         except Exception:
             log.exception("digest %s failed; it stays due for the next pass", item.key)
             report.failed += 1
@@ -73,8 +79,52 @@ def send_digest(sessions: sessionmaker[Session], settings: Settings, client: Web
 def post_now(sessions: sessionmaker[Session], settings: Settings, client: WebClient, *,
              team_id: str, channel_id: str, now: datetime) -> bool:
     """``/gap digest``: the channel's digest now (its own key; the schedule is untouched)."""
-    return outbox.deliver(
-        sessions, now_key(team_id, channel_id, now),
-        lambda: send_digest(sessions, settings, client, team_id=team_id,
-                            channel_id=channel_id, now=now),
-        kind=KIND_NOW, team_id=team_id, target=channel_id, now=now)
+    return _deliver(sessions, settings, client, now_key(team_id, channel_id, now),
+                    kind=KIND_NOW, team_id=team_id, channel_id=channel_id, now=now)
+
+
+def _deliver(sessions: sessionmaker[Session], settings: Settings, client: WebClient,
+             key: str, *, kind: str, team_id: str, channel_id: str, now: datetime,
+             occurrence: datetime | None = None) -> bool:
+    """The digest under ``key``, then (only if this call sent it) its movement chart."""
+    posted: list[str] = []
+
+    def send() -> str:
+        posted.append(send_digest(sessions, settings, client, team_id=team_id,
+                                  channel_id=channel_id, now=now, occurrence=occurrence))
+        return posted[-1]
+
+    sent = outbox.deliver(sessions, key, send, kind=kind, team_id=team_id, target=channel_id,
+                          now=now)
+    if sent:
+        send_chart(sessions, settings, client, digest_key=key, team_id=team_id,
+                   channel_id=channel_id, thread_ts=posted[-1], now=now)
+    return sent
+
+
+def chart_key(digest_key: str) -> str:
+    return "digest-chart:" + digest_key.removeprefix("digest:")
+
+
+def send_chart(sessions: sessionmaker[Session], settings: Settings, client: WebClient, *,
+               digest_key: str, team_id: str, channel_id: str, thread_ts: str,
+               now: datetime) -> bool:
+    """Upload the movement chart into the digest's thread, once; never raises (the
+    digest went out, which is what matters). Returns whether a chart was sent."""
+    try:
+        chart = movement_chart(sessions, settings, team_id=team_id, channel_id=channel_id)
+        if chart is None:  # no open gap, or only one snapshot: nothing moved yet
+            return False
+
+        def upload() -> None:
+            client.files_upload_v2(
+                file_uploads=[{"content": chart.png, "filename": chart.filename,
+                               "title": chart.title, "alt_txt": chart.alt_text}],
+                channel=channel_id, thread_ts=thread_ts, initial_comment=CHART_COMMENT)
+
+        return outbox.deliver(sessions, chart_key(digest_key), upload, kind=KIND_CHART,
+                              team_id=team_id, target=channel_id, now=now)
+    except Exception:
+        log.exception("the movement chart of digest %s was not sent (the digest was)",
+                      digest_key)
+        return False

@@ -3,7 +3,8 @@
 from slack_bolt import App
 
 import bot.listeners.channel_commands  # noqa: F401  (its @subcommand handlers register)
-from bot.listeners import actions, commands, home, threads
+import bot.listeners.history as _history  # noqa: F401  (its @subcommand handlers register)
+from bot.listeners import actions, charts, commands, home, threads
 
 
 def register(app: App) -> None:
@@ -11,3 +12,4 @@ def register(app: App) -> None:
     actions.register(app)
     threads.register(app)
     home.register(app)
+    charts.register(app)

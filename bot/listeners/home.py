@@ -1,4 +1,5 @@
-"""The App Home: published when a person opens it, and on "Refresh"."""
+"""The App Home: published when a person opens it, and on "Refresh"; its "Search history"
+button and modal are handled in ``bot.listeners.history``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.home import home_view
-from bot.ids import ActionId
+from bot.ids import ActionId, CallbackId
+from bot.listeners import history
 from sop_core.config import Settings
 from sop_core.services.coverage import home_data
 
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 def register(app: App) -> None:
     app.event("app_home_opened")(home_opened)
     app.action(ActionId.HOME_REFRESH)(refresh)
+    app.action(ActionId.HOME_SEARCH_HISTORY)(history.open_search)
+    app.view(CallbackId.HISTORY_SEARCH)(history.submit_search)
 
 
 def home_opened(event: dict[str, Any], context: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from bot.blocks.thread import (
 )
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.context import Ctx, UserError, post_in_channel
-from sop_core.services import root_causes
+from sop_core.services import history, root_causes
 from sop_core.services.root_causes import CATEGORIES, NotFound, NotPosted, category_label
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,13 @@ def discuss(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: dic
     if not claimed:
         ctx.tell("The root-cause discussion is already open in this gap's thread: reply there.")
         return
+    try:
+        similar = history.similar_gaps(ctx.sessions, team_id=ctx.team_id, point_id=point.id)
+    except Exception:  # the prompt matters more than the look back: post it without
+        log.exception("could not look up similar past gaps of trigger point %s", point.id)
+        similar = ()
     if not _post_in_thread(ctx, point, "discussion prompt", text=prompt_text(point),
-                           blocks=prompt_blocks(point)):
+                           blocks=prompt_blocks(point, similar)):
         root_causes.release_prompt(ctx.sessions, point_id=point.id)
 
 

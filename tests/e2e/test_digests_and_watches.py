@@ -242,3 +242,47 @@ def test_watch_then_loads_like_the_cli(sim: SlackSim, slack: FakeSlack, app_serv
     assert note.args["text"].startswith("The gap moved from -12.5% to -7.4%")
     assert len(slack.calls_to("chat.postMessage")) == 2
     assert slack.violations == []
+
+
+def test_the_digest_carries_a_chart_of_how_its_open_gaps_moved(
+        sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int,
+        sample_table: PlanningTable) -> None:
+    sessions = get_sessionmaker(app_server.settings.database_url)
+    post_gap(sim, slack, app_server, "region=EU category=Snacks")
+    post_gap(sim, slack, app_server, "region=APAC category=Beverages")
+    command(sim, slack, MEETING)
+    frame = sample_table.frame.copy()
+    rows = ((frame["region"] == "EU") & (frame["category"] == "Snacks")
+            & (frame["period"] > sample_table.as_of))
+    frame.loc[rows, "forecast"] *= 1.2
+    store(sessions, dataclasses.replace(sample_table, frame=frame))
+
+    assert digests.run(job_at(app_server, slack, DEC_DIGEST)).sent == 1
+    [digest] = digest_posts(slack)
+    [done] = slack.calls_to("files.completeUploadExternal")
+    assert (done.args["channel_id"], done.args["thread_ts"]) == ("C1", digest.response["ts"])
+    [record] = [slack.files[f["id"]] for f in done.args["files"]]
+    data = slack.uploads[record.id]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1000, 500)
+    # Each open gap's gap % on each snapshot, as the engine computes it, largest gap first.
+    [ask] = slack.calls_to("files.getUploadURLExternal")
+    assert ask.args["alt_txt"] == (
+        f"How this channel's open gaps moved. Gap % across snapshots #{loaded}, "
+        f"#{loaded + 1}: region=EU · category=Snacks · revenue fy: -12.5% → -7.4%; "
+        "region=APAC · category=Beverages · revenue fy: +10.0% → +10.0%.")
+
+    # Never twice: not by the next pass, not when the chart fails (the digest still goes).
+    assert digests.run(job_at(app_server, slack, DEC_DIGEST + timedelta(minutes=1))).sent == 0
+    slack.fail_next("files.getUploadURLExternal", status=500, times=3)
+    assert digests.post_now(sessions, app_server.settings,
+                            WebClient(token=TEAMS["T1"], base_url=slack.url), team_id="T1",
+                            channel_id="C1", now=DEC_DIGEST + timedelta(hours=1))
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+    with sessions() as session:
+        rows = session.execute(select(Notification.kind, Notification.status)
+                               .order_by(Notification.id)).all()
+    assert [tuple(r) for r in rows if r[0].startswith("digest")] == [
+        ("digest", "sent"), ("digest_chart", "sent"), ("digest_now", "sent"),
+        ("digest_chart", "claimed")]
+    assert slack.violations == []

@@ -92,7 +92,7 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     assert post.args["blocks"][0]["text"]["text"] == "Gap -12.5%: region=EU · category=Snacks"
     buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
                for e in b["elements"]]
-    assert buttons == ["gap_discuss", "gap_create_action"]
+    assert buttons == ["gap_discuss", "gap_create_action", "gap_show_chart"]
     [point] = points(db_url)
     assert (point.watch_id, point.message_ts, point.scope_key, point.status) == (
         watch.id, post.response["ts"], "category=snacks region=eu", Status.OPEN)
