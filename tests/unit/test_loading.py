@@ -380,6 +380,24 @@ def test_a_utf8_bom_is_not_part_of_the_first_column_name(tmp_path: Path) -> None
     assert content(table) == [("2026-01", "value", "Île", 1.0, 2.0, None)]
 
 
+def test_parquet_dictionary_values_no_row_uses_are_not_members(tmp_path: Path) -> None:
+    # Parquet writers may keep a column's whole dictionary: an unused (even malformed)
+    # value is neither a member nor an error.
+    def dictionary(indices: list[int], values: list[str]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values))
+
+    path = tmp_path / "dictionary.parquet"
+    pq.write_table(pa.table({
+        "period": dictionary([1, 1], ["not a month", "2026-01"]),
+        "region": dictionary([2, 0], ["EU", "Unused", "NA"]),
+        "plan": [1.0, 2.0], "forecast": [1.5, 3.0],
+    }), path)
+    table = read_file(path)
+    assert content(table) == [("2026-01", "value", "EU", 2.0, 3.0, None),
+                              ("2026-01", "value", "NA", 1.0, 1.5, None)]
+    assert sorted(table.frame["region"].cat.categories) == ["EU", "NA"]
+
+
 # --------------------------------------------------------------------------------------
 # Rejections name the file, the row and the column
 # --------------------------------------------------------------------------------------
