@@ -36,16 +36,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from sop_core import formatting as fmt
-from sop_core.gaps import (
-    GapQuery,
-    GapResult,
-    PriceVolumeMix,
-    _select,
-    default_metric,
-    effective_as_of,
-)
+from sop_core.gaps import GapQuery, GapResult, PriceVolumeMix, select
 from sop_core.loading import PlanningTable
-from sop_core.periods import Month, format_month, resolve_horizon
+from sop_core.periods import Month, format_month
 
 # Pixel sizes are fixed (figure inches × DPI; no tight bounding box), so a Slack thread
 # shows every chart at the same scale and tests can check the PNG's dimensions.
@@ -207,13 +200,10 @@ def trend_series(table: PlanningTable, query: GapQuery, *, fy_start_month: int =
     Uses the engine's own row selection (scope, metric, horizon, as-of), so the months'
     plan and outlook add up to the gap's plan and latest view.
     """
-    metric = query.metric or default_metric(table)
-    as_of = effective_as_of(table, query)
-    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
-    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
+    selection = select(table, query, fy_start_month=fy_start_month)
+    metric, as_of, horizon = selection.metric, selection.as_of, selection.horizon
     if horizon.is_empty:
         return Trend(metric, as_of, (), (), (), (), ())
-    selection = _select(table, metric, query.scope, horizon, as_of)
     size = horizon.end - horizon.start + 1
     index = (selection.period - horizon.start).astype(np.int64)
     plan = np.bincount(index, weights=selection.plan, minlength=size)

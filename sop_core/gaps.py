@@ -142,14 +142,19 @@ def default_metric(table: PlanningTable) -> str:
 # --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Selection:
+class Selection:
+    """The rows one query covers (metric, scope, horizon), with the as-of applied."""
+
+    metric: str
+    as_of: Month | None
+    horizon: Horizon
+    rows: np.ndarray  # indices into the table
     period: np.ndarray
     plan: np.ndarray  # missing → 0
     outlook: np.ndarray  # actual when closed, forecast after; missing → 0
     closed: np.ndarray  # period ≤ as-of
     actual: np.ndarray  # NaN kept
     forecast: np.ndarray  # NaN kept
-    mask: np.ndarray  # over the whole table
 
 
 def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -157,35 +162,50 @@ def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...]) -> np.ndarray:
-    categories = frame[column].cat.categories
-    wanted = np.zeros(len(categories) + 1, dtype=bool)  # last slot: code -1 (never)
-    positions = categories.get_indexer(list(members))
-    wanted[positions[positions >= 0]] = True
-    return wanted[_codes(frame, column)]
+    codes = _codes(frame, column)
+    positions = [int(p) for p in frame[column].cat.categories.get_indexer(list(members))
+                 if p >= 0]
+    if len(positions) <= 4:
+        # A few members (the usual scope): comparing the codes is one fast pass each.
+        mask = np.zeros(len(codes), dtype=bool)
+        for position in positions:
+            mask |= codes == position
+        return mask
+    wanted = np.zeros(len(frame[column].cat.categories) + 1, dtype=bool)  # last: code -1
+    wanted[positions] = True
+    return wanted[codes]
 
 
-def _select(table: PlanningTable, metric: str, scope: Mapping[str, tuple[str, ...]],
-            horizon: Horizon, as_of: Month | None) -> _Selection:
+def select(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
+           metric: str | None = None) -> Selection:
+    """The rows of ``query`` (of ``metric`` if given, else the query's metric)."""
+    metric = metric or query.metric or default_metric(table)
+    as_of = effective_as_of(table, query)
+    # Without any actual, horizons are placed around the first month of data.
+    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
+    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
     frame = table.frame
     period_all = frame["period"].to_numpy()
     mask = (period_all >= horizon.start) & (period_all <= horizon.end)
     mask &= _member_mask(frame, "metric", (metric,))
-    for dimension, members in scope.items():
+    for dimension, members in query.scope.items():
         mask &= _member_mask(frame, dimension, members)
-    period = period_all[mask]
-    actual = frame["actual"].to_numpy()[mask]
-    forecast = frame["forecast"].to_numpy()[mask]
+    # Indices once, then takes: a scope is usually a small share of the rows.
+    rows = np.flatnonzero(mask)
+    period = period_all.take(rows)
+    actual = frame["actual"].to_numpy().take(rows)
+    forecast = frame["forecast"].to_numpy().take(rows)
     closed = period <= as_of if as_of is not None else np.zeros(len(period), dtype=bool)
     outlook = np.where(closed, actual, forecast)
-    return _Selection(
-        period=period,
-        plan=np.nan_to_num(frame["plan"].to_numpy()[mask], nan=0.0),
+    return Selection(
+        metric=metric, as_of=as_of, horizon=horizon, rows=rows, period=period,
+        plan=np.nan_to_num(frame["plan"].to_numpy().take(rows), nan=0.0),
         outlook=np.nan_to_num(outlook, nan=0.0),
-        closed=closed, actual=actual, forecast=forecast, mask=mask,
+        closed=closed, actual=actual, forecast=forecast,
     )
 
 
-def _forecast_quality(selection: _Selection) -> tuple[float | None, float | None]:
+def _forecast_quality(selection: Selection) -> tuple[float | None, float | None]:
     """Bias % and WMAPE over closed months with both an actual and a forecast."""
     both = selection.closed & ~np.isnan(selection.actual) & ~np.isnan(selection.forecast)
     if not both.any():
@@ -196,17 +216,17 @@ def _forecast_quality(selection: _Selection) -> tuple[float | None, float | None
     return bias, wmape
 
 
-def _member_sums(table: PlanningTable, selection: _Selection, dimension: str
+def _member_sums(table: PlanningTable, selection: Selection, dimension: str
                  ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Members present in the selection with their plan and outlook sums."""
     categories = table.frame[dimension].cat.categories
-    codes = _codes(table.frame, dimension)[selection.mask]
+    codes = _codes(table.frame, dimension).take(selection.rows)
     size = len(categories)
     counts = np.bincount(codes, minlength=size)
     plan = np.bincount(codes, weights=selection.plan, minlength=size)
     outlook = np.bincount(codes, weights=selection.outlook, minlength=size)
     present = np.flatnonzero(counts)
-    return [str(categories[i]) for i in present], plan[present], outlook[present]
+    return np.asarray(categories)[present].astype(str).tolist(), plan[present], outlook[present]
 
 
 def _drivers(members: list[str], plan: np.ndarray, outlook: np.ndarray, total_gap: float
@@ -236,12 +256,7 @@ def effective_as_of(table: PlanningTable, query: GapQuery) -> Month | None:
 def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
                 rule: TriggerRule = TriggerRule()) -> GapResult:
     """The gap of one scope over one horizon, with drivers along ``query.by``."""
-    metric = query.metric or default_metric(table)
-    as_of = effective_as_of(table, query)
-    # Without any actual, horizons are placed around the first month of data.
-    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
-    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
-    selection = _select(table, metric, query.scope, horizon, as_of)
+    selection = select(table, query, fy_start_month=fy_start_month)
     bias, wmape = _forecast_quality(selection)
     actual_to_date = float(np.sum(np.nan_to_num(selection.actual[selection.closed], nan=0.0)))
     forecast_rest = float(np.sum(np.nan_to_num(selection.forecast[~selection.closed], nan=0.0)))
@@ -255,8 +270,9 @@ def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 
         plan, outlook = float(np.sum(selection.plan)), float(np.sum(selection.outlook))
     gap = outlook - plan
     return GapResult(
-        scope={k: tuple(v) for k, v in query.scope.items()}, metric=metric, as_of=as_of,
-        horizon=horizon, plan=plan, outlook=outlook, actual_to_date=actual_to_date,
+        scope={k: tuple(v) for k, v in query.scope.items()}, metric=selection.metric,
+        as_of=selection.as_of, horizon=selection.horizon, plan=plan, outlook=outlook,
+        actual_to_date=actual_to_date,
         forecast_rest=forecast_rest, bias_pct=bias, wmape=wmape,
         triggered=rule.crossed(gap, percent(gap, plan)), by=query.by, drivers=drivers,
         rows=len(selection.period),
@@ -270,11 +286,7 @@ def explanatory_dimension(table: PlanningTable, query: GapQuery, *,
     Score: largest |member gap| over the sum of |member gaps|. Dimensions pinned to a
     single member by the scope, or with one member in it, explain nothing.
     """
-    metric = query.metric or default_metric(table)
-    as_of = effective_as_of(table, query)
-    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
-    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
-    selection = _select(table, metric, query.scope, horizon, as_of)
+    selection = select(table, query, fy_start_month=fy_start_month)
     best, best_score = None, -1.0
     for dimension in table.dimensions:
         if len(query.scope.get(dimension, ())) == 1:
@@ -321,19 +333,18 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     if pair is None:
         return None
     revenue, volume = pair
-    as_of = effective_as_of(table, query)
-    anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
-    horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
-    frames = []
-    for metric, prefix in ((revenue, "r"), (volume, "v")):
-        selection = _select(table, metric, query.scope, horizon, as_of)
-        items = {d: _codes(table.frame, d)[selection.mask] for d in table.dimensions}
-        frame = pd.DataFrame(
-            {**items, f"{prefix}0": selection.plan, f"{prefix}1": selection.outlook})
-        frames.append(frame.groupby(list(table.dimensions), sort=False).sum()
-                      if table.dimensions else frame.sum().to_frame().T)
-    both = frames[0].join(frames[1], how="outer").fillna(0.0)
-    r0, r1, v0, v1 = (both[c].to_numpy() for c in ("r0", "r1", "v0", "v1"))
+    selections = [select(table, query, fy_start_month=fy_start_month, metric=metric)
+                  for metric in pair]
+    # An item is a combination of dimension members: one int64 key per row, numbered
+    # across both metrics, then summed per item with bincount.
+    keys = _item_keys(table, np.concatenate([selection.rows for selection in selections]))
+    _, item = np.unique(keys, return_inverse=True)
+    items = int(item.max()) + 1 if len(item) else 0
+    split = len(selections[0].rows)
+    r0, r1, v0, v1 = (np.bincount(positions, weights=weights, minlength=items).astype(float)
+                      for positions, selection in ((item[:split], selections[0]),
+                                                   (item[split:], selections[1]))
+                      for weights in (selection.plan, selection.outlook))
     plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
     outlook_price = np.divide(r1, v1, out=np.zeros_like(r1), where=v1 != 0)
     p0 = np.where(v0 != 0, plan_price, outlook_price)
@@ -351,6 +362,20 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     price_effect = gap - volume_effect - mix_effect
     return PriceVolumeMix(revenue_metric=revenue, volume_metric=volume,
                           price=price_effect, volume=volume_effect, mix=mix_effect)
+
+
+def _item_keys(table: PlanningTable, rows: np.ndarray) -> np.ndarray:
+    """One integer per combination of dimension members, for the given rows."""
+    keys = np.zeros(len(rows), dtype=np.int64)
+    spans = [len(table.frame[d].cat.categories) + 1 for d in table.dimensions]
+    if math.prod(spans) >= 2**63:
+        # Too many combinations for one integer: number the distinct tuples instead.
+        codes = pd.DataFrame({d: _codes(table.frame, d).take(rows) for d in table.dimensions})
+        return codes.groupby(list(table.dimensions), sort=False).ngroup().to_numpy()
+    for dimension, span in zip(table.dimensions, spans, strict=True):
+        keys *= span
+        keys += _codes(table.frame, dimension).take(rows) + 1  # code -1 (missing) → 0
+    return keys
 
 
 @dataclass(frozen=True)
