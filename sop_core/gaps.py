@@ -158,11 +158,13 @@ class Selection:
 
 
 def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return frame[column].cat.codes.to_numpy()
+    return frame[column].array.codes  # the Categorical's own array: no Series built
 
 
-def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...]) -> np.ndarray:
-    codes = _codes(frame, column)
+def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...],
+                 window: slice = slice(None)) -> np.ndarray:
+    """Which rows (of ``window``) have one of ``members`` in ``column``."""
+    codes = _codes(frame, column)[window]
     positions = [int(p) for p in frame[column].cat.categories.get_indexer(list(members))
                  if p >= 0]
     if len(positions) <= 4:
@@ -176,33 +178,56 @@ def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...]) -> 
     return wanted[codes]
 
 
-def select(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
-           metric: str | None = None) -> Selection:
-    """The rows of ``query`` (of ``metric`` if given, else the query's metric)."""
-    metric = metric or query.metric or default_metric(table)
+def _zero_missing(values: np.ndarray) -> np.ndarray:
+    # Loaded data has no infinities (the loader refuses them), so only NaN needs a 0;
+    # cheaper than np.nan_to_num, which also looks for infinities.
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def select(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1) -> Selection:
+    """The rows ``query`` covers: its metric, scope and horizon, with the as-of applied."""
+    metric = query.metric or default_metric(table)
+    return _select_metrics(table, query, (metric,), fy_start_month)[0]
+
+
+def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, ...],
+                    fy_start_month: int) -> list[Selection]:
+    """One :class:`Selection` per metric, over the same scope and horizon."""
     as_of = effective_as_of(table, query)
     # Without any actual, horizons are placed around the first month of data.
     anchor = as_of if as_of is not None else (table.periods or (0, 0))[0]
     horizon = resolve_horizon(query.horizon, anchor, fy_start_month)
     frame = table.frame
     period_all = frame["period"].to_numpy()
-    mask = (period_all >= horizon.start) & (period_all <= horizon.end)
-    mask &= _member_mask(frame, "metric", (metric,))
+    if table.sorted_by_period:
+        # The horizon is one run of rows: the scope is looked for there only.
+        bounds = np.array([horizon.start, horizon.end + 1], dtype=period_all.dtype)
+        start, end = np.searchsorted(period_all, bounds)  # same dtype: no 10M-row cast
+        window = slice(int(start), int(end))
+        mask = np.ones(window.stop - window.start, dtype=bool)
+    else:
+        window = slice(0, len(period_all))
+        mask = (period_all >= horizon.start) & (period_all <= horizon.end)
     for dimension, members in query.scope.items():
-        mask &= _member_mask(frame, dimension, members)
+        mask &= _member_mask(frame, dimension, members, window)
     # Indices once, then takes: a scope is usually a small share of the rows.
-    rows = np.flatnonzero(mask)
-    period = period_all.take(rows)
-    actual = frame["actual"].to_numpy().take(rows)
-    forecast = frame["forecast"].to_numpy().take(rows)
-    closed = period <= as_of if as_of is not None else np.zeros(len(period), dtype=bool)
-    outlook = np.where(closed, actual, forecast)
-    return Selection(
-        metric=metric, as_of=as_of, horizon=horizon, rows=rows, period=period,
-        plan=np.nan_to_num(frame["plan"].to_numpy().take(rows), nan=0.0),
-        outlook=np.nan_to_num(outlook, nan=0.0),
-        closed=closed, actual=actual, forecast=forecast,
-    )
+    in_scope = np.flatnonzero(mask) + window.start
+    metric_codes = _codes(frame, "metric").take(in_scope)
+    positions = frame["metric"].cat.categories.get_indexer(list(metrics))
+    selections = []
+    for metric, position in zip(metrics, positions, strict=True):
+        rows = in_scope[metric_codes == position] if position >= 0 else in_scope[:0]
+        period = period_all.take(rows)
+        actual = frame["actual"].to_numpy().take(rows)
+        forecast = frame["forecast"].to_numpy().take(rows)
+        closed = period <= as_of if as_of is not None else np.zeros(len(period), dtype=bool)
+        selections.append(Selection(
+            metric=metric, as_of=as_of, horizon=horizon, rows=rows, period=period,
+            plan=_zero_missing(frame["plan"].to_numpy().take(rows)),
+            outlook=_zero_missing(np.where(closed, actual, forecast)),
+            closed=closed, actual=actual, forecast=forecast,
+        ))
+    return selections
 
 
 def _forecast_quality(selection: Selection) -> tuple[float | None, float | None]:
@@ -258,8 +283,8 @@ def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 
     """The gap of one scope over one horizon, with drivers along ``query.by``."""
     selection = select(table, query, fy_start_month=fy_start_month)
     bias, wmape = _forecast_quality(selection)
-    actual_to_date = float(np.sum(np.nan_to_num(selection.actual[selection.closed], nan=0.0)))
-    forecast_rest = float(np.sum(np.nan_to_num(selection.forecast[~selection.closed], nan=0.0)))
+    actual_to_date = float(np.nansum(selection.actual[selection.closed]))
+    forecast_rest = float(np.nansum(selection.forecast[~selection.closed]))
     drivers: tuple[Driver, ...] = ()
     if query.by is not None:
         members, plan_by, outlook_by = _member_sums(table, selection, query.by)
@@ -333,18 +358,11 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     if pair is None:
         return None
     revenue, volume = pair
-    selections = [select(table, query, fy_start_month=fy_start_month, metric=metric)
-                  for metric in pair]
-    # An item is a combination of dimension members: one int64 key per row, numbered
-    # across both metrics, then summed per item with bincount.
-    keys = _item_keys(table, np.concatenate([selection.rows for selection in selections]))
-    _, item = np.unique(keys, return_inverse=True)
-    items = int(item.max()) + 1 if len(item) else 0
-    split = len(selections[0].rows)
-    r0, r1, v0, v1 = (np.bincount(positions, weights=weights, minlength=items).astype(float)
-                      for positions, selection in ((item[:split], selections[0]),
-                                                   (item[split:], selections[1]))
-                      for weights in (selection.plan, selection.outlook))
+    item, items = table.items
+    r0, r1, v0, v1 = (
+        np.bincount(item.take(selection.rows), weights=weights, minlength=items).astype(float)
+        for selection in _select_metrics(table, query, pair, fy_start_month)
+        for weights in (selection.plan, selection.outlook))
     plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
     outlook_price = np.divide(r1, v1, out=np.zeros_like(r1), where=v1 != 0)
     p0 = np.where(v0 != 0, plan_price, outlook_price)
@@ -362,20 +380,6 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     price_effect = gap - volume_effect - mix_effect
     return PriceVolumeMix(revenue_metric=revenue, volume_metric=volume,
                           price=price_effect, volume=volume_effect, mix=mix_effect)
-
-
-def _item_keys(table: PlanningTable, rows: np.ndarray) -> np.ndarray:
-    """One integer per combination of dimension members, for the given rows."""
-    keys = np.zeros(len(rows), dtype=np.int64)
-    spans = [len(table.frame[d].cat.categories) + 1 for d in table.dimensions]
-    if math.prod(spans) >= 2**63:
-        # Too many combinations for one integer: number the distinct tuples instead.
-        codes = pd.DataFrame({d: _codes(table.frame, d).take(rows) for d in table.dimensions})
-        return codes.groupby(list(table.dimensions), sort=False).ngroup().to_numpy()
-    for dimension, span in zip(table.dimensions, spans, strict=True):
-        keys *= span
-        keys += _codes(table.frame, dimension).take(rows) + 1  # code -1 (missing) → 0
-    return keys
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,21 @@ class PlanningTable:
         return int(self.frame["period"].to_numpy()[has_actual].max())
 
     @cached_property
+    def sorted_by_period(self) -> bool:
+        """Rows in period order (the loader's output is): a horizon is then one run."""
+        period = self.frame["period"].to_numpy()
+        return bool(np.all(period[1:] >= period[:-1]))
+
+    @cached_property
+    def items(self) -> tuple[np.ndarray, int]:
+        """Each row's item (its combination of dimension members) and how many items
+        there are: price–volume–mix works per item. Computed once per table."""
+        if not self.dimensions:
+            return np.zeros(self.rows, dtype=np.int64), 1
+        labels, first = _group([self.frame[name].array.codes for name in self.dimensions])
+        return labels, len(first)
+
+    @cached_property
     def periods(self) -> tuple[Month, Month] | None:
         if self.frame.empty:
             return None
