@@ -8,13 +8,20 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import listeners
-from bot.slack_client import make_client
+from bot.slack_client import (
+    TRANSPORT_ERRORS,
+    SlackUnanswered,
+    dependable_respond,
+    error_code,
+    make_client,
+)
 from sop_core.config import Settings
 from sop_core.db import get_engine, insert_ignore, session_factory
 from sop_core.models import SeenRequest, utcnow
@@ -55,6 +62,12 @@ def failure_message(error: Exception) -> str:
     if isinstance(error, DBAPIError):
         return ("The database is not answering right now, so nothing was done. "
                 "Please try again in a minute.")
+    if isinstance(error, (SlackUnanswered, *TRANSPORT_ERRORS)):
+        return ("Slack did not answer in time, so I cannot tell whether that went through: "
+                "if you do not see it in a minute, please try again.")
+    if isinstance(error, SlackApiError):
+        return (f"Slack did not take that ({error_code(error) or 'error'}), so it did not go "
+                "through. Please try again in a minute.")
     return "Something went wrong on my side (it is logged), so nothing was done. Please try again."
 
 
@@ -93,9 +106,11 @@ def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
 
     @app.middleware
     def inject_services(context: dict[str, Any], next: Any) -> BoltResponse:
-        """Every listener gets the settings and the session factory from its context."""
+        """Every listener gets the settings and the session factory from its context, and
+        a ``respond()`` that retries and falls back rather than drop a reply."""
         context["settings"] = settings
         context["sessions"] = sessions
+        dependable_respond(context, settings)
         return next()
 
     if not socket_mode:

@@ -44,7 +44,9 @@ def _jobs() -> dict[str, Job]:
 
 
 def client_resolver(settings: Settings) -> Callable[[str], WebClient | None]:
-    """Team id → a client with that workspace's bot token (one token, or the installs)."""
+    """Team id → a client with that workspace's bot token (one token, or the installs).
+    Nobody waits on the clock, so it waits longer for Slack than the listeners do."""
+    timeout = settings.slack_clock_timeout
     if settings.slack_client_id and settings.slack_client_secret:
         from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
@@ -53,12 +55,15 @@ def client_resolver(settings: Settings) -> Callable[[str], WebClient | None]:
 
         def from_installation(team_id: str) -> WebClient | None:
             bot = store.find_bot(enterprise_id=None, team_id=team_id)
-            return make_client(settings, token=bot.bot_token) if bot and bot.bot_token else None
+            if bot is None or not bot.bot_token:
+                return None
+            return make_client(settings, token=bot.bot_token, timeout=timeout)
 
         return from_installation
     if settings.slack_bot_token is None:
         return lambda _team: None
-    client = make_client(settings, token=settings.slack_bot_token.get_secret_value())
+    client = make_client(settings, token=settings.slack_bot_token.get_secret_value(),
+                         timeout=timeout)
     return lambda _team: client
 
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Seconds to wait for a Slack answer: listeners answer a person who is waiting; the
+    # clock can wait longer (a timed-out send is retried by its next pass).
+    slack_timeout: float = Field(10.0, gt=0)
+    slack_clock_timeout: float = Field(30.0, gt=0)
 
     # Gap maths and trigger rule (PRODUCT.md §4); channels may override the rule.
     threshold_pct: float = Field(5.0, ge=0)

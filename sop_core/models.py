@@ -304,8 +304,10 @@ class ActionUpdate(Base):
 class Notification(Base):
     """One row per thing sent, claimed before sending: the unique ``key`` stops doubles.
 
-    A claim whose send never finished (``status='claimed'`` past ``lease_until``) may be
-    taken again by the next pass.
+    ``status``: ``claimed`` (being sent, or due again once ``lease_until`` has passed:
+    a send that failed or never finished, ``last_error`` says why), ``sent``, or
+    ``failed`` (given up for good, ``last_error`` says why; never tried again).
+    ``attempts`` counts the claims.
     """
 
     __tablename__ = "notifications"

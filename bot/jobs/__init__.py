@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.slack_client import diagnose
+from sop_core import outbox
 from sop_core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -37,3 +40,61 @@ class PassReport:
         self.sent += other.sent
         self.skipped += other.skipped
         self.failed += other.failed
+
+
+class Due(Protocol):
+    """Something a pass sends under an outbox key, in one workspace."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def team_id(self) -> str: ...
+
+
+D = TypeVar("D", bound=Due)
+
+
+def send_each(job: JobContext, items: Iterable[D],
+              send: Callable[[WebClient, D], bool | PassReport], *, what: str) -> PassReport:
+    """``send(client, item)`` for each item with its workspace's client, counted.
+
+    ``send`` returns whether it sent the item (``False``: sent before, or another pass
+    holds it), or the report of an item made of several sends. An item without a client
+    is skipped; one whose send raises is counted failed and logged: it stays due for the
+    next pass, unless the outbox gave it up (``GaveUp``, logged there once).
+    """
+    report = PassReport()
+    clients: dict[str, WebClient | None] = {}
+    for item in items:
+        if item.team_id not in clients:
+            clients[item.team_id] = job.client_for(item.team_id)
+        client = clients[item.team_id]
+        if client is None:
+            log.warning("no Slack client for workspace %s: %s %s waits", item.team_id, what,
+                        item.key)
+            report.skipped += 1
+            continue
+        try:
+            outcome = send(client, item)
+        except outbox.GaveUp:
+            report.failed += 1
+            continue
+        except Exception:
+            log.exception("%s %s failed; it stays due for the next pass", what, item.key)
+            report.failed += 1
+            continue
+        if isinstance(outcome, PassReport):
+            report.add(outcome)
+        elif outcome:
+            report.sent += 1
+        else:
+            report.skipped += 1
+    return report
+
+
+def deliver(job: JobContext, key: str, send: Callable[[], str | None], *, kind: str,
+            team_id: str, target: str | None) -> bool:
+    """``outbox.deliver`` at the pass's instant, Slack's lasting refusals made final."""
+    return outbox.deliver(job.sessions, key, send, kind=kind, team_id=team_id, target=target,
+                          now=job.now, diagnose=diagnose)

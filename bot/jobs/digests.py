@@ -14,20 +14,23 @@ retried) never holds back or repeats the digest, and a chart is never sent twice
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks.digest import digest_blocks, digest_text
-from bot.jobs import JobContext, PassReport
-from bot.slack_client import post_in_channel
+from bot.jobs import JobContext, PassReport, send_each
+from bot.slack_client import Upload, post_in_channel, upload_files
+from bot.slack_client import diagnose as slack_diagnose
 from sop_core import outbox
 from sop_core.config import Settings
 from sop_core.services.chart_data import movement_chart
 from sop_core.services.digests import (
     KIND_NOW,
     KIND_SCHEDULED,
+    DueDigest,
     digest_for,
     due_digests,
     now_key,
@@ -42,27 +45,13 @@ CHART_COMMENT = "How this channel's open gaps moved over the last snapshots (gap
 def run(job: JobContext) -> PassReport:
     with job.sessions() as session:
         due = due_digests(session, job.now)
-    report = PassReport()
-    for item in due:
-        client = job.client_for(item.team_id)
-        if client is None:
-            log.warning("no Slack client for workspace %s: digest %s waits", item.team_id,
-                        item.key)
-            report.skipped += 1
-            continue
-        try:
-            sent = _deliver(job.sessions, job.settings, client, item.key, kind=KIND_SCHEDULED,
-                            team_id=item.team_id, channel_id=item.channel_id, now=job.now,
-                            occurrence=item.occurrence)
-        except Exception:
-            log.exception("digest %s failed; it stays due for the next pass", item.key)
-            report.failed += 1
-            continue
-        if sent:
-            report.sent += 1
-        else:
-            report.skipped += 1
-    return report
+
+    def send(client: WebClient, item: DueDigest) -> bool:
+        return _deliver(job.sessions, job.settings, client, item.key, kind=KIND_SCHEDULED,
+                        team_id=item.team_id, channel_id=item.channel_id, now=job.now,
+                        occurrence=item.occurrence, diagnose=slack_diagnose)
+
+    return send_each(job, due, send, what="digest")
 
 
 def send_digest(sessions: sessionmaker[Session], settings: Settings, client: WebClient, *,
@@ -78,14 +67,16 @@ def send_digest(sessions: sessionmaker[Session], settings: Settings, client: Web
 
 def post_now(sessions: sessionmaker[Session], settings: Settings, client: WebClient, *,
              team_id: str, channel_id: str, now: datetime) -> bool:
-    """``/gap digest``: the channel's digest now (its own key; the schedule is untouched)."""
+    """``/gap digest``: the channel's digest now (its own key; the schedule is untouched).
+    Nobody retries that key, so Slack's error reaches the person as it is."""
     return _deliver(sessions, settings, client, now_key(team_id, channel_id, now),
                     kind=KIND_NOW, team_id=team_id, channel_id=channel_id, now=now)
 
 
 def _deliver(sessions: sessionmaker[Session], settings: Settings, client: WebClient,
              key: str, *, kind: str, team_id: str, channel_id: str, now: datetime,
-             occurrence: datetime | None = None) -> bool:
+             occurrence: datetime | None = None,
+             diagnose: Callable[[Exception], outbox.Diagnosis] = outbox.diagnose) -> bool:
     """The digest under ``key``, then (only if this call sent it) its movement chart."""
     posted: list[str] = []
 
@@ -95,7 +86,7 @@ def _deliver(sessions: sessionmaker[Session], settings: Settings, client: WebCli
         return posted[-1]
 
     sent = outbox.deliver(sessions, key, send, kind=kind, team_id=team_id, target=channel_id,
-                          now=now)
+                          now=now, diagnose=diagnose)
     if sent:
         send_chart(sessions, settings, client, digest_key=key, team_id=team_id,
                    channel_id=channel_id, thread_ts=posted[-1], now=now)
@@ -117,13 +108,15 @@ def send_chart(sessions: sessionmaker[Session], settings: Settings, client: WebC
             return False
 
         def upload() -> None:
-            client.files_upload_v2(
-                file_uploads=[{"content": chart.png, "filename": chart.filename,
-                               "title": chart.title, "alt_txt": chart.alt_text}],
-                channel=channel_id, thread_ts=thread_ts, initial_comment=CHART_COMMENT)
+            upload_files(client, channel_id,
+                         [Upload(chart.png, chart.filename, chart.title, chart.alt_text)],
+                         thread_ts=thread_ts, initial_comment=CHART_COMMENT)
 
         return outbox.deliver(sessions, chart_key(digest_key), upload, kind=KIND_CHART,
-                              team_id=team_id, target=channel_id, now=now)
+                              team_id=team_id, target=channel_id, now=now,
+                              diagnose=slack_diagnose)
+    except outbox.GaveUp:  # logged by the outbox
+        return False
     except Exception:
         log.exception("the movement chart of digest %s was not sent (the digest was)",
                       digest_key)

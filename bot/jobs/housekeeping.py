@@ -1,11 +1,12 @@
-"""Daily tidying: expired OAuth states and very old notification records."""
+"""Daily tidying: expired OAuth states and very old notification records (sent or
+given up)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, text
+from sqlalchemy import and_, delete, or_, text
 
 from bot.jobs import JobContext, PassReport
 from sop_core.models import Notification, SeenRequest
@@ -19,9 +20,12 @@ SIGNATURE_RETENTION = timedelta(hours=1)
 
 def run(job: JobContext) -> PassReport:
     with job.sessions.begin() as session:
-        pruned = session.execute(delete(Notification).where(
-            Notification.status == "sent",
-            Notification.sent_at < job.now - NOTIFICATION_RETENTION)).rowcount
+        cutoff = job.now - NOTIFICATION_RETENTION
+        pruned = session.execute(delete(Notification).where(or_(
+            and_(Notification.status == "sent", Notification.sent_at < cutoff),
+            # given up: claimed_at is the last attempt's
+            and_(Notification.status == "failed", Notification.claimed_at < cutoff),
+        ))).rowcount
         session.execute(delete(SeenRequest).where(
             SeenRequest.seen_at < job.now - SIGNATURE_RETENTION))
         # slack_sdk's OAuth state store keeps naive UTC datetimes.

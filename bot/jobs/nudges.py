@@ -9,8 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
-from bot.jobs import JobContext, PassReport
-from sop_core import outbox
+from bot.jobs import JobContext, PassReport, deliver, send_each
 from sop_core.models import Action
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
 
@@ -66,22 +65,9 @@ def run(job: JobContext) -> PassReport:
     refresh_users(job)
     with job.sessions() as session:
         tasks = due_nudges(session, job.settings, job.now)
-    report = PassReport()
-    for task in tasks:
-        client = job.client_for(task.team_id)
-        if client is None:
-            report.skipped += 1
-            continue
-        try:
-            sent = outbox.deliver(job.sessions, task.key, lambda t=task, c=client: _send(job, c, t),
-                                  kind="nudge", team_id=task.team_id, target=task.owner_id,
-                                  now=job.now)
-        except Exception:
-            log.exception("nudge %s failed; it stays due for the next pass", task.key)
-            report.failed += 1
-            continue
-        if sent:
-            report.sent += 1
-        else:
-            report.skipped += 1
-    return report
+
+    def send(client: WebClient, task: NudgeTask) -> bool:
+        return deliver(job, task.key, lambda: _send(job, client, task), kind="nudge",
+                       team_id=task.team_id, target=task.owner_id)
+
+    return send_each(job, tasks, send, what="nudge")

@@ -4,9 +4,10 @@ Each watch is evaluated once per snapshot (the latest of its workspace). The eva
 claims its own outbox key first, so two clocks or a load's ``after_load`` racing the
 clock never evaluate the same watch twice at once; every post or update has its own key
 (watch + snapshot + scope). The evaluation is marked done only when each of its steps
-went through: a step that failed (Slack down, rate limited past the retries) leaves the
+is settled: a step that failed (Slack down, rate limited past the retries) leaves the
 watch due, and the next pass re-plans it — what was sent is then unchanged, so only the
-rest goes out.
+rest goes out. A step Slack refused for good (the channel is gone) is settled as failed:
+it is not retried, and does not hold the watch due.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.text import escape
 from bot.blocks.trigger import headline, trigger_point_blocks
-from bot.jobs import JobContext, PassReport
+from bot.jobs import JobContext, PassReport, deliver, send_each
 from bot.slack_client import post_in_channel
 from sop_core import outbox
 from sop_core.services import triggers
@@ -58,19 +59,8 @@ def evaluate_watch(job: JobContext, watch_id: int) -> PassReport:
 
 
 def _evaluate_all(job: JobContext, due: list[DueWatch]) -> PassReport:
-    report = PassReport()
-    clients: dict[str, WebClient | None] = {}
-    for item in due:
-        if item.team_id not in clients:
-            clients[item.team_id] = job.client_for(item.team_id)
-        client = clients[item.team_id]
-        if client is None:
-            log.warning("no Slack client for workspace %s: watch %d waits", item.team_id,
-                        item.watch_id)
-            report.skipped += 1
-            continue
-        report.add(_evaluate(job, client, item))
-    return report
+    return send_each(job, due, lambda client, item: _evaluate(job, client, item),
+                     what="watch evaluation")
 
 
 def _evaluate(job: JobContext, client: WebClient, item: DueWatch) -> PassReport:
@@ -85,9 +75,12 @@ def _evaluate(job: JobContext, client: WebClient, item: DueWatch) -> PassReport:
             plan = plan_watch(session, job.settings, item.watch_id, item.snapshot_id)
         for step in plan.steps if plan is not None else ():
             try:
-                sent = outbox.deliver(job.sessions, step.key, partial(_send, job, client, step),
-                                      kind=f"watch_{step.kind}", team_id=step.team_id,
-                                      target=step.channel_id, now=job.now)
+                sent = deliver(job, step.key, partial(_send, job, client, step),
+                               kind=f"watch_{step.kind}", team_id=step.team_id,
+                               target=step.channel_id)
+            except outbox.GaveUp:  # logged by the outbox; settled, so not holding the watch
+                report.failed += 1
+                continue
             except Exception:
                 log.exception("watch %d: %s of %s failed; it stays due", step.watch_id,
                               step.kind, step.key)
@@ -98,7 +91,7 @@ def _evaluate(job: JobContext, client: WebClient, item: DueWatch) -> PassReport:
                 report.sent += 1
             else:
                 with job.sessions() as session:
-                    complete &= bool(outbox.already_sent(session, [step.key]))
+                    complete &= bool(outbox.settled(session, [step.key]))
                 report.skipped += 1
         if plan is not None:
             report.skipped += plan.held_back

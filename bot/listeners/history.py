@@ -27,6 +27,7 @@ from bot.blocks.text import cut
 from bot.ids import INPUT, BlockId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError
+from bot.slack_client import Upload, upload_files
 from sop_core.filters import FilterError
 from sop_core.services import exports, history
 from sop_core.services.actions import local_today
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 EXPORT_USAGE = ("Export what? `/gap export actions [filters]` (one row per action) or "
                 "`/gap export gaps [filters]` (one row per gap), e.g. "
                 "`/gap export actions region=EU`.")
-NOT_IN_CHANNEL = ("I am not in this channel: invite me with `/invite @sopgap`, then try "
-                  "again.")
 ERROR_MAX = 300  # an inline error under a modal's input
 
 
@@ -89,22 +88,8 @@ def submit_search(ack: Ack, view: dict[str, Any], context: dict[str, Any]) -> No
 def upload_export(client: WebClient, channel: str, export: Export, comment: str) -> None:
     """Both files in one message (files.getUploadURLExternal → upload → complete),
     joining a public channel first if the bot is not in it yet."""
-    uploads = [{"file": f.content, "filename": f.filename, "title": f.filename}
-               for f in export.files]
-
-    def send() -> None:
-        client.files_upload_v2(file_uploads=uploads, channel=channel, initial_comment=comment)
-
-    try:
-        send()
-    except SlackApiError as error:
-        if error.response.get("error") != "not_in_channel":
-            raise
-        try:
-            client.conversations_join(channel=channel)
-        except SlackApiError:
-            raise UserError(NOT_IN_CHANNEL) from None
-        send()
+    upload_files(client, channel, [Upload(f.content, f.filename, title=f.filename)
+                                   for f in export.files], initial_comment=comment)
 
 
 @subcommand("export")

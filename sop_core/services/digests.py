@@ -136,7 +136,7 @@ def due_digests(session: Session, now: datetime) -> list[DueDigest]:
             continue
         due.append(DueDigest(digest_key(row.team_id, row.channel_id, occurrence),
                              row.team_id, row.channel_id, occurrence, meeting))
-    sent = outbox.already_sent(session, (d.key for d in due))
+    sent = outbox.settled(session, (d.key for d in due))
     return [d for d in due if d.key not in sent]
 
 

@@ -233,7 +233,7 @@ def due_watches(session: Session, *, snapshot_id: int | None = None) -> list[Due
             continue
         due.append(DueWatch(watch_id, team_id, channel_id, snapshot.id,
                             evaluated_key(team_id, watch_id, snapshot.id)))
-    done = outbox.already_sent(session, (d.key for d in due))
+    done = outbox.settled(session, (d.key for d in due))
     return [d for d in due if d.key not in done]
 
 

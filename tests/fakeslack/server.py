@@ -33,6 +33,17 @@ CHAT_POST_INTERVAL = 1.0
 SHUTDOWN_POLL_INTERVAL = 0.01
 
 
+# Pseudo-methods that fail_next() and delay_next() also accept: the bytes' POST to an
+# upload URL (files.getUploadURLExternal's), and a post to a response_url.
+UPLOAD, RESPONSE_URL = "upload", "response_url"
+
+
+@dataclass(frozen=True)
+class _Delay:
+    seconds: float
+    processed: bool
+
+
 @dataclass(frozen=True)
 class _Fault:
     status: int
@@ -65,7 +76,7 @@ class FakeSlack:
         self._calls: list[Call] = []
         self._violations: list[str] = []
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
-        self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._delays: defaultdict[str, deque[_Delay]] = defaultdict(deque)
         self._last_post_at: dict[str, float] = {}
         self._server: LocalServer | None = None
         self._thread: threading.Thread | None = None
@@ -143,16 +154,23 @@ class FakeSlack:
         429 carries a ``Retry-After`` header and error ``ratelimited``; other statuses
         answer ``internal_error`` unless ``error`` is given (``status=200`` with an
         ``error`` simulates a plain Slack error such as ``channel_not_found``).
+        ``method`` may also be ``"upload"`` (an upload URL's POST) or ``"response_url"``.
         """
         default_error = "ratelimited" if status == 429 else "internal_error"
         fault = _Fault(status, error or default_error, retry_after)
         with self._lock:
             self._faults[method].extend([fault] * times)
 
-    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
-        """Hold the answer to the next ``times`` calls to ``method`` (client timeouts)."""
+    def delay_next(self, method: str, seconds: float, times: int = 1, *,
+                   processed: bool = True) -> None:
+        """Hold the answer to the next ``times`` calls to ``method`` (client timeouts).
+
+        ``processed``: Slack carries the call out late (a client that timed out does not
+        know it happened); ``False``: the request is lost on the way, and answered 504
+        without being carried out. ``method`` may be ``"upload"`` or ``"response_url"``.
+        """
         with self._lock:
-            self._delays[method].extend([seconds] * times)
+            self._delays[method].extend([_Delay(seconds, processed)] * times)
 
     # -- observation -----------------------------------------------------------------
 
@@ -213,11 +231,11 @@ class FakeSlack:
     def handle_api(self, incoming: Incoming) -> Reply:
         """Answer one Web API call and record it, whatever the outcome."""
         arrived = time.monotonic()
-        delay = self._take(self._delays, incoming.method)
-        if delay:
-            time.sleep(delay)
+        lost = not self._hold(incoming.method)
         with self._lock:
-            if incoming.decode_error:
+            if lost:
+                reply = self._refuse(incoming.method, Rejected("request_timeout", status=504))
+            elif incoming.decode_error:
                 problem = f"undecodable body: {incoming.decode_error}"
                 reply = self._refuse(incoming.method, Rejected("invalid_json", problem))
             else:
@@ -240,6 +258,11 @@ class FakeSlack:
 
     def handle_upload(self, file_id: str, body: bytes) -> Reply:
         """Store bytes POSTed to an upload URL handed out by files.getUploadURLExternal."""
+        if not self._hold(UPLOAD):
+            return Reply(504, "request timed out")
+        fault = self._take(self._faults, UPLOAD)
+        if fault:
+            return Reply(fault.status, fault.error, fault.rejection().headers)
         with self._lock:
             record = self.files.get(file_id)
             if record is None:
@@ -257,8 +280,20 @@ class FakeSlack:
     def handle_response(self, hook_id: str, headers: dict[str, str], body: bytes) -> Reply:
         """A JSON message posted to a response_url, recorded as method ``response_url``.
 
-        Its blocks get the same checks as chat.postMessage's.
+        Its blocks get the same checks as chat.postMessage's. Injected faults answer as
+        Slack's hooks do (plain text), and are recorded with their status.
         """
+        processed = self._hold(RESPONSE_URL)
+        fault = self._take(self._faults, RESPONSE_URL) if processed else None
+        if not processed or fault:
+            status, error = (fault.status, fault.error) if fault else (504, "request_timeout")
+            with self._lock:
+                self._calls.append(Call(method=RESPONSE_URL, args={"hook": hook_id},
+                                        token=None, team_id=None, headers=headers,
+                                        at=time.monotonic(), status=status,
+                                        response={"ok": False, "error": error}))
+                self._changed.notify_all()
+            return Reply(status, error, fault.rejection().headers if fault else {})
         try:
             args = json.loads(body or b"{}")
         except ValueError:
@@ -267,7 +302,7 @@ class FakeSlack:
         problems = block_problems(args.get("blocks"), 50) if args.get("blocks") else []
         with self._lock:
             self._violations.extend(f"response_url {hook_id}: {p}" for p in problems)
-            self._calls.append(Call(method="response_url", args={**args, "hook": hook_id},
+            self._calls.append(Call(method=RESPONSE_URL, args={**args, "hook": hook_id},
                                     token=None, team_id=None, headers=headers,
                                     at=time.monotonic(), status=200, response={"ok": True}))
             self._changed.notify_all()
@@ -288,6 +323,14 @@ class FakeSlack:
             return Reply(200, build(self._workspace, incoming, team))
         except Rejected as rejected:
             return self._refuse(incoming.method, rejected)
+
+    def _hold(self, method: str) -> bool:
+        """Sleep through an injected delay; whether the request is then carried out."""
+        delay = self._take(self._delays, method)
+        if delay is None:
+            return True
+        time.sleep(delay.seconds)
+        return delay.processed
 
     def _refuse(self, method: str, rejected: Rejected) -> Reply:
         if rejected.violation:

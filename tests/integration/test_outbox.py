@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -31,7 +32,7 @@ def test_sent_keys_are_never_claimed_again(db_url: str) -> None:
         row = session.scalars(select(Notification)).one()
     assert (row.status, row.message_ts, row.attempts) == ("sent", "1.0", 1)
     with sessions() as session:
-        assert outbox.already_sent(session, ["k", "other"]) == {"k"}
+        assert outbox.settled(session, ["k", "other"]) == {"k"}
 
 
 def test_a_crashed_claim_is_taken_over_after_its_lease(db_url: str) -> None:
@@ -113,3 +114,89 @@ def test_concurrent_takeover_of_an_expired_claim_is_single(postgres_url: str) ->
     for thread in threads:
         thread.join()
     assert sorted(winners) == sorted(f"dead{i}" for i in range(30))
+
+
+# --------------------------------------------------------------------------------------
+# Failures: transient ones retried, permanent ones final, unknown ones up to a cap
+# --------------------------------------------------------------------------------------
+
+class Refused(Exception):
+    pass
+
+
+def diagnosed_as(kind: outbox.ErrorKind) -> Any:
+    return lambda error: outbox.Diagnosis(kind, f"chat.postMessage: {error}")
+
+
+def refuse() -> str:
+    raise Refused("channel_not_found")
+
+
+def row_of(sessions: Any, key: str) -> Notification:
+    with sessions() as session:
+        row = session.scalars(select(Notification).where(Notification.key == key)).one()
+        session.expunge_all()
+        return row
+
+
+def test_a_permanent_failure_is_final_at_once(db_url: str,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    sessions = get_sessionmaker(db_url)
+    permanent = diagnosed_as(outbox.ErrorKind.PERMANENT)
+    with pytest.raises(outbox.GaveUp) as gave_up:
+        outbox.deliver(sessions, "k", refuse, kind="nudge", team_id="T1", now=NOW,
+                       diagnose=permanent)
+    assert isinstance(gave_up.value.__cause__, Refused)
+    row = row_of(sessions, "k")
+    assert (row.status, row.last_error, row.attempts) == (
+        "failed", "chat.postMessage: channel_not_found", 1)
+    # Never claimed again, whoever asks and however late; skipped as settled.
+    for later in (NOW + timedelta(minutes=1), NOW + timedelta(days=2)):
+        assert outbox.claim(sessions, "k", kind="nudge", team_id="T1", now=later) is None
+        assert not outbox.deliver(sessions, "k", lambda: "1.0", kind="nudge", team_id="T1",
+                                  now=later, diagnose=permanent)
+    with sessions() as session:
+        assert outbox.settled(session, ["k", "other"]) == {"k"}
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "nudge k was not sent and will not be retried: chat.postMessage: channel_not_found"]
+
+
+def test_transient_failures_are_retried_whatever_their_number(db_url: str) -> None:
+    sessions = get_sessionmaker(db_url)
+    transient = diagnosed_as(outbox.ErrorKind.TRANSIENT)
+    for minute in range(outbox.MAX_ATTEMPTS + 2):
+        with pytest.raises(Refused):
+            outbox.deliver(sessions, "k", refuse, kind="nudge", team_id="T1",
+                           now=NOW + timedelta(minutes=minute), diagnose=transient)
+        assert row_of(sessions, "k").status == "claimed"
+    assert outbox.deliver(sessions, "k", lambda: "1.0", kind="nudge", team_id="T1",
+                          now=NOW + timedelta(hours=1), diagnose=transient)
+    row = row_of(sessions, "k")
+    assert (row.status, row.attempts, row.last_error) == ("sent", outbox.MAX_ATTEMPTS + 3, None)
+
+
+def test_unknown_failures_give_up_at_the_attempts_cap(db_url: str) -> None:
+    sessions = get_sessionmaker(db_url)
+    unknown = diagnosed_as(outbox.ErrorKind.UNKNOWN)
+    for minute in range(outbox.MAX_ATTEMPTS - 1):
+        with pytest.raises(Refused):
+            outbox.deliver(sessions, "k", refuse, kind="nudge", team_id="T1",
+                           now=NOW + timedelta(minutes=minute), diagnose=unknown)
+    with pytest.raises(outbox.GaveUp):
+        outbox.deliver(sessions, "k", refuse, kind="nudge", team_id="T1",
+                       now=NOW + timedelta(hours=1), diagnose=unknown)
+    row = row_of(sessions, "k")
+    assert (row.status, row.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+    assert row.last_error == (f"chat.postMessage: channel_not_found "
+                              f"(attempt {outbox.MAX_ATTEMPTS} of {outbox.MAX_ATTEMPTS})")
+    assert not outbox.deliver(sessions, "k", lambda: "1.0", kind="nudge", team_id="T1",
+                              now=NOW + timedelta(days=1), diagnose=unknown)
+
+
+def test_by_default_the_database_away_is_transient_and_the_rest_unknown() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    away = outbox.diagnose(OperationalError("SELECT 1", {}, ConnectionError("gone")))
+    assert (away.kind, away.reason) == (outbox.ErrorKind.TRANSIENT, "database: ConnectionError")
+    other = outbox.diagnose(KeyError("ts"))
+    assert (other.kind, other.reason) == (outbox.ErrorKind.UNKNOWN, "KeyError: 'ts'")
