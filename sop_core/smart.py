@@ -42,6 +42,8 @@ METRIC_MAX = 200  # Action.metric_name
 MILESTONE_NAME_MAX = 200  # Milestone.name
 NOTE_MAX = 3000
 MIN_TITLE_WORDS = 4
+# A Slack user id, as a users_select sends it (``U0123ABCD``; ``W…`` in Enterprise Grid).
+USER_ID = re.compile(r"^[UW][A-Z0-9]{1,31}$")
 
 Location = tuple[str | int, ...]
 
@@ -120,11 +122,23 @@ def _problem(kind: str, message: str, **context: Any) -> PydanticCustomError:
     return PydanticCustomError(f"smart_{kind}", message, context or None)
 
 
+# Control characters nobody types (NUL, escape codes…): PostgreSQL refuses NUL in text,
+# and terminals and exports would carry the rest. Tabs and line breaks stay.
+_CONTROLS = dict.fromkeys([*range(0x20), 0x7F], None)
+for _kept in "\t\n\r":
+    del _CONTROLS[ord(_kept)]
+
+
+def without_controls(text: str) -> str:
+    """Typed text without control characters (for any form, not only SMART actions)."""
+    return text.translate(_CONTROLS)
+
+
 def _clean(value: object) -> str | None:
     """Text with runs of whitespace collapsed; ``None`` for nothing but blanks."""
     if value is None:
         return None
-    text = " ".join(str(value).split())
+    text = " ".join(without_controls(str(value)).split())
     return text or None
 
 
@@ -132,7 +146,7 @@ def _clean_block(value: object) -> str | None:
     """Multi-line text: lines kept, ends trimmed."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = without_controls(str(value)).strip()
     return text or None
 
 
@@ -244,7 +258,10 @@ class SmartActionInput(_Form):
     @field_validator("owner_id", mode="before")
     @classmethod
     def _owner(cls, value: object) -> str:
-        return _required(value, "Choose the person who owns this action.")
+        owner = _required(value, "Choose the person who owns this action.")
+        if not USER_ID.match(owner):
+            raise _problem("owner", "Choose the person who owns this action from the list.")
+        return owner
 
     @field_validator("metric", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from bot.blocks.action_modal import (
 )
 from bot.blocks.actions_list import MAX_MESSAGE_BLOCKS, register_blocks, register_text
 from bot.blocks.text import SECTION_TEXT_MAX, cut, escape
+from bot.blocks.thread import MAX_ID
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError, post_in_channel
@@ -38,6 +39,7 @@ from sop_core.services import actions
 from sop_core.services.actions import ActionRefused, ActionView, NotFound, Which
 from sop_core.smart import (
     MAX_MILESTONES,
+    USER_ID,
     CompletionInput,
     Location,
     ProgressInput,
@@ -87,10 +89,13 @@ def register(app: App) -> None:
 # ------------------------------------------------------------------------------------
 
 def _id(value: object) -> int:
-    """An id from a button value or metadata; anything else is simply not found."""
+    """An id from a button value or metadata; anything else is simply not found: "²"
+    (``isdigit`` accepts it, ``int`` does not), 5,000 digits (nor those), or a number no
+    id column holds."""
     text = str(value or "").strip()
-    if not text.isdigit():
-        raise NotFound(f"id {text!r}")
+    if not (len(text) <= len(str(MAX_ID)) and text.isascii() and text.isdigit()
+            and 0 < int(text) <= MAX_ID):
+        raise NotFound(f"id {text[:20]!r}")
     return int(text)
 
 
@@ -430,7 +435,7 @@ def submit_reassign(ack: Ack, body: dict[str, Any], context: dict[str, Any],
                     client: WebClient) -> None:
     ctx = Ctx.of(context, body)
     new_owner = field(body["view"]["state"]["values"], BlockId.NEW_OWNER)
-    if not new_owner:
+    if not (new_owner and USER_ID.match(new_owner)):  # a forged payload may hold anything
         ack(response_action="errors", errors={BlockId.NEW_OWNER: "Choose the new owner."})
         return
     action = _submit_change(ack, body, ctx, BlockId.NEW_OWNER, lambda action_id:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.blocks.text import escape, unescape
 from bot.blocks.thread import (
@@ -24,11 +25,19 @@ from bot.blocks.thread import (
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from sop_core.services import history, root_causes
-from sop_core.services.root_causes import CATEGORIES, NotFound, NotPosted, category_label
+from sop_core.services.root_causes import (
+    CATEGORIES,
+    SUMMARY_MAX,
+    NotFound,
+    NotPosted,
+    category_label,
+)
+from sop_core.smart import without_controls
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "I can't find that gap in this workspace: it may have been removed."
+SAVE_FAILED = "Something went wrong saving this: nothing was saved. Please try again."
 # Human replies: plain messages, replies also sent to the channel, replies with a file.
 RECORDED_SUBTYPES = {None, "thread_broadcast", "file_share"}
 
@@ -45,7 +54,9 @@ def register(app: App) -> None:
 def point_id_of(value: object) -> int:
     """A trigger point id from a button or option value (checked against the team later)."""
     text = str(value or "")
-    if not (text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID):
+    # Length first: int() refuses more than 4,300 digits with a ValueError.
+    if not (len(text) <= len(str(MAX_ID)) and text.isascii() and text.isdigit()
+            and 0 < int(text) <= MAX_ID):
         raise UserError(NOT_FOUND)
     return int(text)
 
@@ -150,28 +161,35 @@ def _state(view: dict[str, Any], block: BlockId) -> dict[str, Any]:
 
 def submit_confirmation(ack: Ack, body: dict[str, Any], view: dict[str, Any],
                         context: dict[str, Any]) -> None:
+    """Validated and stored before ``ack()``: a closed modal means a saved root cause."""
     category = str((_state(view, BlockId.ROOT_CAUSE_CATEGORY).get("selected_option") or {})
                    .get("value") or "")
-    text = str(_state(view, BlockId.ROOT_CAUSE_SUMMARY).get("value") or "").strip()
+    text = without_controls(str(_state(view, BlockId.ROOT_CAUSE_SUMMARY).get("value") or ""))
+    text = text.strip()
     errors: dict[str, str] = {}
     if category not in CATEGORIES:
         errors[BlockId.ROOT_CAUSE_CATEGORY] = "Choose the category that best fits."
     if not text:
         errors[BlockId.ROOT_CAUSE_SUMMARY] = "Write what is driving the gap, in a sentence or two."
+    elif len(text) > SUMMARY_MAX:
+        errors[BlockId.ROOT_CAUSE_SUMMARY] = (f"Keep it to {SUMMARY_MAX} characters at most "
+                                              f"(now {len(text)}).")
     point_id = read_metadata(view.get("private_metadata") or "")
     ctx = Ctx.of(context, body)
-    if not errors:
-        try:
-            root_causes.point_info(ctx.sessions, ctx.team_id, point_id or 0)
-        except (NotFound, NotPosted):
-            errors[BlockId.ROOT_CAUSE_SUMMARY] = NOT_FOUND
     if errors:
         ack(response_action="errors", errors=errors)
         return
+    try:
+        point = root_causes.confirm(ctx.sessions, team_id=ctx.team_id, point_id=point_id or 0,
+                                    user_id=ctx.user_id, category=category, summary=text)
+    except (NotFound, NotPosted):
+        ack(response_action="errors", errors={BlockId.ROOT_CAUSE_SUMMARY: NOT_FOUND})
+        return
+    except SQLAlchemyError:
+        log.exception("could not store the root cause of trigger point %s", point_id)
+        ack(response_action="errors", errors={BlockId.ROOT_CAUSE_SUMMARY: SAVE_FAILED})
+        return
     ack()
-    assert point_id is not None
-    point = root_causes.confirm(ctx.sessions, team_id=ctx.team_id, point_id=point_id,
-                                user_id=ctx.user_id, category=category, summary=text)
     try:
         post_in_channel(ctx.client, point.channel_id, thread_ts=point.message_ts,
                         text=confirmed_fallback(point), blocks=confirmed_blocks(point))
@@ -193,6 +211,6 @@ def record_reply(event: dict[str, Any], context: dict[str, Any]) -> None:
         return
     new = root_causes.record_reply(
         context["sessions"], team_id=team_id, channel_id=channel, thread_ts=thread_ts,
-        message_ts=ts, user_id=user, text=unescape(event.get("text") or ""))
+        message_ts=ts, user_id=user, text=without_controls(unescape(event.get("text") or "")))
     if new is False:
         log.info("reply %s in %s was already recorded (redelivery)", ts, channel)

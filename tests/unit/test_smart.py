@@ -212,3 +212,17 @@ def test_progress_and_completion_inputs() -> None:
     with pytest.raises(ValidationError) as raised:
         CompletionInput.model_validate({"realised_impact": "-5K"})
     assert "Use 0" in error_messages(raised.value)[("realised_impact",)]
+
+
+@pytest.mark.parametrize("owner", ["<!channel>", "U2> <!here", "   x", "u2", "U" * 40])
+def test_the_owner_must_be_a_slack_user_id(owner: str) -> None:
+    assert errors(owner_id=owner) == {
+        ("owner_id",): "Choose the person who owns this action from the list."}
+
+
+def test_control_characters_nobody_types_are_dropped() -> None:
+    action = SmartActionInput.parse(raw(title="Run a 2-week\x00 Snacks\x1b[31m promo with Aldi",
+                                        resources="Budget\x00\n\t40K\x7f"), today=TODAY)
+    assert action.title == "Run a 2-week Snacks[31m promo with Aldi"
+    assert action.resources == "Budget\n\t40K"
+    assert ProgressInput.model_validate({"value": "1M", "note": "\x00"}).note is None
