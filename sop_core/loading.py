@@ -139,11 +139,16 @@ def read_file(path: str | Path, *, metric: str | None = None,
                                 "use .csv, .tsv, .xlsx or .parquet")
     report = progress or (lambda _stage, _fraction: None)
     report("reading", 0.0)
-    header_rows = 0 if suffix in {".parquet", ".pq"} else 1
-    # The table goes straight into normalise(), with no name kept here, so that normalise
-    # can free it once it holds its own arrays: at 10M rows that is ~0.6 GB off the peak.
-    result = normalise(_read_table(path, source, suffix), source=source, metric=metric,
-                       first_row=header_rows + 1, progress=report)
+    if suffix in {".xlsx", ".xlsm"}:  # at most 1,048,576 rows: memory is no concern
+        table, notes = _read_xlsx(path, source)
+        result = normalise(table, source=source, metric=metric, first_row=2, progress=report)
+        result = dataclasses.replace(result, notes=(*notes, *result.notes))
+    else:
+        # The table goes straight into normalise(), with no name kept here, so that
+        # normalise can free it once it holds its own arrays: ~0.6 GB off the peak at 10M.
+        result = normalise(_read_table(path, source, suffix), source=source, metric=metric,
+                           first_row=1 if suffix in {".parquet", ".pq"} else 2,
+                           progress=report)
     report("done", 1.0)
     return result
 
@@ -151,8 +156,6 @@ def read_file(path: str | Path, *, metric: str | None = None,
 def _read_table(path: Path, source: str, suffix: str) -> pa.Table:
     if suffix in {".csv", ".txt", ".tsv"}:
         return _read_csv(path, source, delimiter="\t" if suffix == ".tsv" else None)
-    if suffix in {".xlsx", ".xlsm"}:
-        return _read_xlsx(path, source)
     return _read_parquet(path, source)
 
 
@@ -160,18 +163,23 @@ def _header(path: Path, source: str, delimiter: str | None) -> tuple[list[str], 
     """The header names, the delimiter and an encoding that reads the file."""
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
-    if b"\x00" in head:
+    if head.startswith(UTF16_BOMS):
+        # Excel's "Unicode Text" and some exports: UTF-16 says so with a byte-order mark.
+        encoding = "utf-16"
+        text = head[: len(head) // 2 * 2].decode(encoding, errors="ignore")
+    elif b"\x00" in head:
         raise LoadError(source, "this is not a text table (binary content); "
                                 "use CSV, XLSX or Parquet")
-    encoding = "utf8"
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut by the 64 KiB boundary
-            encoding = _fallback_encoding(head)
-            text = head.decode(encoding)
-        else:
-            text = head[: exc.start].decode("utf-8-sig")
+    else:
+        encoding = "utf8"
+        try:
+            text = head.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # not just a character cut by the 64 KiB boundary
+                encoding = _fallback_encoding(head, source)
+                text = head.decode(encoding)
+            else:
+                text = head[: exc.start].decode("utf-8-sig")
     first_line = text.splitlines()[0] if text.strip() else ""
     if not first_line.strip():
         raise LoadError(source, "the file has no header row")
@@ -186,13 +194,42 @@ def _header(path: Path, source: str, delimiter: str | None) -> tuple[list[str], 
     return names, delimiter, encoding
 
 
-def _fallback_encoding(data: bytes) -> str:
-    """Windows-1252 (Excel's "CSV" on Windows) if it decodes, else Latin-1 (decodes all)."""
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# Two or more bytes in a row outside ASCII: in Windows-1252 text they are letters
+# ("öß" in "Größe"); bytes of a multi-byte encoding (Shift-JIS, GBK, EUC-KR) read as
+# Windows-1252 are mostly punctuation and symbols ("東京" reads "“Œ‹ž").
+_NON_ASCII_RUN = re.compile(rb"[\x80-\xff]{2,}")
+
+
+def _fallback_encoding(data: bytes, source: str) -> str:
+    """The encoding of text that is not UTF-8: Windows-1252 (Excel's "CSV" on Windows,
+    which covers Latin-1 text too), if that is what it looks like. Anything else is
+    refused, naming the row, rather than stored as garbled names."""
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if not data[: exc.start].isascii():  # UTF-8 until there: a UTF-8 file, damaged
+            raise _not_text(source, data, exc.start) from None
+    else:
+        return "utf8"
+    bad: int | None = None
     try:
         data.decode("cp1252")
-    except UnicodeDecodeError:
-        return "latin-1"
+    except UnicodeDecodeError as exc:  # a byte Windows-1252 leaves undefined
+        bad = exc.start
+    for run in _NON_ASCII_RUN.finditer(data, 0, len(data) if bad is None else bad):
+        if not run.group().decode("cp1252", errors="replace").isalpha():
+            bad = run.start()
+            break
+    if bad is not None:
+        raise _not_text(source, data, bad)
     return "cp1252"
+
+
+def _not_text(source: str, data: bytes, offset: int) -> LoadError:
+    line = data.count(b"\n", 0, offset) + 1  # the header is row 1, as in a spreadsheet
+    return LoadError(source, "the text is neither UTF-8 nor Windows-1252: save the file as "
+                             "'CSV UTF-8' and load it again", row=line)
 
 
 def _read_csv(path: Path, source: str, delimiter: str | None) -> pa.Table:
@@ -226,7 +263,7 @@ def _read_csv(path: Path, source: str, delimiter: str | None) -> pa.Table:
             message = str(exc)
             if isinstance(exc, UnicodeDecodeError) or "utf8" in message.lower():
                 with path.open("rb") as handle:
-                    encoding = _fallback_encoding(handle.read())
+                    encoding = _fallback_encoding(handle.read(), source)
                 return _numbers_as_measures_only(attempt(encoding, column_types))
             if "conversion error" not in message:
                 raise
@@ -292,19 +329,26 @@ def _arrow_reason(exc: Exception) -> str:
     return text[:300]
 
 
-def _read_xlsx(path: Path, source: str) -> pa.Table:
+def _read_xlsx(path: Path, source: str) -> tuple[pa.Table, tuple[str, ...]]:
+    """The workbook's data sheet as a table, and a note saying which sheet that was when
+    it is not the first."""
     try:
+        sheet, titles = _data_sheet(path, source)
         # openpyxl (data_only) returns the values Excel last calculated for formulas.
-        frame = pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl",
+        frame = pd.read_excel(path, sheet_name=sheet, dtype=object, engine="openpyxl",
                               keep_default_na=False, na_values=[""])
+    except LoadError:
+        raise
     except Exception as exc:  # openpyxl raises many kinds for a file that is not XLSX
         raise LoadError(source, f"could not read as XLSX: {_arrow_reason(exc)}") from None
     frame = frame.dropna(how="all")
     columns = {}
+    measures = []
     for name in frame.columns:
         values = frame[name]
         key = normalise_name(name)
         if key in MEASURE_ALIASES or key == VALUE_COLUMN:
+            measures.append(name)
             columns[str(name)] = pa.array(values.map(_excel_number), type=pa.string())
         elif values.map(lambda v: (isinstance(v, int | float) and not isinstance(v, bool))
                         or v is None or (isinstance(v, float) and math.isnan(v))).all() \
@@ -312,9 +356,61 @@ def _read_xlsx(path: Path, source: str) -> pa.Table:
             columns[str(name)] = pa.array(values.astype(float), type=pa.float64())
         else:
             columns[str(name)] = pa.array(values.map(_excel_text), type=pa.string())
+    _refuse_formulas_without_values(path, source, sheet, frame, measures)
     # Keep spreadsheet row numbers: pandas dropped fully blank rows, so carry the index.
     table = pa.table(columns)
-    return table.append_column("__row__", pa.array(frame.index.to_numpy() + 2, type=pa.int64()))
+    table = table.append_column("__row__", pa.array(frame.index.to_numpy() + 2,
+                                                     type=pa.int64()))
+    notes = () if sheet == titles[0] else (
+        f"read sheet '{sheet}', the first with a 'period' column",)
+    return table, notes
+
+
+def _data_sheet(path: Path, source: str) -> tuple[str, list[str]]:
+    """The first worksheet whose header row has a ``period`` column (a cover or "read me"
+    sheet often comes first), and the titles of all worksheets."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        titles = [sheet.title for sheet in workbook.worksheets]
+        for sheet in workbook.worksheets:
+            header = next(sheet.iter_rows(max_row=1, values_only=True), ())
+            if any(normalise_name(cell) == "period" for cell in header if cell is not None):
+                return sheet.title, titles
+    finally:
+        workbook.close()
+    if not titles:
+        raise LoadError(source, "the workbook has no worksheet")
+    if len(titles) > 1:
+        raise LoadError(source, "no sheet has a 'period' column in its first row; sheets: "
+                                + ", ".join(f"'{title}'" for title in titles[:10]))
+    return titles[0], titles
+
+
+def _refuse_formulas_without_values(path: Path, source: str, sheet: str, frame: pd.DataFrame,
+                                    measures: list[str]) -> None:
+    """A measure cell read as blank that holds a formula: the workbook was written by a
+    program that does not calculate (not Excel), so the value is unknown, not missing."""
+    blank = {name: set(frame.index[frame[name].isna()]) for name in measures}
+    if not any(blank.values()):
+        return
+    import openpyxl
+
+    positions = {name: list(frame.columns).index(name) for name in measures}
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        for index, cells in enumerate(workbook[sheet].iter_rows(min_row=2, values_only=True)):
+            for name, position in positions.items():
+                if index not in blank[name] or position >= len(cells):
+                    continue
+                formula = getattr(cells[position], "text", cells[position])  # ArrayFormula
+                if isinstance(formula, str) and formula.startswith("="):
+                    raise LoadError(source, f"the formula {_quote(formula)} has no computed "
+                                            "value: open the file in Excel, save it and load "
+                                            "it again", row=index + 2, column=str(name))
+    finally:
+        workbook.close()
 
 
 def _excel_number(value: object) -> str | None:
@@ -370,6 +466,9 @@ def _roles(table: pa.Table, source: str) -> _Columns:
         if key in seen:
             raise LoadError(source, f"columns '{seen[key]}' and '{name}' both read as '{key}'",
                             column=str(name))
+        if _is_nested(table.column(name).type):
+            raise LoadError(source, f"holds nested values ({table.column(name).type}), not "
+                                    "text or numbers", column=str(name))
         seen[key] = name
     if not seen:
         raise LoadError(source, "no columns")
@@ -413,6 +512,39 @@ def _roles(table: pa.Table, source: str) -> _Columns:
         dimensions.append((key, name))
     return _Columns(period=seen["period"], metric=seen.get("metric"), measure=measure,
                     value=value, wide=wide, dimensions=dimensions, ignored=ignored)
+
+
+def _is_nested(data_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return pa.types.is_nested(data_type)
+
+
+def _as_text(table: pa.Table, source: str, rows: _Rows) -> pa.Table:
+    """Binary columns (Parquet's untyped strings) as UTF-8 text; the first value that is
+    not UTF-8 is an error naming its row."""
+    for index, name in enumerate(table.column_names):
+        column = table.column(name)
+        binary = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if not (pa.types.is_binary(binary) or pa.types.is_large_binary(binary)):
+            continue
+        try:
+            text = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            values = column.to_pylist()
+            bad = next(i for i, v in enumerate(values) if v is not None and not _utf8(v))
+            raise LoadError(source, f"{_quote(values[bad])} is not UTF-8 text",
+                            row=rows(bad), column=name) from None
+        table = table.set_column(index, name, text)
+    return table
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_numeric(data_type: pa.DataType) -> bool:
@@ -492,7 +624,9 @@ def _numbers(table: pa.Table, name: str, source: str, rows: _Rows) -> np.ndarray
     column = table.column(name)
     if pa.types.is_dictionary(column.type):
         column = column.cast(pa.string())
-    if _is_numeric(column.type) and not pa.types.is_boolean(column.type):
+    if pa.types.is_boolean(column.type):
+        raise LoadError(source, "holds true/false values, not numbers", column=name)
+    if _is_numeric(column.type):
         values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
     else:
         as_text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
@@ -531,6 +665,7 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
     if rows_read == 0:
         raise LoadError(source, "no data rows (only a header)")
     roles = _roles(table, source)
+    table = _as_text(table, source, rows)
 
     period_codes, period_values = _encode(table.column(roles.period), _text)
     months = [parse_month(value) for value in period_values]
