@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -47,6 +49,8 @@ BLANK_MEMBER = "(blank)"
 RESERVED_NAMES = frozenset({"by", "horizon", "metric", "as_of", "asof", "period"})
 
 ProgressCallback = Callable[[str, float], None]
+# Threads for the column-by-column work of a load (Arrow's CSV reader uses every core too).
+WORKERS = min(8, os.cpu_count() or 1)
 
 
 class LoadError(ValueError):
@@ -103,8 +107,7 @@ class PlanningTable:
         there are: price–volume–mix works per item. Computed once per table."""
         if not self.dimensions:
             return np.zeros(self.rows, dtype=np.int64), 1
-        labels, first = _group([self.frame[name].array.codes for name in self.dimensions])
-        return labels, len(first)
+        return _group([self.frame[name].array.codes for name in self.dimensions])
 
     @cached_property
     def periods(self) -> tuple[Month, Month] | None:
@@ -146,9 +149,10 @@ def read_file(path: str | Path, *, metric: str | None = None,
     else:
         # The table goes straight into normalise(), with no name kept here, so that
         # normalise can free it once it holds its own arrays: ~0.6 GB off the peak at 10M.
+        parquet = suffix in {".parquet", ".pq"}
         result = normalise(_read_table(path, source, suffix), source=source, metric=metric,
-                           first_row=1 if suffix in {".parquet", ".pq"} else 2,
-                           progress=report)
+                           first_row=1 if parquet else 2, progress=report,
+                           exact_dictionaries=not parquet)
     report("done", 1.0)
     return result
 
@@ -566,41 +570,48 @@ class _Rows:
         return index + self._first
 
 
-def _encode(column: pa.ChunkedArray, clean: Callable[[str], object]) -> tuple[np.ndarray, list]:
+def _encode(column: pa.ChunkedArray, clean: Callable[[str], object], *,
+            exact: bool = False) -> tuple[np.ndarray, list]:
     """Dictionary codes of a text column after ``clean`` on each distinct value.
 
     ``clean`` runs once per distinct value; values that clean to the same thing share a
-    code. Missing values get code -1. Each chunk's own dictionary is mapped onto the
-    shared categories, so rows are touched once, by one numpy take per chunk.
+    code. Missing values get code -1. The chunks' dictionaries are unified first (in
+    Arrow), so the Python work is one pass over the distinct values, and rows are
+    touched once, by one numpy take per chunk. ``exact``: a dictionary column's
+    dictionaries hold only values its rows use, so none needs to be dropped.
     """
     if not pa.types.is_dictionary(column.type):
+        exact = True  # dictionary_encode's are
         column = pc.dictionary_encode(column.cast(pa.string()) if not pa.types.is_string(
             column.type) else column)
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    codes = np.empty(sum(len(chunk) for chunk in chunks), dtype=np.int32)
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    column = column.unify_dictionaries()
+    dictionary = column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
+    mapping = np.empty(len(dictionary) + 1, dtype=np.int32)  # the last slot: a missing value
+    mapping[-1] = -1
     categories: list = []
     code_of: dict = {}  # cleaned value -> code
-    cleaned: dict = {}  # raw value -> code, so clean() runs once per distinct value
-    missing = False
+    for i, raw in enumerate(dictionary):
+        value = clean(raw)
+        if value is not None and value not in code_of:
+            code_of[value] = len(categories)
+            categories.append(value)
+        mapping[i] = -1 if value is None else code_of[value]
+    missing = bool((mapping[:-1] < 0).any())
+    codes = np.empty(len(column), dtype=np.int32)
     start = 0
-    for chunk in chunks:
-        mapping = np.empty(len(chunk.dictionary) + 1, dtype=np.int32)
-        for i, raw in enumerate(chunk.dictionary.to_pylist()):
-            if raw not in cleaned:
-                value = clean(raw)
-                if value is not None and value not in code_of:
-                    code_of[value] = len(categories)
-                    categories.append(value)
-                cleaned[raw] = -1 if value is None else code_of[value]
-            mapping[i] = cleaned[raw]
-        mapping[-1] = -1  # a missing value (index -1 below) is missing
+    for chunk in column.chunks:
         indices = chunk.indices
         if indices.null_count:
             indices = indices.fill_null(-1)
             missing = True
-        missing = missing or bool((mapping[:-1] < 0).any())
-        np.take(mapping, indices.to_numpy(), out=codes[start:start + len(chunk)])
+        # "wrap": -1 is the last slot, as with the default "raise", which is 3× slower
+        # with ``out`` (it buffers the output to leave it untouched on an error).
+        np.take(mapping, indices.to_numpy(), out=codes[start:start + len(chunk)], mode="wrap")
         start += len(chunk)
+    if exact:
+        return codes, categories
     # A Parquet dictionary may hold values no row uses: they are not members.
     used = np.bincount(codes[codes >= 0] if missing else codes, minlength=len(categories)) > 0
     if not used.all():
@@ -652,11 +663,14 @@ def _quote(value: object) -> str:
 
 
 def normalise(table: pa.Table, *, source: str, metric: str | None = None,
-              first_row: int = 2, progress: ProgressCallback | None = None) -> PlanningTable:
+              first_row: int = 2, progress: ProgressCallback | None = None,
+              exact_dictionaries: bool = False) -> PlanningTable:
     """Validate any source table and reduce it to the canonical planning table.
 
     The Arrow table is let go as soon as its columns are encoded: called as
     ``normalise(read(...))`` that frees its memory before the frame is built.
+    ``exact_dictionaries``: the table's dictionary columns hold no value that no row
+    uses (true of the CSV reader's; a Parquet file's may), which saves a pass per column.
     """
     if progress:
         progress("validating", 0.5)
@@ -667,57 +681,75 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
     roles = _roles(table, source)
     table = _as_text(table, source, rows)
 
-    period_codes, period_values = _encode(table.column(roles.period), _text)
-    months = [parse_month(value) for value in period_values]
-    if (period_codes < 0).any():
-        raise LoadError(source, "missing period", row=rows(_first_row_where(period_codes < 0)),
-                        column=roles.period)
-    for code, parsed in enumerate(months):
-        if parsed is None:
-            index = _first_row_where(period_codes == code)
-            raise LoadError(source, f"{_quote(period_values[code])} is not a month (use YYYY-MM)",
-                            row=rows(index), column=roles.period)
-    period = np.asarray(months, dtype=np.int32)[period_codes]
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        # Column by column on every core: numpy and Arrow let go of the GIL. Results are
+        # checked in column order, so the error reported is the same as one by one.
+        exact = exact_dictionaries
+        period_job = pool.submit(_encode, table.column(roles.period), _text, exact=exact)
+        metric_job: Future | None = None
+        if roles.metric is not None:
+            metric_job = pool.submit(_encode, table.column(roles.metric), _metric_name,
+                                     exact=exact)
+        dimension_jobs = [(key, pool.submit(_encode, table.column(name), _text, exact=exact))
+                          for key, name in roles.dimensions]
+        measure_jobs = {m: pool.submit(_numbers, table, name, source, rows)
+                        for m, name in roles.wide.items()} if roles.measure is None else {}
 
-    keys: list[tuple[str, np.ndarray, list]] = [("period", period, [])]
-    if roles.metric is not None:
-        codes, names = _encode(table.column(roles.metric),
-                               lambda v: (normalise_name(v) or None) if v is not None else None)
-        if (codes < 0).any():
-            raise LoadError(source, "missing metric name",
-                            row=rows(_first_row_where(codes < 0)), column=roles.metric)
-        keys.append(("metric", codes, names))
-    else:
-        keys.append(("metric", np.zeros(rows_read, dtype=np.int32),
-                     [normalise_name(metric) if metric else DEFAULT_METRIC]))
-    for key, name in roles.dimensions:
-        codes, members = _encode(table.column(name), _text)
-        if (codes < 0).any():
-            blank = len(members)
-            members = [*members, BLANK_MEMBER]
-            codes = np.where(codes < 0, blank, codes).astype(np.int32)
-        keys.append((key, codes, members))
+        period_codes, period_values = period_job.result()
+        months = [parse_month(value) for value in period_values]
+        if (period_codes < 0).any():
+            raise LoadError(source, "missing period",
+                            row=rows(_first_row_where(period_codes < 0)), column=roles.period)
+        for code, parsed in enumerate(months):
+            if parsed is None:
+                index = _first_row_where(period_codes == code)
+                raise LoadError(source, f"{_quote(period_values[code])} is not a month "
+                                        "(use YYYY-MM)", row=rows(index), column=roles.period)
+        period = np.asarray(months, dtype=np.int32)[period_codes]
 
-    if roles.measure is not None:
-        measures, merged = _long_measures(table, roles, source, rows, keys)
-    else:
-        measures = {m: (_numbers(table, roles.wide[m], source, rows) if m in roles.wide
-                        else np.full(rows_read, np.nan)) for m in MEASURES}
-    del table
-    pa.default_memory_pool().release_unused()
+        keys: list[tuple[str, np.ndarray, list]] = [("period", period, [])]
+        if metric_job is not None:
+            codes, names = metric_job.result()
+            if (codes < 0).any():
+                raise LoadError(source, "missing metric name",
+                                row=rows(_first_row_where(codes < 0)), column=roles.metric)
+            keys.append(("metric", codes, names))
+        else:
+            keys.append(("metric", np.zeros(rows_read, dtype=np.int32),
+                         [normalise_name(metric) if metric else DEFAULT_METRIC]))
+        for key, job in dimension_jobs:
+            codes, members = job.result()
+            if (codes < 0).any():
+                blank = len(members)
+                members = [*members, BLANK_MEMBER]
+                codes = np.where(codes < 0, blank, codes).astype(np.int32)
+            keys.append((key, codes, members))
 
-    labels, first = _group([codes for _, codes, _ in keys])
-    if roles.measure is None:
-        merged = rows_read - len(first)
-    if len(first) != rows_read:
-        measures = {m: _sum_by(labels, first, values) for m, values in measures.items()}
-        keys = [(name, codes[first], categories) for name, codes, categories in keys]
-    del labels, first
+        if roles.measure is not None:
+            measures, merged = _long_measures(table, roles, source, rows, keys)
+        else:
+            measures = {m: (measure_jobs[m].result() if m in measure_jobs
+                            else np.full(rows_read, np.nan)) for m in MEASURES}
+        del table, dimension_jobs, measure_jobs
+        pa.default_memory_pool().release_unused()
+
+        kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures)
+        if kept is not None:  # (the measures are merged and taken already)
+            keys, _ = _take(pool, keys, {}, kept)
+        if roles.measure is None:
+            merged = rows_read - len(keys[0][1])
+        del kept
+        by_period = _period_order(keys[0][1])
+        if by_period is not None:
+            keys, measures = _take(pool, keys, measures, by_period)
+        del by_period
 
     metrics = tuple(keys[1][2])
     columns: dict[str, object] = {"period": keys[0][1].astype(np.int32, copy=False)}
     for name, codes, categories in keys[1:]:
-        columns[name] = pd.Categorical.from_codes(codes, categories=categories)
+        # Valid by construction (-1 … len - 1): pandas' own check is a pass per column.
+        columns[name] = pd.Categorical.from_codes(codes, categories=categories,
+                                                  validate=False)
     del keys
     columns.update(measures)
     del measures
@@ -738,9 +770,24 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
     )
 
 
+def _metric_name(value: str | None) -> str | None:
+    return (normalise_name(value) or None) if value is not None else None
+
+
+KeyColumns = list[tuple[str, np.ndarray, list]]
+
+
+def _take(pool: ThreadPoolExecutor, keys: KeyColumns, measures: dict[str, np.ndarray],
+          rows: np.ndarray) -> tuple[KeyColumns, dict[str, np.ndarray]]:
+    """Every column at ``rows`` (a mask or indices), the columns shared between cores."""
+    keys_at = pool.map(lambda key: (key[0], key[1][rows], key[2]), keys)
+    measures_at = pool.map(lambda item: (item[0], item[1][rows]), measures.items())
+    return list(keys_at), dict(measures_at)
+
+
 def _long_measures(
     table: pa.Table, roles: _Columns, source: str, rows: _Rows,
-    keys: Sequence[tuple[str, np.ndarray, list]],
+    keys: KeyColumns,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Spread a long table's ``value`` into plan/forecast/actual arrays (NaN elsewhere)."""
     assert roles.measure is not None
@@ -762,70 +809,117 @@ def _long_measures(
     value = _numbers(table, roles.value, source, rows)
     arrays = {m: np.where(measure_index == i, value, np.nan) for i, m in enumerate(MEASURES)}
     # Duplicates are rows sharing period, metric, dimensions *and* measure.
-    _, first = _group([*(k[1] for k in keys), measure_index.astype(np.int32)])
-    merged = len(measure_index) - len(first)
-    return arrays, merged
+    _, groups = _group([*(k[1] for k in keys), measure_index.astype(np.int32)])
+    return arrays, len(measure_index) - groups
 
 
-def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Group labels for rows sharing all codes, and one row index of each group.
-
-    Codes are combined into one int64 key (mixed radix) and grouped by sorting: at
-    millions of rows numpy's SIMD sort is several times faster than hashing, whose table
-    no longer fits in the CPU caches. A table without duplicates keeps its row order;
-    one with duplicates comes out in key order (by period first).
-    """
-    count = len(codes[0])
+def _row_key(codes: Sequence[np.ndarray]) -> np.ndarray | None:
+    """One integer per row for its combination of codes (mixed radix): int32 when every
+    combination fits, which sorts twice as fast as int64; ``None`` when not even int64
+    holds them all."""
     lows = [int(a.min()) if len(a) else 0 for a in codes]
     spans = [(int(a.max()) - low + 1) if len(a) else 1 for a, low in zip(codes, lows, strict=True)]
-    if math.prod(spans) >= 2**63:
-        # Too many combinations for one integer: pandas' multi-key grouping instead.
-        frame = pd.DataFrame(dict(enumerate(codes)))
-        labels = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
-        return labels, _first_index(labels)
-    key = np.zeros(count, dtype=np.int64)
-    offset = 0  # the lows, subtracted once at the end rather than per column
+    combinations = math.prod(spans)
+    if combinations >= 2**63:
+        return None
+    dtype = np.int32 if combinations < 2**31 else np.int64
+    key = np.zeros(len(codes[0]), dtype=dtype)
+    digit = np.empty_like(key)
     for array, low, span in zip(codes, lows, spans, strict=True):
         key *= span
-        key += array
-        offset = offset * span + low
-    key -= offset
+        np.subtract(array, low, out=digit, dtype=dtype, casting="unsafe")  # 0 … span-1
+        key += digit
+    return key
+
+
+def _keys(codes: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`_row_key`, or group numbers from pandas' multi-key grouping when the
+    combinations are too many for one integer."""
+    key = _row_key(codes)
+    if key is None:
+        frame = pd.DataFrame(dict(enumerate(codes)))
+        key = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+    return key
+
+
+def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Each row's group (rows sharing all codes) and how many groups there are. By
+    sorting: at millions of rows numpy's SIMD sort is several times faster than hashing,
+    whose table no longer fits in the CPU caches."""
+    key = _keys(codes)
     order = np.argsort(key)
     key = key[order]
-    starts = np.empty(count, dtype=bool)
+    starts = np.empty(len(key), dtype=bool)
     starts[:1] = True
     np.not_equal(key[1:], key[:-1], out=starts[1:])
-    del key
-    if starts.all():
-        return np.arange(count), np.arange(count)
-    labels = np.empty(count, dtype=np.int64)
+    labels = np.empty(len(order), dtype=np.int64)
     labels[order] = np.cumsum(starts) - 1
-    return labels, order[starts]
+    return labels, int(starts.sum())
 
 
-def _first_index(labels: np.ndarray) -> np.ndarray:
-    """Index of the first row of each label (labels are numbered by first appearance)."""
-    first = np.full(int(labels.max()) + 1 if len(labels) else 0, len(labels), dtype=np.int64)
-    np.minimum.at(first, labels, np.arange(len(labels)))
-    return first
+def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarray]
+                      ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Rows sharing all codes merged into the first of them in file order: which rows
+    are kept (``None``: all, there were no duplicates), and the kept rows' measures, each
+    the sum of its group's (a group whose values are all missing stays missing).
 
-
-def _sum_by(labels: np.ndarray, first: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-group sums where a group whose values are all missing stays missing.
-
-    Starts from one row of each group (``first``) and adds the others: few, since
-    duplicates are the exception.
+    Duplicates are the exception (a correction batch, a file at a finer grain than its
+    columns), so the keys are sorted without their rows (4× cheaper than an argsort) to
+    find the repeated ones, and the rows are looked at only where a key repeats; the
+    kept rows stay in file order, so taking them is one sequential pass.
     """
-    sums = values[first]
-    later = np.ones(len(values), dtype=bool)
-    later[first] = False
-    later &= ~np.isnan(values)
-    rows = np.flatnonzero(later)
-    if len(rows):
-        groups = labels[rows]
-        sums[groups] = np.nan_to_num(sums[groups], nan=0.0)  # missing + a number = the number
-        np.add.at(sums, groups, values[rows])
-    return sums
+    key = _keys(codes)
+    ordered = np.sort(key)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
+    if not len(repeated):
+        return None, measures
+    rows = _rows_with(key, repeated)  # ascending: file order
+    within = np.argsort(key[rows], kind="stable")  # by key, file order kept in a group
+    rows = rows[within]
+    grouped_keys = key[rows]
+    segments = np.flatnonzero(np.r_[True, grouped_keys[1:] != grouped_keys[:-1]])
+    first = rows[segments]  # each group's first row in the file
+    kept = np.ones(len(key), dtype=bool)
+    kept[rows] = False
+    kept[first] = True
+    merged = {}
+    for name, values in measures.items():
+        grouped = values[rows]
+        present = ~np.isnan(grouped)
+        sums = np.add.reduceat(np.where(present, grouped, 0.0), segments)
+        values = values if values.flags.writeable else values.copy()
+        values[first] = np.where(np.logical_or.reduceat(present, segments), sums, np.nan)
+        merged[name] = values[kept]
+    return kept, merged
+
+
+def _rows_with(key: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The rows whose key is one of ``wanted`` (sorted, distinct), in ascending order.
+
+    A bitmap over the keys' low bits (sized to stay in the CPU cache) rules out almost
+    every row in one pass; only the few it lets through are looked up exactly.
+    """
+    bits = 1 << max(16, min(24, int(len(wanted) * 16).bit_length()))
+    low = np.array(bits - 1, dtype=key.dtype)
+    bitmap = np.zeros(bits, dtype=bool)
+    bitmap[wanted & low] = True
+    candidates = np.flatnonzero(bitmap[key & low])
+    found = key[candidates]
+    slot = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
+    return candidates[wanted[slot] == found]
+
+
+def _period_order(period: np.ndarray) -> np.ndarray | None:
+    """The row order by period (stable), or ``None`` when the rows are in it already, as
+    exported files usually are. The gap engine finds a horizon as one run of rows then."""
+    if len(period) < 2 or bool(np.all(period[1:] >= period[:-1])):
+        return None
+    low = int(period.min())
+    if int(period.max()) - low < 2**15:
+        # Months as int16: numpy sorts 16-bit integers stably by radix, in linear time.
+        return np.argsort((period - low).astype(np.int16), kind="stable")
+    return np.argsort(period, kind="stable")
 
 
 # --------------------------------------------------------------------------------------
