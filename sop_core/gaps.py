@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -48,8 +48,10 @@ class TriggerRule:
         return gap_pct is not None and abs(gap_pct) >= self.threshold_pct and abs(gap) >= self.floor
 
 
-@dataclass(frozen=True)
-class Driver:
+class Driver(NamedTuple):
+    """One member's part of a gap. A named tuple: a ``by=customer`` builds thousands,
+    ten times faster than frozen dataclasses."""
+
     member: str
     plan: float
     outlook: float
@@ -256,18 +258,23 @@ def _member_sums(table: PlanningTable, selection: Selection, dimension: str
 
 def _drivers(members: list[str], plan: np.ndarray, outlook: np.ndarray, total_gap: float
              ) -> tuple[Driver, ...]:
-    """Members in the total's direction first (largest |gap| first), then offsets."""
+    """Members in the total's direction first (largest |gap| first), then offsets.
+
+    Figured and ordered by numpy: a ``by=customer`` has thousands of members."""
     gaps = outlook - plan
     direction = math.copysign(1.0, total_gap) if total_gap != 0 else 0.0
-    drivers = [
-        Driver(member=m, plan=float(p), outlook=float(o), gap=float(g),
-               gap_pct=percent(float(g), float(p)),
-               share=float(g) / total_gap if total_gap != 0 else None,
-               offset=direction != 0 and g * direction < 0)
-        for m, p, o, g in zip(members, plan, outlook, gaps, strict=True)
-    ]
-    drivers.sort(key=lambda d: (d.offset, -abs(d.gap), d.member))
-    return tuple(drivers)
+    offsets = gaps * direction < 0
+    # Sort keys, the last one first: offset, then largest |gap|, then the member's name.
+    order = np.lexsort((np.asarray(members, dtype=str), -np.abs(gaps), offsets)).tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_pcts = np.where(plan != 0, gaps / plan * 100.0, np.nan).tolist()
+        shares = (gaps / total_gap).tolist() if total_gap != 0 else [None] * len(members)
+    plans, outlooks, member_gaps, is_offset = (plan.tolist(), outlook.tolist(), gaps.tolist(),
+                                                offsets.tolist())
+    return tuple(
+        Driver(members[i], plans[i], outlooks[i], member_gaps[i],
+               gap_pcts[i] if math.isfinite(gap_pcts[i]) else None, shares[i], is_offset[i])
+        for i in order)
 
 
 # --------------------------------------------------------------------------------------
@@ -281,7 +288,23 @@ def effective_as_of(table: PlanningTable, query: GapQuery) -> Month | None:
 def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
                 rule: TriggerRule = TriggerRule()) -> GapResult:
     """The gap of one scope over one horizon, with drivers along ``query.by``."""
-    selection = select(table, query, fy_start_month=fy_start_month)
+    return _gap_of(table, query, select(table, query, fy_start_month=fy_start_month), rule)
+
+
+def gap_with_pvm(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
+                 rule: TriggerRule = TriggerRule()
+                 ) -> tuple[GapResult, PriceVolumeMix | None]:
+    """``compute_gap`` and, for a revenue gap, ``price_volume_mix``: what a trigger point
+    shows. The rows are selected once for both (the scope is looked for once)."""
+    pair = pvm_metrics(table)
+    if pair is None or (query.metric or default_metric(table)) != pair[0]:
+        return compute_gap(table, query, fy_start_month=fy_start_month, rule=rule), None
+    revenue, volume = _select_metrics(table, query, pair, fy_start_month)
+    return _gap_of(table, query, revenue, rule), _pvm_of(table, pair, revenue, volume)
+
+
+def _gap_of(table: PlanningTable, query: GapQuery, selection: Selection,
+            rule: TriggerRule) -> GapResult:
     bias, wmape = _forecast_quality(selection)
     actual_to_date = float(np.nansum(selection.actual[selection.closed]))
     forecast_rest = float(np.nansum(selection.forecast[~selection.closed]))
@@ -357,11 +380,15 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     pair = pvm_metrics(table)
     if pair is None:
         return None
-    revenue, volume = pair
+    return _pvm_of(table, pair, *_select_metrics(table, query, pair, fy_start_month))
+
+
+def _pvm_of(table: PlanningTable, pair: tuple[str, str], revenue: Selection,
+            volume: Selection) -> PriceVolumeMix:
     item, items = table.items
     r0, r1, v0, v1 = (
         np.bincount(item.take(selection.rows), weights=weights, minlength=items).astype(float)
-        for selection in _select_metrics(table, query, pair, fy_start_month)
+        for selection in (revenue, volume)
         for weights in (selection.plan, selection.outlook))
     plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
     outlook_price = np.divide(r1, v1, out=np.zeros_like(r1), where=v1 != 0)
@@ -378,7 +405,7 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
     # Price takes what is left, so the three add up to the gap to the last cent even
     # where an item had plan revenue but no plan volume.
     price_effect = gap - volume_effect - mix_effect
-    return PriceVolumeMix(revenue_metric=revenue, volume_metric=volume,
+    return PriceVolumeMix(revenue_metric=pair[0], volume_metric=pair[1],
                           price=price_effect, volume=volume_effect, mix=mix_effect)
 
 

@@ -17,8 +17,7 @@ from sop_core.gaps import (
     TriggerRule,
     compute_gap,
     explanatory_dimension,
-    price_volume_mix,
-    pvm_metrics,
+    gap_with_pvm,
 )
 from sop_core.loading import PlanningTable
 from sop_core.periods import Month
@@ -98,7 +97,7 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
     if explain and query.by is None:
         by = explanatory_dimension(table, query, fy_start_month=fy_start_month)
         query = dataclasses.replace(query, by=by)
-    result = compute_gap(table, query, fy_start_month=fy_start_month, rule=rule)
+    result, pvm = gap_with_pvm(table, query, fy_start_month=fy_start_month, rule=rule)
     movement = None
     current = session.get(snapshots.Snapshot, snapshot_id)
     before = snapshots.previous(session, current) if current is not None else None
@@ -115,8 +114,5 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
             previous = compute_gap(previous_table, previous_query,
                                    fy_start_month=fy_start_month, rule=rule)
             movement = Movement.between(result, previous)
-    pair = pvm_metrics(table)
-    pvm = (price_volume_mix(table, query, fy_start_month=fy_start_month)
-           if pair is not None and query.metric == pair[0] else None)
     return GapReport(result=result, query=query, movement=movement, pvm=pvm,
                      snapshot_id=snapshot_id, rule=rule, dimensions=table.dimensions)
