@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -71,7 +72,8 @@ def failure_message(error: Exception) -> str:
     return "Something went wrong on my side (it is logged), so nothing was done. Please try again."
 
 
-def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
+def build_app(settings: Settings, *, socket_mode: bool = False,
+              listener_executor: Executor | None = None) -> App:
     """The app; over HTTP every request's signature is checked (Socket Mode needs none)."""
     if settings.slack_signing_secret is None and not socket_mode:
         raise ConfigurationError("SLACK_SIGNING_SECRET is not set")
@@ -85,6 +87,8 @@ def build_app(settings: Settings, *, socket_mode: bool = False) -> App:
         "process_before_response": False,
         "raise_error_for_unhandled_request": False,
     }
+    if listener_executor is not None:  # tests wait for the lazy work before they end
+        common["listener_executor"] = listener_executor
     if settings.slack_client_id and settings.slack_client_secret:
         engine = get_engine(settings.database_url)
         # No token on the app's client: Bolt finds each workspace's in the installations.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -19,9 +20,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 
-def create_wsgi_app(settings: Settings) -> WSGIApp:
-    """``POST /slack/events``, the OAuth routes when configured, and ``GET /healthz``."""
-    slack = SlackRequestHandler(build_app(settings))
+def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None
+                    ) -> WSGIApp:
+    """``POST /slack/events``, the OAuth routes when configured, and ``GET /healthz``.
+    ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
+    not given)."""
+    slack = SlackRequestHandler(build_app(settings, listener_executor=listener_executor))
     engine = get_engine(settings.database_url)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

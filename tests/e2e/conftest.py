@@ -6,19 +6,23 @@ Web API calls go to FakeSlack over HTTP, and tests play Slack with signed reques
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from sqlalchemy import select
 
 from bot.server import create_wsgi_app
 from sop_core.config import Settings
-from sop_core.db import session_factory
+from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
+from sop_core.models import Base
 from sop_core.services.data import store
 from tests.e2e.slack_sim import SlackSim
 from tests.fakeslack import FakeSlack
@@ -43,13 +47,32 @@ class Running:
     server: _ThreadingServer
 
 
-def serve_app(settings: Settings) -> tuple[Running, threading.Thread]:
-    server = make_server("127.0.0.1", 0, create_wsgi_app(settings),
+@contextlib.contextmanager
+def serve_app(settings: Settings) -> Iterator[Running]:
+    """The app on a free 127.0.0.1 port while the block runs; at its end, the work
+    listeners do after ``ack()`` is waited for, so none of it reaches the next test."""
+    lazy_work = ThreadPoolExecutor(max_workers=10, thread_name_prefix="bolt-listener")
+    server = make_server("127.0.0.1", 0, create_wsgi_app(settings, listener_executor=lazy_work),
                          server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
-    return Running(f"http://127.0.0.1:{server.server_port}", settings, server), thread
+    try:
+        yield Running(f"http://127.0.0.1:{server.server_port}", settings, server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        lazy_work.shutdown(wait=True)
+
+
+def database_rows(url: str) -> dict[str, list[str]]:
+    """Every row of every table, comparable, but the replay guard's (each signed request
+    adds its signature there): what a refused request must leave as it was."""
+    with get_engine(url).connect() as connection:
+        return {table.name: sorted(repr(tuple(row)) for row in connection.execute(
+                    select(table)).all())
+                for table in Base.metadata.sorted_tables if table.name != "seen_requests"}
 
 
 def app_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
@@ -69,11 +92,8 @@ def slack(fake_slack: FakeSlack) -> FakeSlack:
 
 @pytest.fixture
 def app_server(db_url: str, slack: FakeSlack) -> Iterator[Running]:
-    running, thread = serve_app(app_settings(db_url, slack))
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
-    thread.join(timeout=5)
+    with serve_app(app_settings(db_url, slack)) as running:
+        yield running
 
 
 @pytest.fixture

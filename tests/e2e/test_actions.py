@@ -499,11 +499,8 @@ def test_a_channel_lead_may_change_an_action(sim: SlackSim, slack: FakeSlack,
 @pytest.fixture
 def lead_server(db_url: str, slack: FakeSlack) -> Iterator[Running]:
     """The app with an installation-wide lead (``SOPGAP_LEADS``)."""
-    running, thread = serve_app(app_settings(db_url, slack, leads=["U8"]))
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
-    thread.join(timeout=5)
+    with serve_app(app_settings(db_url, slack, leads=["U8"])) as running:
+        yield running
 
 
 def test_an_installation_lead_may_change_an_action(slack: FakeSlack, lead_server: Running,

@@ -29,11 +29,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
-from sop_core.db import get_engine, get_sessionmaker
+from sop_core.db import get_sessionmaker
 from sop_core.loading import PlanningTable
-from sop_core.models import Action, Base, Milestone, RootCauseNote, TriggerPoint
+from sop_core.models import Action, Milestone, RootCauseNote, TriggerPoint
 from sop_core.services.data import store
-from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, serve_app
+from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, database_rows, serve_app
 from tests.e2e.slack_sim import Reply, SlackSim, state_value
 from tests.e2e.test_actions import smart_values
 from tests.e2e.test_workspaces import install
@@ -54,7 +54,6 @@ ACTION_NOT_FOUND = re.compile(r"could not find that action in this workspace")
 ANSWER_MAX = 300  # a clear, short message
 
 # Every signed request adds its signature here (the replay guard): not a data change.
-UNCHANGING_EXCEPT = {"seen_requests"}
 
 
 # ------------------------------------------------------------------------------------
@@ -66,18 +65,13 @@ def two_workspaces(db_url: str, slack: FakeSlack,
                    sample_table: PlanningTable) -> Iterator[Running]:
     settings = app_settings(db_url, slack, SLACK_BOT_TOKEN=None,
                             SLACK_CLIENT_ID="111.222", SLACK_CLIENT_SECRET="client-secret")
-    running, thread = serve_app(settings)
-    try:
+    with serve_app(settings) as running:
         assert install(running.url, "T1") == 200
         assert install(running.url, T2) == 200
         sessions = get_sessionmaker(settings.database_url)
         store(sessions, sample_table, team_id="T1")
         store(sessions, sample_table, team_id=T2)  # T2 has data of its own: same structure
         yield running
-    finally:
-        running.server.shutdown()
-        running.server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -355,15 +349,6 @@ def test_every_id_bearing_interaction_has_a_case() -> None:
 # ------------------------------------------------------------------------------------
 # What must hold after each replay
 # ------------------------------------------------------------------------------------
-
-def database_rows(url: str) -> dict[str, list[str]]:
-    """Every row of every table (but the replay guard), in a comparable form."""
-    with get_engine(url).connect() as connection:
-        return {table.name: sorted(repr(tuple(row)) for row in connection.execute(
-                    select(table)).all())
-                for table in Base.metadata.sorted_tables
-                if table.name not in UNCHANGING_EXCEPT}
-
 
 def quiet(seconds: float = 0.3) -> None:
     """Give the app time to do what it must not do."""

@@ -58,10 +58,9 @@ def test_database_outage_is_answered_clearly_and_the_clock_catches_up(
     store(session_factory(url), sample_table)
     add_action(url, "U7", date(2026, 12, 10))
     settings = app_settings(url, slack)
-    running, thread = serve_app(settings)
-    sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
-    nine = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-    try:
+    with serve_app(settings) as running:
+        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
+        nine = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
         sim.command("region=EU")
         slack.wait_for("chat.postMessage")
 
@@ -79,10 +78,6 @@ def test_database_outage_is_answered_clearly_and_the_clock_catches_up(
         assert run_job(settings, "nudges", nine + timedelta(minutes=2)).sent == 0
         sim.command("region=APAC", channel="C2")
         slack.wait_for("chat.postMessage", count=3, timeout=30)
-    finally:
-        running.server.shutdown()
-        running.server.server_close()
-        thread.join(timeout=5)
     assert slack.violations == []
 
 

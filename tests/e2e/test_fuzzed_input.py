@@ -30,9 +30,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
-from sop_core.db import get_engine, get_sessionmaker
-from sop_core.models import Action, ActionUpdate, Base, Milestone, Status, TriggerPoint
-from tests.e2e.conftest import Running
+from sop_core.db import get_sessionmaker
+from sop_core.models import Action, ActionUpdate, Milestone, Status, TriggerPoint
+from tests.e2e.conftest import Running, database_rows
 from tests.e2e.slack_sim import Reply, SlackSim, state_value
 from tests.e2e.test_actions import create_action, open_modal, posted_point, smart_values
 from tests.e2e.waiting import eventually
@@ -72,7 +72,6 @@ hostile_text = st.lists(st.one_of(
 ), max_size=10).map("".join)
 FEW = settings(max_examples=15, deadline=None, database=None, derandomize=True,
                suppress_health_check=[HealthCheck.too_slow])
-UNCHANGING_EXCEPT = {"seen_requests"}  # every signed request adds its signature
 
 
 # ------------------------------------------------------------------------------------
@@ -153,14 +152,6 @@ def visible(text: str | None) -> str:
     """Text without blanks or control characters: what must survive storage as typed."""
     return "".join(ch for ch in text or "" if not ch.isspace()
                    and unicodedata.category(ch) not in {"Cc", "Cf"})
-
-
-def database_rows(url: str) -> dict[str, list[str]]:
-    with get_engine(url).connect() as connection:
-        return {table.name: sorted(repr(tuple(row)) for row in connection.execute(
-                    select(table)).all())
-                for table in Base.metadata.sorted_tables
-                if table.name not in UNCHANGING_EXCEPT}
 
 
 def settle(slack: FakeSlack, count: Callable[[], int], expected: int) -> None:

@@ -43,7 +43,7 @@ from sop_core.models import Action, Notification, TriggerPoint
 from sop_core.services import digests as digest_service
 from sop_core.services.data import store
 from sop_core.services.watches import add_watch
-from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, serve_app
+from tests.e2e.conftest import Running, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.test_actions import smart_values
 from tests.e2e.waiting import eventually
@@ -88,22 +88,15 @@ def fast_settings(db_url: str, slack: FakeSlack) -> Settings:
 
 
 @pytest.fixture
-def running(sqlite_url: str, slack: FakeSlack) -> Iterator[Running]:
-    app, thread = serve_app(fast_settings(sqlite_url, slack))
-    yield app
-    app.server.shutdown()
-    app.server.server_close()
-    thread.join(timeout=5)
+def app_server(sqlite_url: str, slack: FakeSlack) -> Iterator[Running]:
+    """The app with short timeouts; the e2e ``sim`` and ``loaded`` fixtures use it."""
+    with serve_app(fast_settings(sqlite_url, slack)) as app:
+        yield app
 
 
 @pytest.fixture
-def sim(running: Running, slack: FakeSlack) -> SlackSim:
-    return SlackSim(running.url, SIGNING_SECRET, slack.root_url)
-
-
-@pytest.fixture
-def loaded(running: Running, sample_table: PlanningTable) -> int:
-    return store(session_factory(running.settings.database_url), sample_table).snapshot_id
+def running(app_server: Running) -> Running:
+    return app_server
 
 
 def ok(slack: FakeSlack, method: str, **args: Any) -> list[Call]:

@@ -26,11 +26,8 @@ SIGNING_SECRET = "test-signing-secret"
 def oauth_server(db_url: str, slack: FakeSlack) -> Iterator[Running]:
     settings = app_settings(db_url, slack, SLACK_BOT_TOKEN=None,
                             SLACK_CLIENT_ID="111.222", SLACK_CLIENT_SECRET="client-secret")
-    running, thread = serve_app(settings)
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
-    thread.join(timeout=5)
+    with serve_app(settings) as running:
+        yield running
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
