@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -233,7 +234,12 @@ class RootCauseNote(Base):
 
 class Action(Base):
     __tablename__ = "actions"
-    __table_args__ = (Index("ix_actions_team_status_due", "team_id", "status", "due_date"),)
+    __table_args__ = (
+        Index("ix_actions_team_status_due", "team_id", "status", "due_date"),
+        # The nudge sweep, every minute, reads the open actions due soon or overdue.
+        Index("ix_actions_open_due", "due_date", sqlite_where=text("status = 'open'"),
+              postgresql_where=text("status = 'open'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[str] = mapped_column(String(32))
@@ -270,6 +276,13 @@ class Action(Base):
 
 class Milestone(Base):
     __tablename__ = "milestones"
+    __table_args__ = (
+        # The nudge sweep, every minute, reads the open milestones due soon or overdue.
+        # Most past milestones are done, so the index holds the open ones only, with the
+        # columns the sweep reads (no lookup of each milestone's row).
+        Index("ix_milestones_open_due", "due_date", "action_id", "name",
+              sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)

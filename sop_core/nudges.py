@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 OVERDUE_DAILY = 3
@@ -54,13 +55,33 @@ def _schedule(due: date, days_before: Sequence[int], until: date) -> list[Occasi
     return occasions
 
 
+@cache
+def _zone(tz: str) -> ZoneInfo:
+    """``ZoneInfo(tz)``, held: ZoneInfo keeps only the 8 most recent zones alive, so a
+    sweep over owners in more zones than that would re-read the tz files for each one."""
+    return ZoneInfo(tz)
+
+
+def last_send_day(now: datetime, tz: str, hour: int = 9) -> date:
+    """The latest local day whose send time (``hour`` in ``tz``) has passed at ``now``."""
+    local = now.astimezone(_zone(tz))
+    today = local.date()
+    return today if local.time() >= time(hour) else today - timedelta(days=1)
+
+
 def latest_due(due: date, *, now: datetime, tz: str, days_before: Sequence[int] = (3, 1),
                hour: int = 9, weekends: bool = False, snoozed_until: date | None = None
                ) -> Occasion | None:
     """The most recent occasion whose send time (``hour`` local) has passed at ``now``."""
-    local = now.astimezone(ZoneInfo(tz))
-    today = local.date()
-    last_day = today if local.time() >= time(hour) else today - timedelta(days=1)
+    return latest_due_by(due, last_send_day(now, tz, hour), days_before=days_before,
+                         weekends=weekends, snoozed_until=snoozed_until)
+
+
+def latest_due_by(due: date, last_day: date, *, days_before: Sequence[int] = (3, 1),
+                  weekends: bool = False, snoozed_until: date | None = None
+                  ) -> Occasion | None:
+    """``latest_due`` once the owner's ``last_send_day`` is known: a function of dates
+    only, so a sweep can compute it once per distinct (due, last day, snooze)."""
     best: Occasion | None = None
     for occasion in _schedule(due, days_before, last_day):
         day = occasion.day if weekends else _moved_off_weekend(occasion.day)

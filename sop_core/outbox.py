@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from threading import Lock
 
-from sqlalchemy import select, update
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,15 +87,77 @@ class Claim:
     attempt: int
 
 
+# A sweep looks up some 50,000 keys. Bound at execution, not built from a list of
+# literals (coerced and compiled value by value, most of the time): on PostgreSQL as one
+# array parameter, in one statement; elsewhere in lists of SETTLED_CHUNK.
+_DONE = Notification.status.in_((SENT, FAILED))
+_SETTLED_ANY = select(Notification.key).where(
+    Notification.key == any_(bindparam("keys", type_=postgresql.ARRAY(String))), _DONE)
+_SETTLED_IN = select(Notification.key).where(
+    Notification.key.in_(bindparam("keys", expanding=True)), _DONE)
+SETTLED_CHUNK = 900  # keys per statement: under SQLite's oldest limit of 999 variables
+
+
+class _SettledKeys:
+    """Keys this process has seen settled, per database. Settled is final (a sent or
+    given-up key is never claimed again), so they can be remembered: a sweep every
+    minute then asks the database only about the keys it has not seen settled yet.
+    (Housekeeping deletes old records, whose occasions never come back.)"""
+
+    MAX_KEYS = 1_000_000  # about 100 MB at most; past it, start again from the database
+
+    def __init__(self) -> None:
+        self._keys: dict[str, set[str]] = {}
+        self._lock = Lock()
+
+    def split(self, database: str, keys: Iterable[str]) -> tuple[set[str], list[str]]:
+        """(the keys known to be settled, the others in their order)."""
+        with self._lock:
+            known = self._keys.get(database, set())
+            settled, unknown = set(), []
+            for key in keys:
+                if key in known:
+                    settled.add(key)
+                else:
+                    unknown.append(key)
+            return settled, unknown
+
+    def add(self, database: str, keys: set[str]) -> None:
+        with self._lock:
+            known = self._keys.setdefault(database, set())
+            if len(known) + len(keys) > self.MAX_KEYS:
+                known.clear()
+            known.update(keys)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+_settled_keys = _SettledKeys()
+
+
+def forget_settled() -> None:
+    """Forget the settled keys remembered (tests that reuse a database, emptied)."""
+    _settled_keys.clear()
+
+
 def settled(session: Session, keys: Iterable[str]) -> set[str]:
     """Which of these keys are done with: sent, or given up (to skip them without claiming)."""
-    wanted = list(keys)
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(session.scalars(select(Notification.key).where(
-            Notification.key.in_(chunk), Notification.status.in_((SENT, FAILED)))))
-    return found
+    connection = session.connection()
+    database = connection.engine.url.render_as_string(hide_password=True)
+    found, wanted = _settled_keys.split(database, keys)
+    if not wanted:
+        return found
+    if connection.dialect.name == "postgresql":
+        fresh = set(connection.execute(_SETTLED_ANY, {"keys": wanted}).scalars().all())
+    else:
+        fresh = set()
+        for start in range(0, len(wanted), SETTLED_CHUNK):
+            fresh.update(connection.execute(
+                _SETTLED_IN, {"keys": wanted[start : start + SETTLED_CHUNK]}).scalars().all())
+    _settled_keys.add(database, fresh)
+    return found | fresh
 
 
 def claim(sessions: sessionmaker[Session], key: str, *, kind: str, team_id: str,

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sop_core import db, snapshots
+from sop_core import db, outbox, snapshots
 from sop_core.config import get_settings, normalise_database_url
 from sop_core.loading import PlanningTable, read_file
 from sop_core.models import Base
@@ -40,9 +40,11 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     snapshots.clear_cache()
+    outbox.forget_settled()
     yield
     get_settings.cache_clear()
     snapshots.clear_cache()
+    outbox.forget_settled()
 
 
 @pytest.fixture(scope="session")

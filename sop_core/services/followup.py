@@ -18,7 +18,7 @@ from sop_core import outbox
 from sop_core.config import Settings
 from sop_core.db import upsert
 from sop_core.models import Action, Milestone, SlackUser, Status, TriggerPoint
-from sop_core.nudges import Occasion, latest_due
+from sop_core.nudges import Occasion, last_send_day, latest_due_by
 
 USER_CACHE_AGE = timedelta(days=1)
 # Time zones run from UTC-12 to UTC+14: "today" somewhere is at most a day off UTC.
@@ -42,15 +42,40 @@ class NudgeTask:
     channel_id: str | None  # the gap's channel and thread, for escalations
     thread_ts: str | None
 
+    @property
+    def in_thread(self) -> bool:
+        """An escalation goes into the gap's thread (when the gap was posted)."""
+        return self.occasion.escalates and bool(self.channel_id and self.thread_ts)
+
+    @property
+    def recipient(self) -> str:
+        """Whose direct messages a nudge goes to: the owner's, or the creator's when the
+        owner has left the workspace."""
+        return self.creator_id if self.owner_left else self.owner_id
+
+    @property
+    def destination(self) -> str:
+        """Where it is posted: the gap's channel, or the recipient's direct messages."""
+        return self.channel_id if self.in_thread and self.channel_id else self.recipient
+
 
 def nudge_key(action_id: int, milestone_id: int | None, occasion: Occasion) -> str:
+    return _key(action_id, milestone_id, _occasion_part(occasion))
+
+
+def _occasion_part(occasion: Occasion) -> str:
+    return f"{occasion.kind}:{occasion.day.isoformat()}"
+
+
+def _key(action_id: int, milestone_id: int | None, occasion_part: str) -> str:
     item = f"m{milestone_id}" if milestone_id is not None else "due"
-    return f"nudge:{action_id}:{item}:{occasion.kind}:{occasion.day.isoformat()}"
+    return f"nudge:{action_id}:{item}:{occasion_part}"
 
 
 def users_to_refresh(session: Session, now: datetime) -> list[tuple[str, str]]:
     """Owners of open actions whose time zone is unknown or older than a day."""
-    known = {(u.team_id, u.user_id): u.fetched_at for u in session.scalars(select(SlackUser))}
+    known = {(team, user): fetched_at for team, user, fetched_at in session.execute(
+        select(SlackUser.team_id, SlackUser.user_id, SlackUser.fetched_at))}
     owners = session.execute(select(Action.team_id, Action.owner_id).where(
         Action.status == Status.OPEN).distinct()).all()
     return [(team, user) for team, user in owners
@@ -72,42 +97,72 @@ _ACTION_COLUMNS = (Action.id, Action.team_id, Action.owner_id, Action.creator_id
 def _items(session: Session, latest_due_day: date) -> Iterable[tuple]:
     """Open milestones, then open actions' due dates, due by ``latest_due_day``:
     (action columns…, milestone id, what, due). Columns only: a sweep over 100,000
-    actions must not load every action's milestones as objects."""
-    open_milestones = session.execute(
+    actions must not load every action's milestones as objects. Plain tuples of plain
+    values, which the garbage collector stops tracking: tens of thousands of ORM rows
+    held through a sweep would trigger full collections of the whole process."""
+    connection = session.connection()  # Core rows: no ORM processing of 50,000 of them
+    open_milestones = connection.execute(
         select(*_ACTION_COLUMNS, Milestone.id, Milestone.name, Milestone.due_date)
         .join(Milestone, Milestone.action_id == Action.id)
         .outerjoin(TriggerPoint, TriggerPoint.id == Action.trigger_point_id)
         .where(Action.status == Status.OPEN, Milestone.done_at.is_(None),
                Milestone.due_date <= latest_due_day))
-    yield from open_milestones
-    open_actions = session.execute(
+    yield from map(tuple, open_milestones.all())
+    open_actions = connection.execute(
         select(*_ACTION_COLUMNS, Action.due_date)
         .outerjoin(TriggerPoint, TriggerPoint.id == Action.trigger_point_id)
         .where(Action.status == Status.OPEN, Action.due_date <= latest_due_day))
-    for *columns, due in open_actions:
+    for *columns, due in open_actions.all():
         yield (*columns, None, "due date", due)
 
 
+_UNSEEN = object()
+
+
 def due_nudges(session: Session, settings: Settings, now: datetime) -> list[NudgeTask]:
-    """Every nudge due at ``now`` that has not been sent yet."""
-    users = {(u.team_id, u.user_id): u for u in session.scalars(select(SlackUser))}
+    """Every nudge due at ``now`` that has not been sent yet.
+
+    Per item this is ``latest_due(due, now=now, tz=owner's zone, ...)``; since ``now``
+    and the settings are fixed for the sweep, the owner's zone only matters through its
+    last send day, and the occasion is computed once per distinct (due date, last send
+    day, snooze) rather than once per item (a sweep over 100,000 actions has a few
+    thousand distinct ones)."""
+    last_days: dict[str, date] = {}
+
+    def last_day_in(tz: str) -> date:
+        if tz not in last_days:
+            last_days[tz] = last_send_day(now, tz, settings.nudge_hour)
+        return last_days[tz]
+
+    # Each owner's last send day (from their zone) and whether they left the workspace.
+    people = {(team, user): (last_day_in(tz), bool(deleted)) for team, user, tz, deleted
+              in session.execute(select(SlackUser.team_id, SlackUser.user_id, SlackUser.tz,
+                                        SlackUser.deleted))}
+    unknown = (last_day_in(settings.timezone), False)  # zone not fetched yet
     horizon = now.date() + _ZONE_SLACK + timedelta(days=max(settings.nudge_days_before,
                                                              default=0))
-    tasks: list[NudgeTask] = []
-    for (action_id, team_id, owner_id, creator_id, snoozed_until, channel_id, thread_ts,
-         milestone_id, what, due) in _items(session, horizon):
-        user = users.get((team_id, owner_id))
-        occasion = latest_due(
-            due, now=now, tz=user.tz if user else settings.timezone,
-            days_before=settings.nudge_days_before, hour=settings.nudge_hour,
-            weekends=settings.nudge_on_weekends, snoozed_until=snoozed_until)
-        if occasion is None:
-            continue
-        tasks.append(NudgeTask(
-            key=nudge_key(action_id, milestone_id, occasion), occasion=occasion,
-            team_id=team_id, action_id=action_id, milestone_id=milestone_id, what=what,
-            due=due, owner_id=owner_id, creator_id=creator_id,
-            owner_left=bool(user and user.deleted), channel_id=channel_id,
-            thread_ts=thread_ts))
-    sent = outbox.already_sent(session, (task.key for task in tasks))
-    return [task for task in tasks if task.key not in sent]
+    # (due, last send day, snooze) → (occasion, its part of the key), or None: no occasion.
+    found: dict[tuple[date, date, date | None], tuple[Occasion, str] | None] = {}
+    # (key, occasion, row, owner left): plain values only (see _items).
+    candidates: list[tuple[str, Occasion, tuple, bool]] = []
+    for row in _items(session, horizon):
+        action_id, team_id, owner_id, snoozed_until, milestone_id, due = (
+            row[0], row[1], row[2], row[4], row[7], row[9])
+        last_day, left = people.get((team_id, owner_id), unknown)
+        memo = (due, last_day, snoozed_until)
+        hit = found.get(memo, _UNSEEN)
+        if hit is _UNSEEN:
+            occasion = latest_due_by(due, last_day, days_before=settings.nudge_days_before,
+                                     weekends=settings.nudge_on_weekends,
+                                     snoozed_until=snoozed_until)
+            hit = found[memo] = (occasion, _occasion_part(occasion)) if occasion else None
+        if hit is not None:
+            candidates.append((_key(action_id, milestone_id, hit[1]), hit[0], row, left))
+    sent = outbox.settled(session, [key for key, *_ in candidates])
+    return [NudgeTask(key=key, occasion=occasion, team_id=team_id, action_id=action_id,
+                      milestone_id=milestone_id, what=what, due=due, owner_id=owner_id,
+                      creator_id=creator_id, owner_left=owner_left, channel_id=channel_id,
+                      thread_ts=thread_ts)
+            for key, occasion, (action_id, team_id, owner_id, creator_id, _snoozed,
+                                channel_id, thread_ts, milestone_id, what, due), owner_left
+            in candidates if key not in sent]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from sop_core import outbox
 from sop_core.db import get_sessionmaker
@@ -200,3 +200,47 @@ def test_by_default_the_database_away_is_transient_and_the_rest_unknown() -> Non
     assert (away.kind, away.reason) == (outbox.ErrorKind.TRANSIENT, "database: ConnectionError")
     other = outbox.diagnose(KeyError("ts"))
     assert (other.kind, other.reason) == (outbox.ErrorKind.UNKNOWN, "KeyError: 'ts'")
+
+
+# --------------------------------------------------------------------------------------
+# Settled keys are final: a process remembers them and asks the database about the rest
+# --------------------------------------------------------------------------------------
+
+def keys_asked(sessions: Any, call: Any, keys: list[str]) -> tuple[Any, list[str]]:
+    """The call's result, and which of ``keys`` its statements sent to the database."""
+    values: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        for value in (parameters.values() if isinstance(parameters, dict) else parameters):
+            values.extend(value if isinstance(value, list) else [value])
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return call(), [key for key in keys if key in values]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_settled_keys_are_remembered_and_only_the_others_looked_up(db_url: str) -> None:
+    sessions = get_sessionmaker(db_url)
+    for key in ("k-sent", "k-refused"):
+        outbox.claim(sessions, key, kind="nudge", team_id="T1", now=NOW)
+    outbox.mark_sent(sessions, "k-sent", now=NOW)
+    outbox.give_up(sessions, "k-refused", "channel_not_found", now=NOW)
+    outbox.claim(sessions, "k-in-flight", kind="nudge", team_id="T1", now=NOW)
+    keys = ["k-sent", "k-refused", "k-in-flight", "k-never"]
+
+    with sessions() as session:
+        found, asked = keys_asked(sessions, lambda: outbox.settled(session, iter(keys)), keys)
+    assert found == {"k-sent", "k-refused"} and asked == keys
+    with sessions() as session:
+        again, asked = keys_asked(sessions, lambda: outbox.settled(session, keys), keys)
+    assert again == found and asked == ["k-in-flight", "k-never"]  # only the unsettled
+
+    outbox.mark_sent(sessions, "k-in-flight", now=NOW)  # a key settled later is found then
+    with sessions() as session:
+        assert outbox.settled(session, keys) == {"k-sent", "k-refused", "k-in-flight"}
+    with sessions() as session:
+        done, asked = keys_asked(sessions, lambda: outbox.settled(session, keys[:3]), keys)
+    assert done == {"k-sent", "k-refused", "k-in-flight"} and asked == []
