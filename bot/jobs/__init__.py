@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Callable, Iterable
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -53,6 +57,36 @@ class Due(Protocol):
 
 
 D = TypeVar("D", bound=Due)
+T = TypeVar("T")
+
+
+POST_INTERVAL = 1.0  # seconds: Slack takes about one chat.postMessage a second per channel
+
+
+def paced(items: Iterable[T], channel_of: Callable[[T], str], *,
+          interval: float = POST_INTERVAL, clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Iterator[T]:
+    """``items`` in an order that keeps two posts into one channel ``interval`` apart.
+
+    Each channel's items keep their order; channels take turns, and the iterator only
+    waits when every channel left was posted to less than ``interval`` ago. Sent in the
+    given order, a second post into a channel within the second gets Slack's 429, whose
+    ``Retry-After`` the client sleeps through while every other channel's post waits.
+    (The time is taken when the next item is asked for, i.e. after the last send.)
+    """
+    queues: dict[str, deque[T]] = {}
+    for item in items:
+        queues.setdefault(channel_of(item), deque()).append(item)
+    # (when the channel may be posted to again, its turn, the channel)
+    turns = [(-math.inf, turn, channel) for turn, channel in enumerate(queues)]
+    while turns:
+        allowed, turn, channel = heapq.heappop(turns)
+        wait = allowed - clock()
+        if wait > 0:
+            sleep(wait)
+        yield queues[channel].popleft()
+        if queues[channel]:
+            heapq.heappush(turns, (clock() + interval, turn, channel))
 
 
 def send_each(job: JobContext, items: Iterable[D],

@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
-from bot.jobs import JobContext, PassReport, deliver, send_each
+from bot.jobs import JobContext, PassReport, deliver, paced, send_each
 from sop_core.models import Action
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
 
@@ -50,13 +50,13 @@ def _card(job: JobContext, action_id: int) -> tuple[str, list]:
 def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
     title, card = _card(job, task.action_id)
     today = job.now.astimezone(ZoneInfo(job.settings.timezone)).date()
-    if task.occasion.escalates and task.channel_id and task.thread_ts:
-        posted = client.chat_postMessage(channel=task.channel_id, thread_ts=task.thread_ts,
+    if task.in_thread:
+        posted = client.chat_postMessage(channel=task.destination, thread_ts=task.thread_ts,
                                          text=escalation_text(task, title, today),
                                          blocks=escalation_blocks(task, title, today))
         return posted["ts"]
-    recipient = task.creator_id if task.owner_left else task.owner_id
-    posted = client.chat_postMessage(channel=recipient, text=nudge_text(task, title, today),
+    posted = client.chat_postMessage(channel=task.destination,
+                                     text=nudge_text(task, title, today),
                                      blocks=nudge_blocks(task, title, today, card))
     return posted["ts"]
 
@@ -70,4 +70,6 @@ def run(job: JobContext) -> PassReport:
         return deliver(job, task.key, lambda: _send(job, client, task), kind="nudge",
                        team_id=task.team_id, target=task.owner_id)
 
-    return send_each(job, tasks, send, what="nudge")
+    # A Monday's wave holds several nudges for one person: paced, so that Slack's limit
+    # per channel never makes the whole pass wait on one of them.
+    return send_each(job, paced(tasks, lambda task: task.destination), send, what="nudge")

@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -242,3 +243,25 @@ def test_two_clocks_at_once_send_each_nudge_once(postgres_url: str, slack: FakeS
         thread.join()
     assert sum(r.sent for r in reports) == 20
     assert len(dms(slack, "UPARIS")) == 20
+
+
+def test_a_wave_with_several_nudges_for_one_person_stays_within_slacks_limit(
+        db_url: str, slack: FakeSlack, people: None) -> None:
+    """Slack takes one post a second per channel (FakeSlack answers a faster one 429):
+    paced, five nudges for Camille and one each for two others all go out without one
+    429, once each; the pass takes about the four seconds Camille's DMs need."""
+    slack.rate_limit_chat_per_channel = True
+    day = date(2026, 12, 9)
+    for n in range(5):
+        add_action(db_url, owner="UPARIS", due=day, title=f"Relist {n + 10} Snacks SKUs on DE")
+    add_action(db_url, owner="UNY", due=day)
+    add_action(db_url, owner="UBOSS", due=day)
+    report = run(db_url, slack, local(day, 15))  # 09:00 in New York has passed too
+    assert (report.sent, report.failed) == (7, 0)
+    posts = slack.calls_to("chat.postMessage")
+    assert [c.status for c in posts] == [200] * 7  # no 429: nothing waited on a retry
+    camille = sorted(c.at for c in dms(slack, "UPARIS"))
+    assert len(camille) == 5
+    assert all(later - earlier >= 0.99 for earlier, later in pairwise(camille))
+    others = [c.at for c in posts if c.args["channel"] in {"UNY", "UBOSS"}]
+    assert max(others) < camille[1]  # the others did not wait behind Camille's
