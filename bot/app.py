@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -34,6 +35,7 @@ BOT_SCOPES = [
     "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
     "groups:history", "im:write", "users:read", "files:write",
 ]
+LISTENER_THREADS = 64  # per web worker; idle ones cost a little memory only
 
 
 class ConfigurationError(RuntimeError):
@@ -87,8 +89,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         "process_before_response": False,
         "raise_error_for_unhandled_request": False,
     }
-    if listener_executor is not None:  # tests wait for the lazy work before they end
-        common["listener_executor"] = listener_executor
+    # Bolt runs each listener on this pool, ack() included, while the request thread
+    # waits for the ack: enough threads that a listener never waits for one. What they
+    # may run at once after ack() is bounded by the work slots instead.
+    common["listener_executor"] = listener_executor or ThreadPoolExecutor(
+        max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
+    work_slots = threading.BoundedSemaphore(settings.work_slots)
     if settings.slack_client_id and settings.slack_client_secret:
         engine = get_engine(settings.database_url)
         # No token on the app's client: Bolt finds each workspace's in the installations.
@@ -114,6 +120,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         a ``respond()`` that retries and falls back rather than drop a reply."""
         context["settings"] = settings
         context["sessions"] = sessions
+        context["work_slots"] = work_slots
         dependable_respond(context, settings)
         return next()
 

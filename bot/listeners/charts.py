@@ -46,8 +46,9 @@ def show_chart(ack: Ack, body: dict[str, Any], action: dict[str, Any],
     ack()
     ctx = Ctx.of(context, body, respond)
     try:
-        charts = point_charts(ctx.sessions, ctx.settings, team_id=ctx.team_id,
-                              point_id=point_id_of(action.get("value")))
+        with ctx.work_slot:
+            charts = point_charts(ctx.sessions, ctx.settings, team_id=ctx.team_id,
+                                  point_id=point_id_of(action.get("value")))
     except (NotFound, UserError):
         ctx.tell(NOT_FOUND)
         return

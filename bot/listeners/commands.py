@@ -49,10 +49,11 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
     ctx = Ctx.of(context, command, respond)
     handler = SUBCOMMANDS.get(name)
     try:
-        if handler is not None:
-            handler(rest.strip(), ctx)
-        else:
-            post_trigger_point(text, ctx)
+        with ctx.work_slot:
+            if handler is not None:
+                handler(rest.strip(), ctx)
+            else:
+                post_trigger_point(text, ctx)
     except (FilterError, NoData, UserError) as problem:
         ctx.tell(str(problem))
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.context.respond import Respond
@@ -26,6 +27,8 @@ class Ctx:
     settings: Settings
     sessions: sessionmaker[Session]
     respond: Respond | None = None
+    # Hold one for CPU-heavy work after ack() (see Settings.work_slots).
+    work_slot: AbstractContextManager[Any] = field(default_factory=nullcontext)
 
     @classmethod
     def of(cls, context: dict[str, Any], body: dict[str, Any],
@@ -35,7 +38,8 @@ class Ctx:
                    or (body.get("container") or {}).get("channel_id") or context.get("channel_id"))
         return cls(team_id=context["team_id"], user_id=user, channel_id=channel,
                    client=context["client"], settings=context["settings"],
-                   sessions=context["sessions"], respond=respond)
+                   sessions=context["sessions"], respond=respond,
+                   work_slot=context.get("work_slots") or nullcontext())
 
     def tell(self, text: str, *, escaped: bool = False) -> None:
         """A short message only this person sees (ephemeral)."""

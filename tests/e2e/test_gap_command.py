@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from sop_core.db import get_sessionmaker
+from sop_core.db import get_sessionmaker, session_factory
+from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
-from tests.e2e.conftest import Running
+from sop_core.services.data import store
+from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim, sign
 from tests.e2e.waiting import eventually
 from tests.fakeslack import FakeSlack
@@ -138,3 +141,20 @@ def test_a_replayed_request_is_refused(sim: SlackSim, slack: FakeSlack, loaded: 
     slack.wait_for("chat.postMessage")
     time.sleep(0.3)
     assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_acks_do_not_wait_for_other_commands_work(db_url: str, slack: FakeSlack,
+                                                  sample_table: PlanningTable) -> None:
+    """With one work slot, three commands at once: each is acked at once, and their
+    work (here held up by a slow Slack) runs one after the other."""
+    store(session_factory(db_url), sample_table)
+    slack.delay_next("chat.postMessage", 0.8, times=3)
+    with serve_app(app_settings(db_url, slack, work_slots=1)) as running:
+        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(lambda c: sim.command("region=EU", channel=c),
+                                    ["C1", "C2", "C3"]))
+        assert [r.status for r in replies] == [200] * 3
+        assert max(r.elapsed for r in replies) < 0.6  # none waited for a slot
+        posts = sorted(c.at for c in slack.wait_for("chat.postMessage", count=3, timeout=10))
+    assert posts[2] - posts[0] >= 1.5  # one slot: the second and third waited their turn
