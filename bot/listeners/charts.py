@@ -7,13 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks.text import escape
 from bot.blocks.trigger import headline
 from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError
 from bot.listeners.threads import NOT_FOUND, point_id_of
+from bot.slack_client import Upload, upload_files
 from sop_core.filters import FilterError
 from sop_core.services.chart_data import PointCharts, point_charts
 from sop_core.services.data import NoData
@@ -61,18 +61,11 @@ def show_chart(ack: Ack, body: dict[str, Any], action: dict[str, Any],
         ctx.tell(NOT_DRAWN)
         return
     try:
-        ctx.client.files_upload_v2(
-            file_uploads=[{"content": f.png, "filename": f.filename, "title": f.title,
-                           "alt_txt": f.alt_text} for f in charts.files],
-            channel=charts.channel_id, thread_ts=charts.message_ts,
-            initial_comment=comment(charts))
-    except SlackApiError as error:
-        if error.response.get("error") == "not_in_channel":
-            ctx.tell("I am not in this channel: invite me with `/invite @sopgap`, then try "
-                     "again.", escaped=True)
-            return
-        log.exception("uploading the charts of trigger point %s failed", charts.point_id)
-        ctx.tell(NOT_UPLOADED)
-    except Exception:  # e.g. the upload URL refused the bytes (SlackRequestError)
+        upload_files(ctx.client, charts.channel_id,
+                     [Upload(f.png, f.filename, f.title, f.alt_text) for f in charts.files],
+                     thread_ts=charts.message_ts, initial_comment=comment(charts))
+    except UserError as problem:  # not in the channel, and not allowed to join it
+        ctx.tell(str(problem), escaped=True)
+    except Exception:  # Slack refused, or did not answer, after the retries
         log.exception("uploading the charts of trigger point %s failed", charts.point_id)
         ctx.tell(NOT_UPLOADED)
