@@ -1,0 +1,50 @@
+"""What the benchmarks share: the machine line of their header, scratch databases."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def loadavg(values: tuple[float, float, float] | None = None) -> str:
+    """A load average (1/5/15 min; now by default): other work shares a small machine."""
+    return "/".join(f"{v:.1f}" for v in (values or os.getloadavg()))
+
+
+def machine() -> str:
+    """Cores, CPU model, memory and kernel, and the load average now."""
+    cpu = platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (f"{os.cpu_count()} cores ({cpu}), {memory:.1f} GB RAM, {platform.system()} "
+            f"{platform.release()}; load average (1/5/15 min) {loadavg()}")
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the PostgreSQL server of ``admin_url`` (any database there will
+    do, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``), dropped after the block
+    even if connections are still open; yields its SQLAlchemy URL."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from sop_core.config import normalise_database_url
+
+    admin = make_url(normalise_database_url(admin_url))
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"{prefix}_{os.getpid()}_{int(time.time())}"
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,820 @@
+"""The Slack path under load: signed ``/gap`` commands into ``sopgap serve``, trigger points
+recorded by FakeSlack, against a bare Bolt app that only acks, in the same run.
+
+``python -m benchmarks.slack_path`` (1M-row snapshot, 20 and 100 concurrent users),
+``--quick`` (100k rows, fewer commands: does it run?), ``--rows 2M``,
+``--concurrency 20 50 100``, ``--requests 300``, ``--workers 2 --threads 8``,
+``--postgres postgresql://postgres@127.0.0.1:5432/postgres`` (a fresh PostgreSQL database
+is created on that server for the run and dropped after it; SQLite file otherwise).
+Run it from the repository root. Figures go to stdout, progress to stderr.
+
+What happens:
+
+1. **Data**: the synthetic file of ``benchmarks/synth.py`` is loaded with ``sopgap load``
+   (a subprocess: read, validate, store a snapshot) into a fresh database.
+2. **Servers**: FakeSlack (``tests/fakeslack``) runs in this process. ``sopgap serve``
+   (gunicorn, gthread workers) starts as a subprocess with ``SLACK_API_URL`` pointing at
+   FakeSlack; the reference — a bare Bolt ``App`` whose ``/gap`` listener only calls
+   ``ack()``, built like the product's (signing secret, bot token, FakeSlack's URL,
+   ``process_before_response=False``) — starts through the very same ``bot.server.serve``
+   (same gunicorn settings: workers, threads, timeouts) with only the WSGI app swapped.
+3. **Warm-up**: concurrent ``/gap`` commands, so that every worker has decoded the
+   snapshot once (a worker's first gap query reads the Parquet parts from the database).
+4. **Levels**: 1 user (the unloaded baseline), then each ``--concurrency`` C. C simulated
+   users in a closed loop until ``--requests`` commands were sent: a user sends a signed
+   ``/gap FILTERS`` (fresh timestamp, X-Slack-Signature v0; the filters rotate through
+   :data:`FILTERS`), reads the HTTP answer (the **ack**), then waits until the trigger
+   point's ``chat.postMessage`` reaches FakeSlack before sending the next one, so C
+   commands are in flight at any time. Every command comes from a channel id of its own,
+   so each post is matched to its command: **command→trigger point** is FakeSlack's
+   arrival time (``Call.at``, monotonic, recorded when the request reaches the fake
+   server, this process's clock) minus the time the command was sent. The reference gets
+   the same C users and command count in a closed loop on the ack (it posts nothing).
+
+Reported per level: ack p50/p99 (and the ratio to the reference), requests/s,
+command→trigger point p50/p95, trigger points received against commands sent (missing,
+duplicated, refused by FakeSlack, or answered on the ``response_url`` instead: an error),
+non-200 answers and acks slower than Slack's 3 s, and the CPU the servers used per command.
+Goals are printed as met/missed; nothing is asserted (shared, noisy machine).
+
+Only 127.0.0.1 traffic; every wait is bounded. Ctrl-C or an error stops the servers
+(SIGTERM to each server's process group, SIGKILL if it lingers) and FakeSlack, and drops
+the PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import hmac
+import http.client
+import itertools
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import synth
+from benchmarks.common import loadavg, machine, postgres_database
+
+REPO = Path(__file__).resolve().parents[1]
+SIGNING_SECRET = "bench-signing-secret"
+BOT_TOKEN = "xoxb-bench-team"
+TEAM = "T1"
+SLACK_ACK_LIMIT = 3.0  # Slack shows the user an error after 3 s without an answer
+
+# Goals (issue 6, item 1).
+ACK_P99_GOAL = 0.300
+ACK_GOAL_CONCURRENCY = 20
+TRIGGER_P95_GOAL = 1.5
+
+DEFAULT_ROWS = 1_000_000
+QUICK_ROWS = 100_000
+HTTP_TIMEOUT = 30.0  # per request: far above Slack's 3 s, so slow acks are measured
+TRIGGER_TIMEOUT = 120.0  # per command: how long a user waits for its trigger point
+GRACE = 1.0  # after a level, how long to wait for late (duplicate) posts
+
+# What people type: scopes and options over synth.py's dimensions (region, category,
+# segment, channel, customer; metrics revenue and volume; as-of 2026-08, fy = 2026).
+FILTERS = (
+    "region=EU by=channel",
+    "region=EU,NA by=customer",
+    "category=Snacks horizon=ytd",
+    "region=EU category=Snacks by=channel metric=revenue horizon=fy",
+    "region=APAC by=category metric=volume",
+    'segment="Key Accounts" by=region horizon=rest',
+    "channel=E-commerce by=segment horizon=2026-Q3",
+    "region=LATAM,MEA category=Beverages,Coffee by=customer",
+)
+
+
+def _progress(message: str) -> None:
+    print(f"  … {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# The reference server: a bare Bolt app that only acks, under the same gunicorn settings
+# --------------------------------------------------------------------------------------
+
+def reference_wsgi() -> Callable[..., Iterable[bytes]]:
+    """``App(...)`` with one listener, ``/gap`` → ``ack()``, and ``GET /healthz``.
+
+    Built like ``bot.app.build_app`` builds the product's (signing secret, bot token,
+    client on ``SLACK_API_URL``, ``process_before_response=False``), so Bolt's request
+    verification and single-team authorization (one ``auth.test``, then cached) are the
+    same on both sides; what it lacks is the product's middleware and listener work.
+    """
+    from slack_bolt import Ack, App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk import WebClient
+
+    bolt = App(signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+               client=WebClient(token=os.environ["SLACK_BOT_TOKEN"],
+                                base_url=os.environ["SLACK_API_URL"]),
+               process_before_response=False, raise_error_for_unhandled_request=False)
+
+    @bolt.command("/gap")
+    def _gap(ack: Ack) -> None:
+        ack()
+
+    slack = SlackRequestHandler(bolt)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        return slack(environ, start_response)
+
+    return app
+
+
+def serve_reference(port: int, workers: int, threads: int) -> None:
+    """``bot.server.serve`` itself with the WSGI app swapped: identical gunicorn config."""
+    import bot.server
+    from sop_core.config import Settings
+
+    bot.server.create_wsgi_app = lambda _settings: reference_wsgi()  # type: ignore[assignment]
+    bot.server.serve(Settings(), port=port, workers=workers, threads=threads)
+
+
+# --------------------------------------------------------------------------------------
+# FakeSlack that wakes the simulated user whose trigger point arrived
+# --------------------------------------------------------------------------------------
+
+def watched_slack() -> Any:
+    from tests.fakeslack import FakeSlack
+
+    class WatchedSlack(FakeSlack):
+        """FakeSlack plus one Event per command's channel, set when a post to it arrives
+        (or a message on its response_url: the app's way of reporting an error)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._expected: dict[str, threading.Event] = {}
+            self._expected_lock = threading.Lock()
+
+        def expect(self, channel: str) -> threading.Event:
+            event = threading.Event()
+            with self._expected_lock:
+                self._expected[channel] = event
+            return event
+
+        def _arrived(self, channel: str) -> None:
+            with self._expected_lock:
+                event = self._expected.get(channel)
+            if event is not None:
+                event.set()
+
+        def handle_api(self, incoming: Any) -> Any:
+            reply = super().handle_api(incoming)  # records Call.at = arrival time first
+            if incoming.method == "chat.postMessage":
+                self._arrived(str(incoming.args.get("channel")))
+            return reply
+
+        def handle_response(self, hook_id: str, headers: dict[str, str], body: bytes) -> Any:
+            reply = super().handle_response(hook_id, headers, body)
+            self._arrived(hook_id)  # the response_url is …/response/<channel id>
+            return reply
+
+    return WatchedSlack()
+
+
+# --------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float]:
+    """(parent pid, CPU seconds user+system) of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def workers(self) -> list[int]:
+        """Pids of the gunicorn workers (children of the master)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    if _stat(int(entry.name))[0] == self.process.pid:
+                        pids.append(int(entry.name))
+        return sorted(pids)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the master and its live workers (they live for the run)."""
+        total = 0.0
+        for pid in [self.process.pid, *self.workers()]:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += _stat(pid)[1]
+        return total
+
+    def worker_rss(self) -> list[int]:
+        sizes = []
+        for pid in self.workers():
+            with contextlib.suppress(OSError, ValueError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) * 1024)
+        return sizes
+
+    def stop(self) -> int | None:
+        """SIGTERM to the server's process group (gunicorn stops its workers gracefully),
+        SIGKILL to the group if it is still there after gunicorn's graceful timeout."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):  # workers orphaned by a crash
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.returncode
+
+
+def start_server(name: str, args: list[str], env: dict[str, str], port: int, workdir: Path
+                 ) -> Server:
+    """Start ``python ARGS`` in a session of its own (Ctrl-C reaches only us; we stop it),
+    output to a log file, and wait until ``GET /healthz`` answers 200."""
+    log = workdir / f"{name}.log"
+    # gunicorn puts its control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn, shared by
+    # every gunicorn of the user): one directory per server, inside the work directory.
+    runtime = workdir / f"{name}.run"
+    runtime.mkdir(mode=0o700)
+    env = {**env, "XDG_RUNTIME_DIR": str(runtime)}
+    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([sys.executable, *args], env=env, cwd=REPO,
+                                   stdout=handle, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = Server(name, process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 90
+    while True:
+        with contextlib.suppress(OSError):
+            status, _ = http_request("GET", server.url, "/healthz", timeout=2)
+            if status == 200:
+                return server
+        if time.monotonic() > deadline or process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"{name} did not come up:\n{server.tail()}")
+        time.sleep(0.2)
+
+
+def child_env(database_url: str, slack_url: str | None) -> dict[str, str]:
+    """This environment without Slack or sopgap settings, plus the run's own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLACK_", "SOPGAP_")) and k != "DATABASE_URL"}
+    env.update({"DATABASE_URL": database_url, "PYTHONPATH": str(REPO)})
+    if slack_url is not None:
+        env.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                    "SLACK_API_URL": slack_url})
+    return env
+
+
+# --------------------------------------------------------------------------------------
+# The database and the snapshot
+# --------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def database(postgres: str | None, workdir: Path) -> Iterator[str]:
+    """A fresh database for the run: a SQLite file in ``workdir``, or a new PostgreSQL
+    database on the server of ``postgres`` (an admin URL), dropped afterwards."""
+    if postgres is None:
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    with postgres_database(postgres, "sopgap_bench") as url:
+        yield url
+
+
+def load_snapshot(url: str, info: synth.SynthInfo) -> str:
+    """``sopgap db upgrade`` (PostgreSQL), then ``sopgap load FILE``; its summary line."""
+    env = child_env(url, None)  # no Slack settings: the load posts nothing
+    steps = [["db", "upgrade"]] if not url.startswith("sqlite") else []
+    output = ""
+    for step in [*steps, ["load", info.path]]:
+        done = subprocess.run([sys.executable, "-m", "bot.cli", *step], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, text=True, timeout=1800, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"sopgap {' '.join(step)} failed ({done.returncode}):\n"
+                               f"{done.stdout[-3000:]}")
+        output = done.stdout
+    return " ".join(output.split())
+
+
+# --------------------------------------------------------------------------------------
+# Load generation
+# --------------------------------------------------------------------------------------
+
+def sign(timestamp: str, body: bytes) -> str:
+    """Slack's request signature: v0=HMAC-SHA256(secret, ``v0:{timestamp}:{body}``)."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
+
+
+def http_request(method: str, url: str, path: str, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = HTTP_TIMEOUT
+                 ) -> tuple[int, bytes]:
+    """One request on a new connection (as Slack's deliveries come); (status, body)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@dataclass
+class Sample:
+    channel: str
+    text: str
+    sent: float  # time.monotonic() just before the request
+    ack: float  # seconds to the whole HTTP answer
+    status: int  # 0: no answer (refused, reset, timed out)
+    trigger: float | None = None  # seconds from sending to the first post's arrival
+    posts: int = 0  # chat.postMessage calls to the command's channel
+    refused: int = 0  # of which FakeSlack did not accept
+    replied: str | None = None  # a message on the response_url (an error), if any
+
+
+def send_command(url: str, text: str, channel: str, user: str, response_root: str
+                 ) -> tuple[float, float, int]:
+    """One signed slash command, as Slack sends it; (sent, seconds to answer, status)."""
+    body = urllib.parse.urlencode({
+        "token": "deprecated", "team_id": TEAM, "team_domain": "bench",
+        "channel_id": channel, "channel_name": "sop", "user_id": user,
+        "user_name": user.lower(), "command": "/gap", "text": text,
+        "api_app_id": "A0SOPGAP", "is_enterprise_install": "false",
+        "response_url": f"{response_root}/response/{channel}", "trigger_id": f"trig.{channel}",
+    }).encode()
+    timestamp = str(int(time.time()))
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Slack-Request-Timestamp": timestamp,
+               "X-Slack-Signature": sign(timestamp, body)}
+    sent = time.monotonic()
+    try:
+        status, _ = http_request("POST", url, "/slack/events", body, headers)
+    except OSError:  # refused, reset, timed out: Slack would show the user an error
+        status = 0
+    return sent, time.monotonic() - sent, status
+
+
+def _busy_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+@dataclass
+class Level:
+    app: str  # "sopgap" or "bare Bolt"
+    concurrency: int
+    samples: list[Sample]
+    seconds: float
+    server_cpu: float  # CPU seconds the server's processes used during the level
+    machine_busy: float  # share of the machine's cores busy during the level (all work)
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    interrupted: bool = False
+
+    @property
+    def acks(self) -> np.ndarray:
+        return np.array([s.ack for s in self.samples])
+
+    @property
+    def triggers(self) -> np.ndarray:
+        return np.array([s.trigger for s in self.samples if s.trigger is not None])
+
+    @property
+    def per_second(self) -> float:
+        return len(self.samples) / self.seconds if self.seconds else float("nan")
+
+
+_run_ids = itertools.count(1)
+
+
+class Stop(Exception):
+    """Raised in the main thread on SIGTERM, so that the cleanup runs as on Ctrl-C."""
+
+
+def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: int,
+              texts: Iterable[str], *, wait_triggers: bool, stop: threading.Event) -> Level:
+    """``concurrency`` users in a closed loop until ``requests`` commands were sent."""
+    run = next(_run_ids)
+    texts = list(texts)
+    counter = itertools.count()
+    samples: list[Sample] = []
+    lock = threading.Lock()
+
+    def user(k: int) -> None:
+        while not stop.is_set():
+            i = next(counter)
+            if i >= requests:
+                return
+            channel = f"C{run:03d}X{i:06d}"
+            arrived = slack.expect(channel) if wait_triggers else None
+            text = texts[i % len(texts)]
+            sent, ack, status = send_command(server.url, text, channel, f"U{k:04d}",
+                                             slack.root_url)
+            with lock:
+                samples.append(Sample(channel, text, sent, ack, status))
+            if arrived is not None and status != 0:
+                # A late ack (Bolt answers 404 after 3 s) does not cancel the work: wait
+                # for it too, so that no more than `concurrency` commands are in flight.
+                deadline = time.monotonic() + TRIGGER_TIMEOUT
+                while not arrived.wait(0.25) and not stop.is_set():
+                    if time.monotonic() > deadline:
+                        break
+
+    load_before, cpu_before, busy_before = os.getloadavg(), server.cpu_seconds(), _busy_ticks()
+    started = time.monotonic()
+    threads = [threading.Thread(target=user, args=(k,), name=f"{app}-{k}", daemon=True)
+               for k in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.5)
+    finally:
+        if any(thread.is_alive() for thread in threads):  # Ctrl-C, SIGTERM
+            stop.set()
+            deadline = time.monotonic() + HTTP_TIMEOUT + 1
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+    seconds = time.monotonic() - started
+    busy_after = _busy_ticks()
+    level = Level(app, concurrency, samples, seconds, server.cpu_seconds() - cpu_before,
+                  (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
+                  load_before, os.getloadavg(), interrupted=stop.is_set())
+    if wait_triggers:
+        time.sleep(GRACE)  # a duplicate post would come right after the first
+        match_posts(slack, samples)
+    return level
+
+
+def match_posts(slack: Any, samples: list[Sample]) -> None:
+    """Each command's posts, from FakeSlack's record (``Call.at``: arrival, monotonic)."""
+    posts: dict[str, list[Any]] = {}
+    replied: dict[str, str] = {}
+    for call in slack.calls:
+        if call.method == "chat.postMessage":
+            posts.setdefault(str(call.args.get("channel")), []).append(call)
+        elif call.method == "response_url":
+            replied.setdefault(str(call.args.get("hook")), str(call.args.get("text")))
+    for sample in samples:
+        found = posts.get(sample.channel, [])
+        sample.posts = len(found)
+        sample.refused = sum(1 for call in found if not call.ok)
+        if found:
+            sample.trigger = min(call.at for call in found) - sample.sent
+        sample.replied = replied.get(sample.channel)
+
+
+# --------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------
+
+def pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def ms(seconds: float) -> str:
+    """Milliseconds: one decimal below 1 s, none above; a dash for NaN."""
+    if seconds != seconds:
+        return "—"
+    return f"{seconds * 1000:,.0f}" if seconds >= 1 else f"{seconds * 1000:.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    """a / b with two significant digits or more (0.021×, 1.4×, 47×)."""
+    if not b or a != a or b != b:
+        return "—"
+    value = a / b
+    return f"{value:.0f}×" if value >= 10 else f"{value:.2g}×"
+
+
+def versions() -> str:
+    from importlib.metadata import version
+
+    names = ("slack_bolt", "slack_sdk", "gunicorn", "SQLAlchemy", "pandas", "pyarrow")
+    return ", ".join(f"{name} {version(name)}" for name in names)
+
+
+# The code on the /gap path, hashed so that runs of different code can be told apart.
+MEASURED_FILES = ("bot/app.py", "bot/server.py", "bot/listeners/commands.py",
+                  "sop_core/services/data.py", "sop_core/services/triggers.py",
+                  "sop_core/gaps.py", "sop_core/snapshots.py")
+
+
+def code_fingerprint() -> str:
+    return ", ".join(f"{name} {hashlib.sha256((REPO / name).read_bytes()).hexdigest()[:8]}"
+                     for name in MEASURED_FILES)
+
+
+HEADER = (f"  {'':<10}{'ack p50':>9}{'ack p99':>9}{'ack max':>9}{'req/s':>8}"
+          f"{'TP p50':>9}{'TP p95':>9}{'TP max':>9}{'TPs/sent':>11}{'CPU/req':>9}"
+          f"{'busy':>6}")
+
+
+def row(level: Level) -> str:
+    acks, triggers = level.acks, level.triggers
+    if level.app == "sopgap":
+        received = sum(1 for s in level.samples if s.posts > s.refused)  # one accepted
+        tp = (f"{ms(pct(triggers, 50)):>9}{ms(pct(triggers, 95)):>9}"
+              f"{ms(float(triggers.max()) if len(triggers) else float('nan')):>9}"
+              f"{f'{received}/{len(level.samples)}':>11}")
+    else:
+        tp = f"{'—':>9}{'—':>9}{'—':>9}{'—':>11}"
+    cpu = level.server_cpu / len(level.samples) if level.samples else float("nan")
+    return (f"  {level.app:<10}{ms(pct(acks, 50)):>9}{ms(pct(acks, 99)):>9}"
+            f"{ms(float(acks.max()) if len(acks) else float('nan')):>9}"
+            f"{level.per_second:>8.1f}{tp}{ms(cpu):>9}{level.machine_busy:>6.0%}")
+
+
+def problems(level: Level) -> list[str]:
+    """What a Slack user would have seen go wrong, and anything unmatched."""
+    found = []
+    statuses = Counter(s.status for s in level.samples if s.status != 200)
+    if statuses:
+        found.append(f"{sum(statuses.values())} non-200 answers ("
+                     + ", ".join(f"{n}× {'no answer' if code == 0 else code}"
+                                 for code, n in sorted(statuses.items())) + ")")
+    late = sum(1 for s in level.samples if s.ack > SLACK_ACK_LIMIT)
+    if late:
+        found.append(f"{late} acks slower than Slack's {SLACK_ACK_LIMIT:g} s")
+    if level.app == "sopgap":
+        missing = [s for s in level.samples if not s.posts]
+        duplicated = [s for s in level.samples if s.posts > 1]
+        refused = sum(s.refused for s in level.samples)
+        replied = [s for s in level.samples if s.replied is not None]
+        if missing:
+            found.append(f"{len(missing)} trigger points missing")
+        if duplicated:
+            found.append(f"{len(duplicated)} commands posted more than once "
+                         f"({sum(s.posts - 1 for s in duplicated)} extra posts)")
+        if refused:
+            found.append(f"{refused} posts refused by FakeSlack")
+        if replied:
+            found.append(f"{len(replied)} answered on the response_url (first: "
+                         f"`{replied[0].text}` → “{replied[0].replied}”)")
+    if level.interrupted:
+        found.append("interrupted")
+    return found
+
+
+def print_level(reference: Level, ours: Level, requests: int) -> None:
+    c = ours.concurrency
+    label = "1 user (unloaded baseline)" if c == 1 else f"{c} concurrent users"
+    print(f"\n{label}: {requests} commands to each app, closed loop "
+          f"(a user sends its next command once the previous one's trigger point arrived; "
+          f"the bare Bolt app's users, once acked)")
+    print(HEADER)
+    print(row(reference))
+    print(row(ours))
+    print(f"  {'ratio':<10}{ratio(pct(ours.acks, 50), pct(reference.acks, 50)):>9}"
+          f"{ratio(pct(ours.acks, 99), pct(reference.acks, 99)):>9}"
+          f"{ratio(float(ours.acks.max()), float(reference.acks.max())):>9}"
+          f"{ratio(ours.per_second, reference.per_second):>8}")
+    for level in (reference, ours):
+        found = problems(level)
+        print(f"  {level.app}: " + ("; ".join(found) if found else "no errors")
+              + ("; every trigger point arrived exactly once" if level.app == "sopgap"
+                 and not found else ""))
+    print(f"  load average (1/5/15 min) before {loadavg(reference.load_before)}, "
+          f"after {loadavg(ours.load_after)}")
+    sys.stdout.flush()
+
+
+def print_filters(level: Level) -> None:
+    """command→trigger point per filter text, from the unloaded level."""
+    print("  unloaded command→trigger point by filter (median ms):")
+    by_text: dict[str, list[float]] = {}
+    for sample in level.samples:
+        if sample.trigger is not None:
+            by_text.setdefault(sample.text, []).append(sample.trigger)
+    for text in FILTERS:
+        values = by_text.get(text)
+        shown = ms(float(np.median(values))) if values else "—"
+        print(f"    {shown:>7}  /gap {text}")
+
+
+def verdict(met: bool) -> str:
+    return "met   " if met else "MISSED"
+
+
+def summary(results: list[tuple[Level, Level]]) -> None:
+    print("\n=== goals ===")
+    for reference, ours in results:
+        c = ours.concurrency
+        if c == 1:
+            continue
+        ack99, tp95 = pct(ours.acks, 99), pct(ours.triggers, 95)
+        missing = sum(1 for s in ours.samples if s.posts != 1)
+        if c == ACK_GOAL_CONCURRENCY:
+            print(f"  {verdict(ack99 < ACK_P99_GOAL)} ack p99 < {ACK_P99_GOAL * 1000:.0f} ms "
+                  f"at {c} concurrent: {ack99 * 1000:,.0f} ms "
+                  f"(bare Bolt {pct(reference.acks, 99) * 1000:,.1f} ms)")
+        print(f"  {verdict(ack99 < SLACK_ACK_LIMIT)} ack p99 < Slack's "
+              f"{SLACK_ACK_LIMIT * 1000:,.0f} ms at {c} concurrent: {ack99 * 1000:,.0f} ms")
+        print(f"  {verdict(tp95 < TRIGGER_P95_GOAL and not missing)} command→trigger point "
+              f"p95 < {TRIGGER_P95_GOAL:g} s at {c} concurrent: {tp95:.2f} s"
+              + (f" ({missing} commands without exactly one trigger point)" if missing else ""))
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+def _parse_rows(text: str) -> int:
+    units = {"k": 1_000, "m": 1_000_000}
+    suffix = text[-1].lower()
+    return int(float(text[:-1]) * units[suffix] if suffix in units else float(text))
+
+
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    raise Stop("SIGTERM")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="/gap under load through sopgap serve and FakeSlack, against a bare "
+                    "Bolt app that only acks (figures only, no assertions).")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_ROWS:,} rows and fewer commands: check that it runs")
+    parser.add_argument("--rows", type=_parse_rows, default=None,
+                        help=f"snapshot size, e.g. 1M or 250000 (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[20, 100],
+                        help="simulated users in flight, one level per value (default 20 100)")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="commands per level and app (default max(200, 5 × concurrency); "
+                             "--quick: max(40, 2 × concurrency))")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers, both apps (default 2, as `sopgap serve`)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="gunicorn threads per worker, both apps (default 8, as "
+                             "`sopgap serve`)")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="a PostgreSQL server's admin URL, e.g. postgresql://postgres@"
+                             "127.0.0.1:5432/postgres (a database is made and dropped); "
+                             "default: a SQLite file")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (server logs, SQLite database)")
+    parser.add_argument("--serve-reference", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_reference:
+        serve_reference(args.port, args.workers, args.threads)
+        return
+    if any(c < 1 for c in args.concurrency) or (args.requests or 1) < 1:
+        parser.error("--concurrency and --requests must be positive")
+    rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
+
+    def requests_for(concurrency: int) -> int:
+        if args.requests:
+            return args.requests
+        return max(40, 2 * concurrency) if args.quick else max(200, 5 * concurrency)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    print("sopgap Slack path benchmark (benchmarks/slack_path.py)")
+    print(f"date        {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"machine     {machine()}")
+    print(f"python      {platform.python_version()} ({sys.executable})")
+    print(f"libraries   {versions()}")
+    print(f"measured    {code_fingerprint()}")
+    sys.stdout.flush()
+    info = synth.ensure(rows)
+    if info.seconds:
+        _progress(f"generated {info.path} in {info.seconds:.1f} s")
+    workdir = Path(tempfile.mkdtemp(prefix="sopgap-slack-bench-"))
+    servers: list[Server] = []
+    stop = threading.Event()
+    slack = watched_slack()
+    slack.add_team(TEAM, BOT_TOKEN)
+    slack.start()
+    try:
+        with database(args.postgres, workdir) as url:
+            backend = "SQLite file" if url.startswith("sqlite") else "PostgreSQL"
+            _progress(f"loading {info.rows:,} rows with `sopgap load` into {backend} …")
+            started = time.perf_counter()
+            loaded = load_snapshot(url, info)
+            print(f"snapshot    {info.rows:,} rows ({info.unique_rows:,} after merging "
+                  f"duplicates, {info.customers:,} customers) from {Path(info.path).name}, "
+                  f"loaded into {backend} in {time.perf_counter() - started:.1f} s: {loaded}")
+            env = child_env(url, slack.url)
+            ours_port, reference_port = free_port(), free_port()
+            _progress("starting sopgap serve and the reference …")
+            servers.append(start_server("sopgap", [
+                "-m", "bot.cli", "serve", "--port", str(ours_port), "--workers",
+                str(args.workers), "--threads", str(args.threads)], env, ours_port, workdir))
+            servers.append(start_server("reference", [
+                "-m", "benchmarks.slack_path", "--serve-reference", "--port",
+                str(reference_port), "--workers", str(args.workers), "--threads",
+                str(args.threads)], env, reference_port, workdir))
+            print(f"servers     gunicorn gthread, {args.workers} workers × {args.threads} "
+                  f"threads, for both `sopgap serve` and the bare Bolt app; FakeSlack and "
+                  f"the {max(args.concurrency)} client threads share this machine; logs in "
+                  f"{workdir}{'' if args.keep else ' (removed at the end; --keep keeps them)'}")
+            sys.stdout.flush()
+            results = measure(args, servers[0], servers[1], slack, stop, requests_for)
+            violations = slack.violations
+            print(f"\nFakeSlack violations: {len(violations)}"
+                  + (f" (first: {violations[0]})" if violations else ""))
+            summary(results)
+    except (KeyboardInterrupt, Stop) as interruption:
+        stop.set()
+        print(f"\ninterrupted ({type(interruption).__name__}): stopping the servers",
+              file=sys.stderr)
+        raise SystemExit(143 if isinstance(interruption, Stop) else 130) from None
+    finally:
+        stop.set()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
+        for server in reversed(servers):
+            code = server.stop()
+            if code not in (0, None, -signal.SIGTERM):
+                print(f"({server.name} exited with {code}; log tail:\n{server.tail(1500)})",
+                      file=sys.stderr)
+        slack.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, ours: Server, reference: Server, slack: Any,
+            stop: threading.Event, requests_for: Callable[[int], int]
+            ) -> list[tuple[Level, Level]]:
+    # Warm-up: enough concurrent commands that every worker decodes the snapshot once.
+    _progress("warm-up …")
+    rss_before = ours.worker_rss()
+    warm = run_level("sopgap", ours, slack, 2 * args.workers, 4 * args.workers, FILTERS,
+                     wait_triggers=True, stop=stop)
+    run_level("bare Bolt", reference, slack, 2 * args.workers, 4 * args.workers, FILTERS,
+              wait_triggers=False, stop=stop)
+    first = sorted(warm.samples, key=lambda s: s.sent)
+    print(f"warm-up     {len(first)} commands, {2 * args.workers} at a time, command→trigger "
+          "point in send order: "
+          + ", ".join("—" if s.trigger is None else f"{s.trigger:.2f}" for s in first) + " s;"
+          " worker RSS " + ", ".join(f"{b / 2**20:.0f}→{a / 2**20:.0f} MB" for b, a in
+                                     zip(rss_before, ours.worker_rss(), strict=False)))
+    if any(s.status != 200 or s.posts != 1 or s.replied for s in first):
+        print("            warm-up problems: " + "; ".join(problems(warm)))
+    results = []
+    for concurrency in [1, *args.concurrency]:
+        requests = 2 * len(FILTERS) if concurrency == 1 else requests_for(concurrency)
+        users = "1 user" if concurrency == 1 else f"{concurrency} users"
+        _progress(f"{users}, {requests} commands: bare Bolt …")
+        ref = run_level("bare Bolt", reference, slack, concurrency, requests, FILTERS,
+                        wait_triggers=False, stop=stop)
+        _progress(f"{users}, {requests} commands: sopgap …")
+        level = run_level("sopgap", ours, slack, concurrency, requests, FILTERS,
+                          wait_triggers=True, stop=stop)
+        print_level(ref, level, requests)
+        if concurrency == 1:
+            print_filters(level)
+        results.append((ref, level))
+    print("\ncolumns: ack = HTTP answer to the signed command (ms); req/s = commands sent per "
+          "second of the level; TP = command→trigger point: the chat.postMessage's arrival "
+          "at FakeSlack (ms); TPs/sent = commands with a trigger point; CPU/req = CPU time "
+          "of the server's processes per command (ms); busy = the machine's cores in use "
+          "during the level (all processes, this one included)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
