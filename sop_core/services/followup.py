@@ -21,6 +21,9 @@ from sop_core.models import Action, Milestone, SlackUser, Status, TriggerPoint
 from sop_core.nudges import Occasion, last_send_day, latest_due_by
 
 USER_CACHE_AGE = timedelta(days=1)
+# users.info calls in one pass at most. Owners cached together expire together: 5,000 of
+# them would hold the pass's nudges for an hour at Slack's ~100 calls a minute (Tier 4).
+USERS_PER_PASS = 50
 # Time zones run from UTC-12 to UTC+14: "today" somewhere is at most a day off UTC.
 _ZONE_SLACK = timedelta(days=1)
 
@@ -72,14 +75,19 @@ def _key(action_id: int, milestone_id: int | None, occasion_part: str) -> str:
     return f"nudge:{action_id}:{item}:{occasion_part}"
 
 
-def users_to_refresh(session: Session, now: datetime) -> list[tuple[str, str]]:
-    """Owners of open actions whose time zone is unknown or older than a day."""
+def users_to_refresh(session: Session, now: datetime, *,
+                     limit: int = USERS_PER_PASS) -> list[tuple[str, str]]:
+    """Owners of open actions whose time zone is unknown or older than a day: the
+    unknown ones first (until then their nudges use the default zone), then the oldest;
+    at most ``limit``, the others wait for the next pass."""
     known = {(team, user): fetched_at for team, user, fetched_at in session.execute(
         select(SlackUser.team_id, SlackUser.user_id, SlackUser.fetched_at))}
     owners = session.execute(select(Action.team_id, Action.owner_id).where(
         Action.status == Status.OPEN).distinct()).all()
-    return [(team, user) for team, user in owners
-            if (team, user) not in known or now - known[(team, user)] > USER_CACHE_AGE]
+    stale = [(known.get((team, user)), team, user) for team, user in owners
+             if (team, user) not in known or now - known[(team, user)] > USER_CACHE_AGE]
+    stale.sort(key=lambda item: (item[0] is not None, item[0] or now, item[1], item[2]))
+    return [(team, user) for _, team, user in stale[:limit]]
 
 
 def remember_user(sessions: sessionmaker[Session], team_id: str, user_id: str, *, tz: str,

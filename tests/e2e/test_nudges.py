@@ -20,7 +20,7 @@ from sop_core.config import Settings
 from sop_core.db import get_sessionmaker
 from sop_core.models import Action, Milestone, Notification, Snapshot, TriggerPoint
 from sop_core.nudges import Occasion
-from sop_core.services.followup import nudge_key
+from sop_core.services.followup import USERS_PER_PASS, nudge_key
 from tests.e2e.conftest import TEAMS
 from tests.fakeslack import Call, FakeSlack
 
@@ -265,3 +265,28 @@ def test_a_wave_with_several_nudges_for_one_person_stays_within_slacks_limit(
     assert all(later - earlier >= 0.99 for earlier, later in pairwise(camille))
     others = [c.at for c in posts if c.args["channel"] in {"UNY", "UBOSS"}]
     assert max(others) < camille[1]  # the others did not wait behind Camille's
+
+
+def test_time_zones_are_refreshed_a_few_at_a_time_and_new_owners_first(
+        db_url: str, slack: FakeSlack) -> None:
+    """Owners cached together expire together: each pass asks Slack about at most
+    USERS_PER_PASS of them, the never-seen ones first, and still sends its nudges."""
+    day = date(2026, 12, 9)
+    for n in range(USERS_PER_PASS + 10):
+        slack.users[f"UOLD{n:03d}"] = {"tz": PARIS}
+        add_action(db_url, owner=f"UOLD{n:03d}", due=day + timedelta(days=30))
+    first = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    run(db_url, slack, first)
+    run(db_url, slack, first + timedelta(minutes=1))  # everyone cached by now
+    assert len(slack.calls_to("users.info")) == USERS_PER_PASS + 10
+
+    slack.users["UNEW"] = {"tz": NEW_YORK}
+    add_action(db_url, owner="UNEW", due=day + timedelta(days=3))  # nudged 09:00 NY today
+    later = datetime(2026, 12, 9, 13, 0, tzinfo=UTC)  # 08:00 in New York; zones stale
+    before = len(slack.calls_to("users.info"))
+    report = run(db_url, slack, later)
+    asked = [c.args["user"] for c in slack.calls_to("users.info")[before:]]
+    assert len(asked) == USERS_PER_PASS and asked[0] == "UNEW"
+    assert report.sent == 0  # its zone was asked first: not sent at 09:00 UTC
+    assert run(db_url, slack, later + timedelta(hours=1)).sent == 1  # 09:00 in New York
+    assert len(dms(slack, "UNEW")) == 1
