@@ -733,7 +733,9 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
         del table, dimension_jobs, measure_jobs
         pa.default_memory_pool().release_unused()
 
-        kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures)
+        bounds = [(min(months), max(months) - min(months) + 1),
+                  *((0, max(len(categories), 1)) for _, _, categories in keys[1:])]
+        kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures, bounds)
         if kept is not None:  # (the measures are merged and taken already)
             keys, _ = _take(pool, keys, {}, kept)
         if roles.measure is None:
@@ -813,29 +815,36 @@ def _long_measures(
     return arrays, len(measure_index) - groups
 
 
-def _row_key(codes: Sequence[np.ndarray]) -> np.ndarray | None:
+Bounds = Sequence[tuple[int, int]]  # per column: (lowest value, how many values)
+
+
+def _row_key(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarray | None:
     """One integer per row for its combination of codes (mixed radix): int32 when every
     combination fits, which sorts twice as fast as int64; ``None`` when not even int64
-    holds them all."""
-    lows = [int(a.min()) if len(a) else 0 for a in codes]
-    spans = [(int(a.max()) - low + 1) if len(a) else 1 for a, low in zip(codes, lows, strict=True)]
-    combinations = math.prod(spans)
+    holds them all. ``bounds``, when the caller knows them, saves two passes a column."""
+    if bounds is None:
+        bounds = [(int(a.min()), int(a.max()) - int(a.min()) + 1) if len(a) else (0, 1)
+                  for a in codes]
+    combinations = math.prod(span for _, span in bounds)
     if combinations >= 2**63:
         return None
     dtype = np.int32 if combinations < 2**31 else np.int64
     key = np.zeros(len(codes[0]), dtype=dtype)
     digit = np.empty_like(key)
-    for array, low, span in zip(codes, lows, spans, strict=True):
+    for array, (low, span) in zip(codes, bounds, strict=True):
         key *= span
-        np.subtract(array, low, out=digit, dtype=dtype, casting="unsafe")  # 0 … span-1
-        key += digit
+        if low:
+            np.subtract(array, low, out=digit, dtype=dtype, casting="unsafe")  # 0 … span-1
+            key += digit
+        else:
+            key += array
     return key
 
 
-def _keys(codes: Sequence[np.ndarray]) -> np.ndarray:
+def _keys(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarray:
     """:func:`_row_key`, or group numbers from pandas' multi-key grouping when the
     combinations are too many for one integer."""
-    key = _row_key(codes)
+    key = _row_key(codes, bounds)
     if key is None:
         frame = pd.DataFrame(dict(enumerate(codes)))
         key = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
@@ -857,7 +866,8 @@ def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
     return labels, int(starts.sum())
 
 
-def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarray]
+def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarray],
+                      bounds: Bounds | None = None
                       ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Rows sharing all codes merged into the first of them in file order: which rows
     are kept (``None``: all, there were no duplicates), and the kept rows' measures, each
@@ -868,7 +878,7 @@ def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarra
     find the repeated ones, and the rows are looked at only where a key repeats; the
     kept rows stay in file order, so taking them is one sequential pass.
     """
-    key = _keys(codes)
+    key = _keys(codes, bounds)
     ordered = np.sort(key)
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
