@@ -292,15 +292,20 @@ def compute_gap(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 
 
 
 def gap_with_pvm(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
-                 rule: TriggerRule = TriggerRule()
+                 rule: TriggerRule = TriggerRule(), explain: bool = False
                  ) -> tuple[GapResult, PriceVolumeMix | None]:
     """``compute_gap`` and, for a revenue gap, ``price_volume_mix``: what a trigger point
-    shows. The rows are selected once for both (the scope is looked for once)."""
+    shows. ``explain``: with no ``by``, the drivers are along the dimension
+    :func:`explanatory_dimension` picks (``result.by``). The rows are selected once for
+    all of it (the scope is looked for once)."""
+    metric = query.metric or default_metric(table)
     pair = pvm_metrics(table)
-    if pair is None or (query.metric or default_metric(table)) != pair[0]:
-        return compute_gap(table, query, fy_start_month=fy_start_month, rule=rule), None
-    revenue, volume = _select_metrics(table, query, pair, fy_start_month)
-    return _gap_of(table, query, revenue, rule), _pvm_of(table, pair, revenue, volume)
+    pvm_pair = pair if pair is not None and metric == pair[0] else None
+    selections = _select_metrics(table, query, pvm_pair or (metric,), fy_start_month)
+    if explain and query.by is None:
+        query = replace(query, by=_best_dimension(table, query, selections[0]))
+    result = _gap_of(table, query, selections[0], rule)
+    return result, _pvm_of(table, pvm_pair, *selections) if pvm_pair else None
 
 
 def _gap_of(table: PlanningTable, query: GapQuery, selection: Selection,
@@ -334,7 +339,11 @@ def explanatory_dimension(table: PlanningTable, query: GapQuery, *,
     Score: largest |member gap| over the sum of |member gaps|. Dimensions pinned to a
     single member by the scope, or with one member in it, explain nothing.
     """
-    selection = select(table, query, fy_start_month=fy_start_month)
+    return _best_dimension(table, query, select(table, query, fy_start_month=fy_start_month))
+
+
+def _best_dimension(table: PlanningTable, query: GapQuery, selection: Selection
+                    ) -> str | None:
     best, best_score = None, -1.0
     for dimension in table.dimensions:
         if len(query.scope.get(dimension, ())) == 1:
@@ -347,15 +356,6 @@ def explanatory_dimension(table: PlanningTable, query: GapQuery, *,
         if score > best_score:
             best, best_score = dimension, score
     return best
-
-
-def with_drivers(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1,
-                 rule: TriggerRule = TriggerRule()) -> GapResult:
-    """``compute_gap`` with ``by`` chosen by :func:`explanatory_dimension` when not given."""
-    if query.by is None:
-        by = explanatory_dimension(table, query, fy_start_month=fy_start_month)
-        query = replace(query, by=by)
-    return compute_gap(table, query, fy_start_month=fy_start_month, rule=rule)
 
 
 def pvm_metrics(table: PlanningTable) -> tuple[str, str] | None:

@@ -16,7 +16,6 @@ from sop_core.gaps import (
     PriceVolumeMix,
     TriggerRule,
     compute_gap,
-    explanatory_dimension,
     gap_with_pvm,
 )
 from sop_core.loading import PlanningTable
@@ -94,10 +93,9 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
             raise NoData()
         table = snapshots.read(session, snapshot)
     query = resolve(parsed, table, fy_start_month=fy_start_month)
-    if explain and query.by is None:
-        by = explanatory_dimension(table, query, fy_start_month=fy_start_month)
-        query = dataclasses.replace(query, by=by)
-    result, pvm = gap_with_pvm(table, query, fy_start_month=fy_start_month, rule=rule)
+    result, pvm = gap_with_pvm(table, query, fy_start_month=fy_start_month, rule=rule,
+                               explain=explain)
+    query = dataclasses.replace(query, by=result.by)  # explained: the dimension picked
     movement = None
     current = session.get(snapshots.Snapshot, snapshot_id)
     before = snapshots.previous(session, current) if current is not None else None

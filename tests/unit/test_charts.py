@@ -22,7 +22,7 @@ from sop_core import charts
 from sop_core import formatting as fmt
 from sop_core.charts import GapHistory, GapSeries, SnapshotMark, Step, StepKind
 from sop_core.filters import parse_filters, resolve
-from sop_core.gaps import GapQuery, GapResult, compute_gap, price_volume_mix, with_drivers
+from sop_core.gaps import GapQuery, GapResult, compute_gap, gap_with_pvm, price_volume_mix
 from sop_core.loading import PlanningTable, normalise
 from sop_core.periods import month
 
@@ -37,7 +37,7 @@ def table(rows: list[dict[str, object]]) -> PlanningTable:
 def sample_result(sample_table: PlanningTable, text: str = "region=EU category=Snacks"
                   ) -> tuple[GapQuery, GapResult]:
     query = resolve(parse_filters(text), sample_table)
-    return query, with_drivers(sample_table, query)
+    return query, gap_with_pvm(sample_table, query, explain=True)[0]
 
 
 def png_size(png: bytes) -> tuple[int, int]:
