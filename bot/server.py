@@ -12,8 +12,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
 
 from bot.app import build_app
+from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings
-from sop_core.db import get_engine
+from sop_core.db import get_engine, session_factory
 
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -73,10 +74,15 @@ def serve(settings: Settings, *, port: int, workers: int, threads: int) -> None:
     Server().run()
 
 
-def socket_mode(settings: Settings) -> None:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
+def socket_mode_handler(settings: Settings, *, ping_interval: float = 10
+                        ) -> DedupingSocketModeHandler:
+    """The app over Socket Mode; ``connect()`` it, or ``start()`` to block."""
     if settings.slack_app_token is None:
         raise SystemExit("SLACK_APP_TOKEN (xapp-…) is needed for Socket Mode")
-    app = build_app(settings, socket_mode=True)
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    return DedupingSocketModeHandler(
+        build_app(settings, socket_mode=True), settings.slack_app_token.get_secret_value(),
+        sessions=session_factory(settings.database_url), ping_interval=ping_interval)
+
+
+def socket_mode(settings: Settings) -> None:
+    socket_mode_handler(settings).start()

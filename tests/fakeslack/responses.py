@@ -234,6 +234,13 @@ def files_complete_upload_external(ws: Workspace, call: Incoming, team: Team) ->
     return {"ok": True, "files": [{"id": r.id, "title": r.title} for r, _ in records]}
 
 
+def apps_connections_open(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """A WebSocket URL for Socket Mode; only an app-level token may ask for one."""
+    if call.token not in ws.app_tokens or ws.socket_mode_url is None:
+        raise Rejected("invalid_auth", "apps.connections.open needs an app-level token")
+    return {"ok": True, "url": ws.socket_mode_url}
+
+
 def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     """Every other method in the spec: accepted, nothing more to say."""
     return {"ok": True}
@@ -241,6 +248,7 @@ def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
 
 RESPONSES: dict[str, Builder] = {
     "auth.test": auth_test,
+    "apps.connections.open": apps_connections_open,
     "chat.postMessage": chat_post_message,
     "chat.postEphemeral": chat_post_ephemeral,
     "chat.update": chat_update,

@@ -141,6 +141,12 @@ class FakeSlack:
             self.teams[team_id] = team
         return team
 
+    def enable_socket_mode(self, url: str, app_token: str) -> None:
+        """``apps.connections.open`` with ``app_token`` answers ``url`` from now on."""
+        with self._lock:
+            self._workspace.app_tokens.add(app_token)
+            self._workspace.socket_mode_url = url
+
     def fail_next(
         self,
         method: str,

@@ -44,6 +44,8 @@ SUPPLEMENT: dict[str, MethodSpec] = {
     "files.completeUploadExternal": MethodSpec(
         "files.completeUploadExternal", frozenset({"files"})
     ),
+    # Socket Mode (2021) is newer than the file too: an app-level token, no arguments.
+    "apps.connections.open": MethodSpec("apps.connections.open", frozenset()),
 }
 
 

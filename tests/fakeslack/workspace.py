@@ -27,6 +27,9 @@ class Workspace:
     # Views keep their id across updates: keyed by "external:<id>" or "home:<user>".
     view_ids: dict[str, str] = field(default_factory=dict)
     default_team: Team = field(default_factory=lambda: Team(DEFAULT_TEAM_ID, bot_token=""))
+    # Socket Mode: the app-level tokens (xapp-) that may open a connection, and where to.
+    app_tokens: set[str] = field(default_factory=set)
+    socket_mode_url: str | None = None
     _ts: itertools.count[int] = field(
         default_factory=lambda: itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
     )
@@ -36,6 +39,8 @@ class Workspace:
         """The team a bot token belongs to; any token is the default team until teams exist."""
         if not self.teams:
             return self.default_team
+        if token in self.app_tokens:  # an app-level token belongs to the app, not a team
+            return next(iter(self.teams.values()))
         return next((team for team in self.teams.values() if team.bot_token == token), None)
 
     def team_for_code(self, code: str) -> Team | None:
