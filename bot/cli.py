@@ -231,7 +231,7 @@ def demo(
     reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
     shown = 12
     summary = Table(title=f"The {min(shown, len(reports))} largest of {len(reports)} gaps "
-                          f"checked (trigger rule: |gap| ≥ {rule.threshold_pct:g}%)",
+                          f"checked (trigger rule: |gap| ≥ {fmt.threshold(rule.threshold_pct)})",
                     title_justify="left")
     for column in ("scope", "plan", "latest view", "gap", "gap %", "trigger"):
         summary.add_column(column, justify="left" if column == "scope" else "right")
@@ -409,7 +409,7 @@ def export(
             paths.append(path)
     except OSError as exc:
         raise _fail(f"could not write the files: {exc}") from None
-    rows = f"{result.rows:,} {'row' if result.rows == 1 else 'rows'}"
+    rows = f"{fmt.number(result.rows)} {'row' if result.rows == 1 else 'rows'}"
     out.print(f"Exported the {chosen.value} register ({escape_markup(result.criteria.label())})"
               + (f" of workspace {escape_markup(team)}" if team else "") + f": {rows}.",
               highlight=False)

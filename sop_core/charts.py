@@ -539,7 +539,7 @@ def movement_figure(history: GapHistory, title: str, subtitle: str) -> Figure:
     values = movement_lines(history)
     threshold = history.threshold_pct
     axes.axhspan(-threshold, threshold, color="#eceff1", zorder=0,
-                 label=f"Within the trigger rule (±{threshold:g}%)")
+                 label=f"Within the trigger rule (±{fmt.threshold(threshold)})")
     axes.axhline(0, color="#90a4ae", linewidth=0.8, zorder=1)
     finite = [v for line in values for v in line if not math.isnan(v)]
     low, high = min([*finite, -threshold]), max([*finite, threshold])

@@ -201,7 +201,7 @@ def digest_blocks(digest: Digest) -> list[Block]:
         since = f"in the last {DEFAULT_LOOKBACK.days} days"
     view = (f"Latest view: snapshot #{digest.snapshot_id}, as of {fmt.month(digest.as_of)}"
             if digest.snapshot_id is not None else "No planning data loaded yet")
-    rule = f"trigger rule |gap| ≥ {digest.rule.threshold_pct:g}%"
+    rule = f"trigger rule |gap| ≥ {fmt.threshold(digest.rule.threshold_pct)}"
     if digest.rule.floor:
         rule += f" and ≥ {fmt.amount(digest.rule.floor)}"
     compared = ("movement since the last digest" if digest.since is not None

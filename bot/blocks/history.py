@@ -210,7 +210,7 @@ def similar_blocks(similar: Sequence[PastGap]) -> list[Block]:
 
 def export_comment(export: Export, user_id: str) -> str:
     """The message the two files are shared with (mrkdwn, escaped)."""
-    rows = f"{export.rows:,} {'row' if export.rows == 1 else 'rows'}"
+    rows = f"{fmt.number(export.rows)} {'row' if export.rows == 1 else 'rows'}"
     return cut(f":bar_chart: {mention(user_id)} exported the *{escape(export.kind.value)}* "
                f"register ({escape(export.criteria.label())}): {rows}, as CSV and Excel.",
                SECTION_TEXT_MAX)

@@ -78,7 +78,7 @@ def rule_text(report: GapReport) -> str:
     rule, result = report.rule, report.result
     floor = f", |gap| ≥ {fmt.amount(rule.floor)}" if rule.floor else ""
     verdict = ":rotating_light: Crosses" if result.triggered else ":white_check_mark: Within"
-    return f"{verdict} the trigger rule (|gap| ≥ {rule.threshold_pct:g}%{floor})"
+    return f"{verdict} the trigger rule (|gap| ≥ {fmt.threshold(rule.threshold_pct)}{floor})"
 
 
 def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = None,
