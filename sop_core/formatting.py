@@ -13,9 +13,9 @@
   of the currency symbol and the compact words, so ``de_DE`` reads ``-464.296 €`` and
   ``-464 Tsd. €``.
 - **Machine output** (``--json``, exports): :func:`json_amount` rounds to cents and
-  :func:`json_percent` to hundredths of a percent, so a float's shortest ``repr`` carries no
-  noise (``21873047.02``, not ``21873047.020000003``). Percentages are in percent
-  everywhere, shares included.
+  :func:`json_percent` to a ten-thousandth of a percent, so a float's shortest
+  ``repr`` carries no noise (``21873047.02``, not ``21873047.020000003``). Percentages
+  are in percent everywhere, shares included.
 
 The style comes from the settings unless a caller sets one with :func:`use` (the demo,
 tests). Nothing here imports pandas or matplotlib.
@@ -336,9 +336,15 @@ def json_amount(value: float | None) -> float | None:
     return 0.0 if rounded == 0 else rounded  # never -0.0
 
 
+PERCENT_DECIMALS = 4  # in JSON: a ten-thousandth of a percent, far below what anyone reads
+
+
 def json_percent(value: float | None) -> float | None:
-    """A percentage for JSON and files, in percent, to a hundredth of a percent."""
-    return json_amount(value)
+    """A percentage for JSON and files, in percent, rounded so its ``repr`` has no noise."""
+    if _undefined(value):
+        return None
+    rounded = round(value, PERCENT_DECIMALS)
+    return 0.0 if rounded == 0 else rounded
 
 
 def json_share(fraction: float | None) -> float | None:

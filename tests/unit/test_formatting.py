@@ -104,8 +104,9 @@ def test_json_amounts_are_cents_without_float_noise():
     assert json.dumps(fmt.json_amount(21873047.020000003)) == "21873047.02"
     assert fmt.json_amount(-0.001) == 0.0 and str(fmt.json_amount(-0.001)) == "0.0"
     assert fmt.json_amount(None) is None and fmt.json_amount(float("inf")) is None
-    assert fmt.json_share(0.1234567) == 12.35  # shares in percent, as gap_pct
-    assert fmt.json_percent(-12.3456) == -12.35
+    assert fmt.json_share(0.1234567) == 12.3457  # shares in percent, as gap_pct
+    assert fmt.json_percent(-12.345678) == -12.3457
+    assert json.dumps(fmt.json_percent(100 * 0.1 + 100 * 0.2)) == "30.0"
 
 
 # Number formatting written by hand somewhere other than the formatting module.
