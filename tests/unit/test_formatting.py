@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from sop_core import formatting as fmt
 from sop_core.config import Settings
+from tests.readback import read_back
 
 NBSP = "\xa0"
 EN = fmt.NumberStyle()
@@ -87,16 +87,6 @@ def test_tick_labels_say_exactly_the_value_they_sit_at(ticks, number_style):
     assert len(set(labels)) == len(labels)
     for tick, label in zip(ticks, labels, strict=True):
         assert read_back(label, number_style.locale) == pytest.approx(tick, abs=1e-9)
-
-
-def read_back(label: str, locale: str) -> float:
-    """A tick label as a number again (the inverse of the format, for tests)."""
-    group, decimal = (".", ",") if locale.startswith("de") else (",", ".")
-    scales = {"K": 1e3, "Tsd.": 1e3, "M": 1e6, "Mio.": 1e6, "B": 1e9, "Mrd.": 1e9}
-    found = re.fullmatch(r"(-?[\d.,]+)\s*(K|Tsd\.|M|Mio\.|B|Mrd\.)?", label.replace(NBSP, " "))
-    assert found, label
-    digits = found.group(1).replace(group, "").replace(decimal, ".")
-    return float(digits) * scales.get(found.group(2) or "", 1.0)
 
 
 def test_json_amounts_are_cents_without_float_noise():
