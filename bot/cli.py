@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -162,28 +163,30 @@ def _print_report(report: GapReport) -> None:
     from bot.blocks.trigger import horizon_label, scope_label
 
     result = report.result
+    full = partial(fmt.full_amount, metric=result.metric)  # amounts in the metric's unit
+    compact = partial(fmt.amount, metric=result.metric)
     table = Table(title=f"{scope_label(result.scope)} · {result.metric} · "
                         f"{horizon_label(result)} · as of {fmt.month(result.as_of)}",
                   title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("Plan", fmt.full_amount(result.plan)),
-        ("Latest view", fmt.full_amount(result.outlook)),
-        ("Gap", f"{fmt.full_amount(result.gap)} ({fmt.percent(result.gap_pct)})"),
-        ("Actual to date", fmt.full_amount(result.actual_to_date)),
-        ("Forecast, rest", fmt.full_amount(result.forecast_rest)),
+        ("Plan", full(result.plan)),
+        ("Latest view", full(result.outlook)),
+        ("Gap", f"{full(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})"),
+        ("Actual to date", full(result.actual_to_date)),
+        ("Forecast, rest", full(result.forecast_rest)),
         ("Forecast bias", fmt.percent(result.bias_pct)),
         ("WMAPE", fmt.percent(result.wmape, signed=False)),
         ("Trigger point", "yes" if result.triggered else "no"),
     ]
     if report.movement is not None:
-        rows.append(("Gap last snapshot", f"{fmt.full_amount(report.movement.previous_gap)} "
+        rows.append(("Gap last snapshot", f"{full(report.movement.previous_gap, signed=True)} "
                                           f"({fmt.percent(report.movement.previous_gap_pct)})"))
     if report.pvm is not None:
-        rows.append(("Price · volume · mix", f"{fmt.amount(report.pvm.price, signed=True)} · "
-                                             f"{fmt.amount(report.pvm.volume, signed=True)} · "
-                                             f"{fmt.amount(report.pvm.mix, signed=True)}"))
+        rows.append(("Price · volume · mix", f"{compact(report.pvm.price, signed=True)} · "
+                                             f"{compact(report.pvm.volume, signed=True)} · "
+                                             f"{compact(report.pvm.mix, signed=True)}"))
     for name, value in rows:
         table.add_row(name, value)
     out.print(table)
@@ -193,8 +196,8 @@ def _print_report(report: GapReport) -> None:
             drivers.add_column(column, justify="left" if column == "member" else "right")
         for d in result.drivers:
             drivers.add_row(d.member + (" (offset)" if d.offset else ""),
-                            fmt.full_amount(d.plan), fmt.full_amount(d.outlook),
-                            fmt.full_amount(d.gap), fmt.percent(d.gap_pct), fmt.share(d.share))
+                            full(d.plan), full(d.outlook),
+                            full(d.gap, signed=True), fmt.percent(d.gap_pct), fmt.share(d.share))
         out.print(drivers)
 
 
@@ -237,8 +240,10 @@ def demo(
         summary.add_column(column, justify="left" if column == "scope" else "right")
     for r in reports[:shown]:
         summary.add_row(" · ".join(v for values in r.result.scope.values() for v in values),
-                        fmt.amount(r.result.plan), fmt.amount(r.result.outlook),
-                        fmt.amount(r.result.gap, signed=True), fmt.percent(r.result.gap_pct),
+                        fmt.amount(r.result.plan, metric=r.result.metric),
+                        fmt.amount(r.result.outlook, metric=r.result.metric),
+                        fmt.amount(r.result.gap, signed=True, metric=r.result.metric),
+                        fmt.percent(r.result.gap_pct),
                         "[bold red]yes[/]" if r.result.triggered else "no")
     out.print(summary)
     triggered = [r for r in reports if r.result.triggered]
