@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -367,13 +368,28 @@ def tick(
 # export
 # --------------------------------------------------------------------------------------
 
+def _slack_names(settings: Settings, team: str) -> Callable[[set[str], set[str]],
+                                                            dict[str, str]] | None:
+    """Names for the ids in an export, from Slack when a bot token is set (else ids only)."""
+    if settings.slack_bot_token is None:
+        return None
+    from slack_sdk import WebClient
+
+    from bot import slack_names
+
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(),
+                       base_url=settings.slack_api_url, timeout=settings.slack_timeout)
+    return lambda users, channels: slack_names.names(client, team, users, channels)
+
+
 @app.command()
 def export(
     kind: Annotated[str, typer.Argument(help="actions (one row per action) or gaps (one "
                                         "row per gap).", metavar="actions|gaps")],
     filters: Annotated[list[str] | None, typer.Argument(
         help="Filters as in Slack: gaps whose scope overlaps region=EU category=Snacks "
-             "(metric= and horizon= too).")] = None,
+             "(metric= and horizon= too). With gaps, by=DIM exports that gap's drivers "
+             "table instead.")] = None,
     team: Annotated[str | None, typer.Option(help="Slack team id whose register to export "
                                              "(default: the only workspace with records).")]
     = None,
@@ -397,9 +413,13 @@ def export(
             team = teams[0] if teams else ""
         result = exports.export(sessions, team_id=team, kind=chosen,
                                 filters=" ".join(filters or []),
-                                today=local_today(settings.timezone))
+                                today=local_today(settings.timezone),
+                                fy_start_month=settings.fiscal_year_start_month,
+                                names=_slack_names(settings, team))
     except FilterError as exc:
         raise _fail(str(exc), 2) from None
+    except NoData as exc:
+        raise _fail(str(exc)) from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
     if not result.rows:
@@ -415,7 +435,9 @@ def export(
     except OSError as exc:
         raise _fail(f"could not write the files: {exc}") from None
     rows = f"{fmt.number(result.rows)} {'row' if result.rows == 1 else 'rows'}"
-    out.print(f"Exported the {chosen.value} register ({escape_markup(result.criteria.label())})"
+    what = (f"the drivers of the gap by {result.by}" if result.by is not None
+            else f"the {chosen.value} register")
+    out.print(f"Exported {escape_markup(what)} ({escape_markup(result.criteria.label())})"
               + (f" of workspace {escape_markup(team)}" if team else "") + f": {rows}.",
               highlight=False)
     for path in paths:

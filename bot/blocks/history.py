@@ -211,8 +211,10 @@ def similar_blocks(similar: Sequence[PastGap]) -> list[Block]:
 def export_comment(export: Export, user_id: str) -> str:
     """The message the two files are shared with (mrkdwn, escaped)."""
     rows = f"{fmt.number(export.rows)} {'row' if export.rows == 1 else 'rows'}"
-    return cut(f":bar_chart: {mention(user_id)} exported the *{escape(export.kind.value)}* "
-               f"register ({escape(export.criteria.label())}): {rows}, as CSV and Excel.",
+    what = (f"the drivers of the gap by *{escape(export.by)}*" if export.by is not None else
+            f"the *{escape(export.kind.value)}* register")
+    return cut(f":bar_chart: {mention(user_id)} exported {what} "
+               f"({escape(export.criteria.label())}): {rows}, as CSV and Excel.",
                SECTION_TEXT_MAX)
 
 
