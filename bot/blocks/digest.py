@@ -110,7 +110,7 @@ def gap_line(line: GapLine, digest: Digest) -> str:
     else:
         moved = (f"moved from {fmt.percent(line.previous_gap_pct)} "
                  f"({fmt.amount(change, signed=True, metric=line.metric)}) {since}")
-    parts = [head, moved, describe(line.coverage)]
+    parts = [head, moved, describe(line.coverage, line.metric)]
     if not line.triggered:
         parts.append(":white_check_mark: back within the rule")
     if not line.in_data:
