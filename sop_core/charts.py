@@ -33,7 +33,7 @@ from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from sop_core import formatting as fmt
 from sop_core.gaps import GapQuery, GapResult, PriceVolumeMix, select
@@ -279,14 +279,24 @@ class AmountFormatter(Formatter):
     """Tick labels from :func:`sop_core.formatting.tick_labels`: one scale for the axis and
     the decimals the values need, so each label says exactly the value it sits at."""
 
+    labels = staticmethod(fmt.tick_labels)
+
     def __call__(self, x: float, pos: int | None = None) -> str:
-        locs = list(self.locs) if len(self.locs) else [x]
-        labels = fmt.tick_labels([*locs, x] if x not in locs else locs)
-        return labels[locs.index(x)] if x in locs else labels[-1]
+        """One label (the cursor readout): among the axis's ticks when it is one."""
+        locs = [float(v) for v in self.locs]
+        if x in locs:
+            return self.labels(locs)[locs.index(x)]
+        return self.labels([x])[0]
 
     def format_ticks(self, values: Sequence[float]) -> list[str]:
         self.set_locs(values)
-        return fmt.tick_labels(list(values))
+        return self.labels([float(v) for v in values])
+
+
+class PercentFormatter(AmountFormatter):
+    """Gap % ticks, as exact as :class:`AmountFormatter`'s."""
+
+    labels = staticmethod(fmt.percent_tick_labels)
 
 
 def _amount_axis(axes: Axes, metric: str | None = None) -> None:
@@ -596,7 +606,7 @@ def movement_figure(history: GapHistory, title: str, subtitle: str) -> Figure:
                       color=colour, annotation_clip=False)
     axes.set_xticks(x, [snapshot_tick(m) for m in history.snapshots], fontsize=9)
     axes.set_xlim(-0.3, max(len(x) - 1, 0) + 0.6)
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.percent(v)))
+    axes.yaxis.set_major_formatter(PercentFormatter())
     axes.set_ylabel("Gap % of plan", color=MUTED, fontsize=10)
     figure.legend(loc="outside right center", fontsize=9, frameon=False)
     more = f"…and {history.more} smaller open gaps not shown." if history.more else None

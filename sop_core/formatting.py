@@ -18,7 +18,8 @@
   are in percent everywhere, shares included.
 
 The style comes from the settings unless a caller sets one with :func:`use` (the demo,
-tests). Nothing here imports pandas or matplotlib.
+tests). Babel is imported on first use, so importing this module costs the CLI's
+``--help`` nothing; nothing here imports pandas or matplotlib.
 """
 
 from __future__ import annotations
@@ -30,18 +31,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
-
-from babel import Locale, UnknownLocaleError
-from babel.numbers import (
-    format_decimal,
-    get_currency_symbol,
-    get_minus_sign_symbol,
-    get_plus_sign_symbol,
-    parse_pattern,
-)
-from babel.numbers import (
-    list_currencies as _list_currencies,
-)
 
 from sop_core.periods import Month, format_month
 
@@ -71,6 +60,8 @@ class NumberStyle:
 
 def parse_locale(name: str) -> str:
     """A locale name Babel knows (``de_DE``, ``de-DE``, ``fr``), normalised; else an error."""
+    from babel import Locale, UnknownLocaleError
+
     text = (name or "").strip()
     try:
         return str(Locale.parse(text.replace("-", "_")))
@@ -127,17 +118,24 @@ def use(number_style: NumberStyle) -> Iterator[NumberStyle]:
 
 @cache
 def _currencies() -> frozenset[str]:
-    return frozenset(_list_currencies())
+    from babel.numbers import list_currencies
+
+    return frozenset(list_currencies())
 
 
 @cache
 def _signs(locale: str) -> tuple[str, str]:
+    from babel.numbers import get_minus_sign_symbol, get_plus_sign_symbol
+
     return get_minus_sign_symbol(locale), get_plus_sign_symbol(locale)
 
 
 @cache
 def _unit_affixes(locale: str, unit: str | None) -> tuple[str, str]:
     """Text before and after a positive number of ``unit`` in ``locale``."""
+    from babel import Locale
+    from babel.numbers import get_currency_symbol, parse_pattern
+
     if not unit:
         return "", ""
     if unit.upper() in _currencies():
@@ -150,6 +148,8 @@ def _unit_affixes(locale: str, unit: str | None) -> tuple[str, str]:
 
 @cache
 def _compact_suffix(locale: str, scale: float) -> str:
+    from babel import Locale
+
     patterns = Locale.parse(locale).compact_decimal_formats["short"]["other"]
     pattern = patterns.get(str(int(scale)))
     if pattern is not None and pattern.int_prec == (1, 1) and pattern.suffix[0]:
@@ -166,12 +166,17 @@ def _literal(text: str) -> str:
 
 @cache
 def _percent_affixes(locale: str) -> tuple[str, str]:
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
     pattern = parse_pattern(Locale.parse(locale).percent_formats[None])
     return _literal(pattern.prefix[0]), _literal(pattern.suffix[0])
 
 
 def _decimal(value: float, decimals: int, locale: str) -> str:
     """``value`` ≥ 0 with the locale's grouping and exactly ``decimals`` decimals."""
+    from babel.numbers import format_decimal
+
     pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
     return format_decimal(value, pattern, locale=locale, decimal_quantization=True)
 
@@ -324,6 +329,24 @@ def tick_labels(ticks: Sequence[float]) -> list[str]:
     return labels
 
 
+def percent_tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Labels for a percentage axis: one decimal, more where a tick needs them
+    (``-12.5%``, ``-12.25%``), signed as gap % is."""
+    finite = [t for t in ticks if math.isfinite(t)]
+    decimals = max(1, _exact_decimals(finite, 4)) if finite else 1
+    locale = style().locale
+    before, after = _percent_affixes(locale)
+    labels = []
+    for t in ticks:
+        if not math.isfinite(t):
+            labels.append("")
+            continue
+        rounded = round(abs(t), decimals)
+        text = before + _decimal(rounded, decimals, locale) + after
+        labels.append(text if rounded == 0 else _signed(text, t < 0, True, locale))
+    return labels
+
+
 # --------------------------------------------------------------------------------------
 # Machine output
 # --------------------------------------------------------------------------------------
@@ -378,6 +401,8 @@ def parse_amount(text: str) -> float | None:
 def input_amount(value: float | None) -> str:
     """An amount as a prefilled field shows it and :func:`parse_amount` reads it back:
     ``350,000.5`` (always this notation: it is what the field accepts)."""
+    from babel.numbers import format_decimal
+
     if _undefined(value):
         return ""
     text = format_decimal(value, "#,##0.##", locale="en_US", decimal_quantization=True)

@@ -394,3 +394,18 @@ def test_a_bridge_needs_room_for_two_contributions(sample_table: PlanningTable) 
     _, result = sample_result(sample_table)
     with pytest.raises(ValueError, match="at least two"):
         charts.bridge_steps(result, max_bars=1)
+
+
+def test_gap_percent_ticks_read_back_as_their_values() -> None:
+    small = dataclasses.replace(history(), threshold_pct=0.5, series=(
+        GapSeries(7, "region=EU", (-40.0, -30.0, -25.0, -20.0), (-0.6, -0.45, -0.4, -0.3)),))
+    figure = charts.movement_figure(small, "Moves", "s")
+    [axes] = figure.axes
+    figure.canvas.draw()
+    low, high = axes.get_ylim()
+    ticks = [(t.get_loc(), t.label1.get_text()) for t in axes.yaxis.get_major_ticks()
+             if low <= t.get_loc() <= high]
+    assert len(ticks) >= 4
+    assert any(round(position * 10) != position * 10 for position, _ in ticks)  # 0.25 steps
+    for position, label in ticks:
+        assert float(label.rstrip("%")) == pytest.approx(position), label
