@@ -178,3 +178,20 @@ def test_the_drivers_export_is_to_the_cent(database: str, report: GapReport) -> 
     result = report.result
     assert list(table["Gap"]) == [round(d.gap, 2) for d in result.drivers]
     assert list(table["Share of gap %"]) == [round(d.share * 100, 4) for d in result.drivers]
+
+
+def test_the_cli_exports_the_drivers_table(database: str, report: GapReport,
+                                           tmp_path: Path) -> None:
+    done = sopgap("export", "gaps", *FILTERS, "--out", str(tmp_path),
+                  env={**GERMAN, "DATABASE_URL": database})
+    assert done.exit_code == 0, done.output
+    assert "Exported the drivers of the gap by channel" in done.output
+    [csv_file] = tmp_path.glob("sopgap-drivers-by-channel-*.csv")
+    [xlsx_file] = tmp_path.glob("sopgap-drivers-by-channel-*.xlsx")
+    table = pd.read_csv(csv_file, encoding="utf-8-sig")
+    assert list(table["Member"]) == [d.member for d in report.result.drivers]
+    assert list(table["Latest view"]) == [round(d.outlook, 2) for d in report.result.drivers]
+    assert xlsx_file.stat().st_size > 0
+    refused = sopgap("export", "actions", "by=channel", "--out", str(tmp_path),
+                     env={**GERMAN, "DATABASE_URL": database})
+    assert refused.exit_code == 2 and "by= goes with `export gaps`" in refused.output
