@@ -48,6 +48,23 @@ def _rule(settings: Settings) -> TriggerRule:
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a setting that cannot be used: say which, no traceback
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise _fail(f"settings: {problems}", 2) from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The environment variable a setting is read from (``SOPGAP_LOCALE``)."""
+    field = Settings.model_fields.get(str(location[0])) if location else None
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, str):
+        return alias
+    return "SOPGAP_" + "_".join(str(part) for part in location).upper()
 
 
 # --------------------------------------------------------------------------------------

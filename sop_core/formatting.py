@@ -43,6 +43,9 @@ _ENGLISH_SUFFIX = {1e3: "K", 1e6: "M", 1e9: "B"}
 _THOUSANDS = {"de": "\xa0Tsd."}
 
 
+_UNIT_TEXT = re.compile(r"[^\W_][\w .%/-]{0,23}")
+
+
 class FormatError(ValueError):
     """A locale or unit setting that cannot be used (the message says why)."""
 
@@ -79,6 +82,10 @@ def parse_units(text: str) -> dict[str, str]:
         if not sep or not metric.strip() or not unit.strip():
             raise FormatError(f"units must read metric=unit, e.g. revenue=EUR,volume=units "
                               f"(got {part.strip()!r})")
+        if not _UNIT_TEXT.fullmatch(unit.strip()):
+            # Units go into Slack messages and charts as they are: plain words only.
+            raise FormatError(f"unit {unit.strip()[:40]!r}: use a currency code or a short "
+                              "word (letters, digits, spaces, . % / -)")
         units[metric.strip().lower()] = unit.strip()
     return units
 

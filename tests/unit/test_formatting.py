@@ -70,6 +70,11 @@ def test_settings_read_locale_and_units_and_refuse_nonsense(monkeypatch):
     monkeypatch.setenv("SOPGAP_UNITS", "revenue")
     with pytest.raises(ValidationError, match="metric=unit"):
         Settings()
+    monkeypatch.setenv("SOPGAP_UNITS", "revenue=<!channel>")
+    with pytest.raises(ValidationError, match="a currency code or a short word"):
+        Settings()
+    monkeypatch.setenv("SOPGAP_UNITS", "volume=hl beer, weight=t")
+    assert Settings().units == {"volume": "hl beer", "weight": "t"}
 
 
 @pytest.mark.parametrize("ticks", [
@@ -126,3 +131,21 @@ def test_the_ad_hoc_pattern_catches_the_usual_forms(line):
                                   'f"{loaded:%b}"'])
 def test_the_ad_hoc_pattern_leaves_dates_and_names_alone(line):
     assert not fmt.AD_HOC_FORMAT.search(line)
+
+
+def test_the_cli_names_a_bad_number_setting_without_a_traceback(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from sop_core.config import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(app, ["gaps"], env={"SOPGAP_LOCALE": "xx_QQ",
+                                                      "DATABASE_URL": f"sqlite:///{tmp_path}/x"})
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 2
+    assert "SOPGAP_LOCALE: unknown locale 'xx_QQ'" in " ".join(done.output.split())
+    assert "Traceback" not in done.output
