@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BOT_SCOPES = [
     "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
     "groups:history", "im:write", "users:read", "files:write",
+    "channels:read", "groups:read",  # conversations.info: channel names in exports
 ]
 LISTENER_THREADS = 64  # per web worker; idle ones cost a little memory only
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +48,23 @@ def _rule(settings: Settings) -> TriggerRule:
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:  # a setting that cannot be used: say which, no traceback
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise _fail(f"settings: {problems}", 2) from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The environment variable a setting is read from (``SOPGAP_LOCALE``)."""
+    field = Settings.model_fields.get(str(location[0])) if location else None
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, str):
+        return alias
+    return "SOPGAP_" + "_".join(str(part) for part in location).upper()
 
 
 # --------------------------------------------------------------------------------------
@@ -162,28 +181,30 @@ def _print_report(report: GapReport) -> None:
     from bot.blocks.trigger import horizon_label, scope_label
 
     result = report.result
+    full = partial(fmt.full_amount, metric=result.metric)  # amounts in the metric's unit
+    compact = partial(fmt.amount, metric=result.metric)
     table = Table(title=f"{scope_label(result.scope)} · {result.metric} · "
                         f"{horizon_label(result)} · as of {fmt.month(result.as_of)}",
                   title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
     rows = [
-        ("Plan", fmt.full_amount(result.plan)),
-        ("Latest view", fmt.full_amount(result.outlook)),
-        ("Gap", f"{fmt.full_amount(result.gap)} ({fmt.percent(result.gap_pct)})"),
-        ("Actual to date", fmt.full_amount(result.actual_to_date)),
-        ("Forecast, rest", fmt.full_amount(result.forecast_rest)),
+        ("Plan", full(result.plan)),
+        ("Latest view", full(result.outlook)),
+        ("Gap", f"{full(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})"),
+        ("Actual to date", full(result.actual_to_date)),
+        ("Forecast, rest", full(result.forecast_rest)),
         ("Forecast bias", fmt.percent(result.bias_pct)),
         ("WMAPE", fmt.percent(result.wmape, signed=False)),
         ("Trigger point", "yes" if result.triggered else "no"),
     ]
     if report.movement is not None:
-        rows.append(("Gap last snapshot", f"{fmt.full_amount(report.movement.previous_gap)} "
+        rows.append(("Gap last snapshot", f"{full(report.movement.previous_gap, signed=True)} "
                                           f"({fmt.percent(report.movement.previous_gap_pct)})"))
     if report.pvm is not None:
-        rows.append(("Price · volume · mix", f"{fmt.amount(report.pvm.price, signed=True)} · "
-                                             f"{fmt.amount(report.pvm.volume, signed=True)} · "
-                                             f"{fmt.amount(report.pvm.mix, signed=True)}"))
+        rows.append(("Price · volume · mix", f"{compact(report.pvm.price, signed=True)} · "
+                                             f"{compact(report.pvm.volume, signed=True)} · "
+                                             f"{compact(report.pvm.mix, signed=True)}"))
     for name, value in rows:
         table.add_row(name, value)
     out.print(table)
@@ -193,8 +214,8 @@ def _print_report(report: GapReport) -> None:
             drivers.add_column(column, justify="left" if column == "member" else "right")
         for d in result.drivers:
             drivers.add_row(d.member + (" (offset)" if d.offset else ""),
-                            fmt.full_amount(d.plan), fmt.full_amount(d.outlook),
-                            fmt.full_amount(d.gap), fmt.percent(d.gap_pct), fmt.share(d.share))
+                            full(d.plan), full(d.outlook),
+                            full(d.gap, signed=True), fmt.percent(d.gap_pct), fmt.share(d.share))
         out.print(drivers)
 
 
@@ -231,14 +252,16 @@ def demo(
     reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
     shown = 12
     summary = Table(title=f"The {min(shown, len(reports))} largest of {len(reports)} gaps "
-                          f"checked (trigger rule: |gap| ≥ {rule.threshold_pct:g}%)",
+                          f"checked (trigger rule: |gap| ≥ {fmt.threshold(rule.threshold_pct)})",
                     title_justify="left")
     for column in ("scope", "plan", "latest view", "gap", "gap %", "trigger"):
         summary.add_column(column, justify="left" if column == "scope" else "right")
     for r in reports[:shown]:
         summary.add_row(" · ".join(v for values in r.result.scope.values() for v in values),
-                        fmt.amount(r.result.plan), fmt.amount(r.result.outlook),
-                        fmt.amount(r.result.gap, signed=True), fmt.percent(r.result.gap_pct),
+                        fmt.amount(r.result.plan, metric=r.result.metric),
+                        fmt.amount(r.result.outlook, metric=r.result.metric),
+                        fmt.amount(r.result.gap, signed=True, metric=r.result.metric),
+                        fmt.percent(r.result.gap_pct),
                         "[bold red]yes[/]" if r.result.triggered else "no")
     out.print(summary)
     triggered = [r for r in reports if r.result.triggered]
@@ -362,13 +385,28 @@ def tick(
 # export
 # --------------------------------------------------------------------------------------
 
+def _slack_names(settings: Settings, team: str) -> Callable[[set[str], set[str]],
+                                                            dict[str, str]] | None:
+    """Names for the ids in an export, from Slack when a bot token is set (else ids only)."""
+    if settings.slack_bot_token is None:
+        return None
+    from slack_sdk import WebClient
+
+    from bot import slack_names
+
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(),
+                       base_url=settings.slack_api_url, timeout=settings.slack_timeout)
+    return lambda users, channels: slack_names.names(client, team, users, channels)
+
+
 @app.command()
 def export(
     kind: Annotated[str, typer.Argument(help="actions (one row per action) or gaps (one "
                                         "row per gap).", metavar="actions|gaps")],
     filters: Annotated[list[str] | None, typer.Argument(
         help="Filters as in Slack: gaps whose scope overlaps region=EU category=Snacks "
-             "(metric= and horizon= too).")] = None,
+             "(metric= and horizon= too). With gaps, by=DIM exports that gap's drivers "
+             "table instead.")] = None,
     team: Annotated[str | None, typer.Option(help="Slack team id whose register to export "
                                              "(default: the only workspace with records).")]
     = None,
@@ -392,9 +430,13 @@ def export(
             team = teams[0] if teams else ""
         result = exports.export(sessions, team_id=team, kind=chosen,
                                 filters=" ".join(filters or []),
-                                today=local_today(settings.timezone))
+                                today=local_today(settings.timezone),
+                                fy_start_month=settings.fiscal_year_start_month,
+                                names=_slack_names(settings, team))
     except FilterError as exc:
         raise _fail(str(exc), 2) from None
+    except NoData as exc:
+        raise _fail(str(exc)) from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
     if not result.rows:
@@ -409,8 +451,10 @@ def export(
             paths.append(path)
     except OSError as exc:
         raise _fail(f"could not write the files: {exc}") from None
-    rows = f"{result.rows:,} {'row' if result.rows == 1 else 'rows'}"
-    out.print(f"Exported the {chosen.value} register ({escape_markup(result.criteria.label())})"
+    rows = f"{fmt.number(result.rows)} {'row' if result.rows == 1 else 'rows'}"
+    what = (f"the drivers of the gap by {result.by}" if result.by is not None
+            else f"the {chosen.value} register")
+    out.print(f"Exported {escape_markup(what)} ({escape_markup(result.criteria.label())})"
               + (f" of workspace {escape_markup(team)}" if team else "") + f": {rows}.",
               highlight=False)
     for path in paths:

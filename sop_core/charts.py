@@ -33,7 +33,7 @@ from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from sop_core import formatting as fmt
 from sop_core.gaps import GapQuery, GapResult, PriceVolumeMix, select
@@ -57,8 +57,6 @@ GRID = "#e0e6ea"
 SERIES = ("#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#8d6e63", "#ad1457", "#5d4037",
           "#546e7a")
 
-# (from, divide by, suffix), as sop_core.formatting.amount: plain below 10,000.
-_SCALES = ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "K"))
 ALT_TEXT_MAX = 1000  # Slack's alt text for an uploaded image
 LABEL_LINES = 3  # of a bar's label; its width follows the room each bar has
 SMALL_SHARE = 0.01  # members moving less than 1 % of the largest mover are grouped…
@@ -143,19 +141,21 @@ def pvm_steps(pvm: PriceVolumeMix, plan: float, outlook: float) -> list[Step]:
     ]
 
 
-def bridge_bars(steps: Sequence[Step]) -> list[Bar]:
-    """Where each step's bar goes: totals from zero, deltas from the running level."""
+def bridge_bars(steps: Sequence[Step], metric: str | None = None) -> list[Bar]:
+    """Where each step's bar goes: totals from zero, deltas from the running level; the
+    amounts written on them in ``metric``'s unit."""
     bars: list[Bar] = []
     level = 0.0
     for step in steps:
         if step.kind == StepKind.TOTAL:
-            bars.append(Bar(step.label, 0.0, step.value, TOTAL, fmt.amount(step.value)))
+            bars.append(Bar(step.label, 0.0, step.value, TOTAL,
+                            fmt.amount(step.value, metric=metric)))
             level = step.value
         else:
             colour = (MUTED if abs(step.value) < 0.5 else
                       INCREASE if step.value > 0 else DECREASE)
             bars.append(Bar(step.label, level, step.value, colour,
-                            fmt.amount(step.value, signed=True)))
+                            fmt.amount(step.value, signed=True, metric=metric)))
             level += step.value
     return bars
 
@@ -275,21 +275,38 @@ def _wrap(label: str, width: int, lines: int = LABEL_LINES) -> str:
     return plain("\n".join(wrapped))
 
 
-def _amount_axis(axes: Axes) -> None:
-    """Y ticks at round steps, labelled in the project's K/M format with just enough
-    decimals that two ticks never read the same (``3.10M``, ``3.15M``…)."""
-    low, high = axes.get_ylim()
-    ticks = [t for t in MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
-             if low <= t <= high]
-    if len(ticks) < 2:
-        return
-    step = ticks[1] - ticks[0]
-    size = max(abs(t) for t in ticks)
-    scale, suffix = next(((d, x) for s, d, x in _SCALES if size >= s), (1.0, ""))
-    decimals = max(0, math.ceil(-math.log10(step / scale) - 1e-9))
-    labels = [f"{t / scale:,.{decimals}f}{suffix}" if abs(t) > step / 2 else "0"
-              for t in ticks]
-    axes.set_yticks(ticks, labels)
+class AmountFormatter(Formatter):
+    """Tick labels from :func:`sop_core.formatting.tick_labels`: one scale for the axis and
+    the decimals the values need, so each label says exactly the value it sits at."""
+
+    labels = staticmethod(fmt.tick_labels)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        """One label (the cursor readout): among the axis's ticks when it is one."""
+        locs = [float(v) for v in self.locs]
+        if x in locs:
+            return self.labels(locs)[locs.index(x)]
+        return self.labels([x])[0]
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        self.set_locs(values)
+        return self.labels([float(v) for v in values])
+
+
+class PercentFormatter(AmountFormatter):
+    """Gap % ticks, as exact as :class:`AmountFormatter`'s."""
+
+    labels = staticmethod(fmt.percent_tick_labels)
+
+
+def _amount_axis(axes: Axes, metric: str | None = None) -> None:
+    """Y ticks at round steps (1, 2, 2.5, 5 × 10ⁿ) labelled by :class:`AmountFormatter`;
+    the axis names the metric's unit where one is set."""
+    axes.yaxis.set_major_locator(MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]))
+    axes.yaxis.set_major_formatter(AmountFormatter())
+    unit = fmt.unit_name(metric)
+    if unit:
+        axes.set_ylabel(plain(unit), color=MUTED, fontsize=10)
 
 
 def _figure(size: tuple[int, int]) -> Figure:
@@ -353,10 +370,32 @@ def _bridge_limits(bars: Sequence[Bar]) -> tuple[float, float, bool]:
     return bottom, top, cut
 
 
+AXIS_BREAK = "axis-break"  # the gid of the marks drawn where a cut axis is broken
+
+
+def _axis_break(axes: Axes, bars: Sequence[Bar], x: np.ndarray, width: float) -> None:
+    """Show that the axis does not start at zero: a break mark on the axis line and a
+    white slash through each bar drawn from zero (those bars are shorter than they are)."""
+    low, high = axes.get_ylim()
+    at = low + 0.035 * (high - low)
+    rise = 0.012 * (high - low)
+    for dy in (-0.012, 0.012):  # "//" across the axis line, in axes coordinates
+        axes.plot([-0.012, 0.012], [0.03 + dy - 0.01, 0.03 + dy + 0.01],
+                  transform=axes.transAxes, color=INK, linewidth=1.2, clip_on=False,
+                  zorder=5, gid=AXIS_BREAK)
+    for i, bar in enumerate(bars):
+        if bar.bottom == 0.0 and bar.height != 0.0:
+            axes.plot([x[i] - width / 2 - 0.02, x[i] + width / 2 + 0.02], [at - rise, at + rise],
+                      color="white", linewidth=5, solid_capstyle="butt", zorder=4,
+                      gid=AXIS_BREAK)
+
+
 def bridge_figure(steps: Sequence[Step], title: str, subtitle: str, *,
-                  note: str | None = None) -> Figure:
-    """The waterfall of ``steps`` (see :func:`bridge_bars`) on a new figure."""
-    bars = bridge_bars(steps)
+                  note: str | None = None, metric: str | None = None) -> Figure:
+    """The waterfall of ``steps`` (see :func:`bridge_bars`) on a new figure. The y axis
+    starts at zero unless the contributions would be too thin to read; then it is drawn
+    broken (see :func:`_axis_break`) and the footnote says where it starts."""
+    bars = bridge_bars(steps, metric)
     figure = _figure(BRIDGE_SIZE)
     axes = figure.add_subplot()
     _style(axes)
@@ -384,23 +423,28 @@ def bridge_figure(steps: Sequence[Step], title: str, subtitle: str, *,
     chars = max(6, int(BRIDGE_SIZE[0] * 0.92 / (len(bars) + 0.2) / 8.5) - 1)
     axes.set_xticks(x, [_wrap(b.label, chars) for b in bars], fontsize=10)
     axes.set_xlim(-0.6, len(bars) - 0.4)
-    _amount_axis(axes)
-    _footnote(figure, note, "The axis does not start at zero." if cut else None)
+    _amount_axis(axes, metric)
+    if cut:
+        _axis_break(axes, bars, x, width)
+    start = (f"The axis is broken: it starts at {fmt.amount(bottom, metric=metric)}, not zero."
+             if cut and bottom > 0 else
+             f"The axis is broken: it ends at {fmt.amount(top, metric=metric)}, not zero."
+             if cut else None)
+    _footnote(figure, note, start)
     return figure
 
 
 def render_bridge(steps: Sequence[Step], title: str, subtitle: str, *,
-                  note: str | None = None) -> bytes:
+                  note: str | None = None, metric: str | None = None) -> bytes:
     """The bridge as a PNG of :data:`BRIDGE_SIZE` pixels."""
     with _RENDER_LOCK:
-        return to_png(bridge_figure(steps, title, subtitle, note=note))
+        return to_png(bridge_figure(steps, title, subtitle, note=note, metric=metric))
 
 
-def bridge_alt_text(steps: Sequence[Step], title: str) -> str:
+def bridge_alt_text(steps: Sequence[Step], title: str, metric: str | None = None) -> str:
     parts = []
     for step in steps:
-        value = (fmt.amount(step.value) if step.kind == StepKind.TOTAL
-                 else fmt.amount(step.value, signed=True))
+        value = fmt.amount(step.value, signed=step.kind == StepKind.DELTA, metric=metric)
         parts.append(f"{step.label} {value}")
     return _cut(f"{title}. Bar chart, left to right: " + "; ".join(parts) + ".")
 
@@ -443,6 +487,7 @@ def trend_lines(trend: Trend) -> TrendLines:
 
 
 def trend_figure(trend: Trend, title: str, subtitle: str) -> Figure:
+    """Plan, actual and forecast by month, the gap shaded between plan and latest view."""
     figure = _figure(TREND_SIZE)
     axes = figure.add_subplot()
     _style(axes)
@@ -472,7 +517,7 @@ def trend_figure(trend: Trend, title: str, subtitle: str) -> Figure:
                           xycoords=("data", "axes fraction"), textcoords="offset points",
                           ha="left", va="top", fontsize=10, color=MUTED)
         axes.margins(y=0.15)
-        _amount_axis(axes)
+        _amount_axis(axes, trend.metric)
     figure.legend(loc="outside lower center", ncols=5, fontsize=10, frameon=False)
     return figure
 
@@ -493,8 +538,8 @@ def trend_alt_text(trend: Trend, title: str) -> str:
     for i, m in enumerate(trend.months):
         closed = trend.as_of is not None and m <= trend.as_of
         kind = "actual" if closed else "forecast"
-        months.append(f"{format_month(m)} plan {fmt.amount(trend.plan[i])}, {kind} "
-                      f"{fmt.amount(trend.outlook[i])}")
+        months.append(f"{format_month(m)} plan {fmt.amount(trend.plan[i], metric=trend.metric)}"
+                      f", {kind} {fmt.amount(trend.outlook[i], metric=trend.metric)}")
     return _cut(f"{title}. Line chart by month: " + "; ".join(months) + ".")
 
 
@@ -539,7 +584,7 @@ def movement_figure(history: GapHistory, title: str, subtitle: str) -> Figure:
     values = movement_lines(history)
     threshold = history.threshold_pct
     axes.axhspan(-threshold, threshold, color="#eceff1", zorder=0,
-                 label=f"Within the trigger rule (±{threshold:g}%)")
+                 label=f"Within the trigger rule (±{fmt.threshold(threshold)})")
     axes.axhline(0, color="#90a4ae", linewidth=0.8, zorder=1)
     finite = [v for line in values for v in line if not math.isnan(v)]
     low, high = min([*finite, -threshold]), max([*finite, threshold])
@@ -561,7 +606,7 @@ def movement_figure(history: GapHistory, title: str, subtitle: str) -> Figure:
                       color=colour, annotation_clip=False)
     axes.set_xticks(x, [snapshot_tick(m) for m in history.snapshots], fontsize=9)
     axes.set_xlim(-0.3, max(len(x) - 1, 0) + 0.6)
-    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.percent(v)))
+    axes.yaxis.set_major_formatter(PercentFormatter())
     axes.set_ylabel("Gap % of plan", color=MUTED, fontsize=10)
     figure.legend(loc="outside right center", fontsize=9, frameon=False)
     more = f"…and {history.more} smaller open gaps not shown." if history.more else None

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = "sopgap.db"
 
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     materiality_floor: float = Field(0.0, ge=0)
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
     timezone: str = "UTC"
+    # How numbers read (sop_core/formatting.py): a Babel locale and a unit per metric,
+    # written "revenue=EUR,volume=units".
+    locale: str = "en_US"
+    units: Annotated[dict[str, str], NoDecode] = {}
 
     # Follow-up (issue 4): days before a milestone/due date when owners get a nudge.
     nudge_days_before: list[int] = [3, 1]
@@ -86,6 +91,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from exc
         return value
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        from sop_core.formatting import parse_locale
+
+        return parse_locale(value)
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _units(cls, value: object) -> object:
+        from sop_core.formatting import parse_units
+
+        return parse_units(value) if isinstance(value, str) else value
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from sop_core import formatting as fmt
 from sop_core.loading import PlanningTable
 from sop_core.periods import Horizon, Month, format_month, resolve_horizon
 
@@ -61,8 +62,10 @@ class Driver(NamedTuple):
     offset: bool  # pushes against the direction of the total gap
 
     def to_json(self) -> dict[str, Any]:
-        return {"member": self.member, "plan": self.plan, "outlook": self.outlook,
-                "gap": self.gap, "gap_pct": self.gap_pct, "share": self.share}
+        """Amounts to the cent; ``gap_pct`` and ``share`` in percent."""
+        return {"member": self.member, "plan": fmt.json_amount(self.plan),
+                "outlook": fmt.json_amount(self.outlook), "gap": fmt.json_amount(self.gap),
+                "gap_pct": fmt.json_percent(self.gap_pct), "share": fmt.json_share(self.share)}
 
 
 @dataclass(frozen=True)
@@ -106,16 +109,18 @@ class GapResult:
         return percent(self.gap, self.plan)
 
     def to_json(self) -> dict[str, Any]:
-        """Exactly the object of PRODUCT.md §5 (``by``/``drivers`` only when asked)."""
+        """Exactly the object of PRODUCT.md §5 (``by``/``drivers`` only when asked):
+        amounts rounded to the cent, percentages (``share`` too) in percent."""
         body: dict[str, Any] = {
             "scope": {k: list(v) for k, v in self.scope.items()},
             "metric": self.metric,
             "as_of": format_month(self.as_of) if self.as_of is not None else None,
             "horizon": self.horizon.as_dict(),
-            "plan": self.plan, "outlook": self.outlook, "gap": self.gap,
-            "gap_pct": self.gap_pct,
-            "actual_to_date": self.actual_to_date, "forecast_rest": self.forecast_rest,
-            "bias_pct": self.bias_pct, "wmape": self.wmape,
+            "plan": fmt.json_amount(self.plan), "outlook": fmt.json_amount(self.outlook),
+            "gap": fmt.json_amount(self.gap), "gap_pct": fmt.json_percent(self.gap_pct),
+            "actual_to_date": fmt.json_amount(self.actual_to_date),
+            "forecast_rest": fmt.json_amount(self.forecast_rest),
+            "bias_pct": fmt.json_percent(self.bias_pct), "wmape": fmt.json_percent(self.wmape),
             "triggered": self.triggered,
         }
         if self.by is not None:

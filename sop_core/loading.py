@@ -994,6 +994,9 @@ def describe(table: PlanningTable) -> str:
     """One line people can read after a load."""
     span = table.periods
     months = f"{format_month(span[0])}..{format_month(span[1])}" if span else "no periods"
-    return (f"{table.rows_read:,} rows read, {table.rows_merged:,} merged, {table.rows:,} kept; "
+    from sop_core import formatting as fmt  # late: the loader's import stays light
+
+    return (f"{fmt.number(table.rows_read)} rows read, {fmt.number(table.rows_merged)} merged, "
+            f"{fmt.number(table.rows)} kept; "
             f"{months}; metrics: {', '.join(table.metrics)}; "
             f"dimensions: {', '.join(table.dimensions) or 'none'}")

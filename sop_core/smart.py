@@ -34,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from sop_core.amounts import parse_amount
+from sop_core.formatting import parse_amount
 
 MAX_MILESTONES = 5
 TITLE_MAX = 300  # Action.title

@@ -80,9 +80,10 @@ def measure_text(action: ActionView) -> str:
 
 
 def impact_text(action: ActionView) -> str:
-    text = f"{fmt.amount(action.expected_impact)} of the gap"
+    metric = action.gap.metric if action.gap is not None else None  # impact is in its unit
+    text = f"{fmt.amount(action.expected_impact, metric=metric)} of the gap"
     if action.realised_impact is not None:
-        text += f" · realised {fmt.amount(action.realised_impact)}"
+        text += f" · realised {fmt.amount(action.realised_impact, metric=metric)}"
     return text
 
 
@@ -148,7 +149,8 @@ def action_card_blocks(action: ActionView, *, today: date) -> list[Block]:
             text="*Milestones*\n" + bullet_list(lines, limit=SECTION_TEXT_MAX - 20))))
     about = f"Created by {mention(action.creator_id)} · action #{action.id}"
     if action.gap is not None:
-        about += (f" · answers the gap {fmt.amount(action.gap.gap, signed=True)} "
+        gap = fmt.amount(action.gap.gap, signed=True, metric=action.gap.metric)
+        about += (f" · answers the gap {gap} "
                   f"({fmt.percent(action.gap.gap_pct)}) on {escape(gap_label(action.gap))}")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=cut(about, CONTEXT_TEXT_MAX))]))
     if action.is_open:

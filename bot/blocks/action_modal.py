@@ -6,8 +6,6 @@ field it is, so the listener reads ``state.values[block_id][INPUT]``.
 
 from __future__ import annotations
 
-import math
-
 from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
@@ -44,10 +42,7 @@ CONFIDENCE_LABELS = {Confidence.HIGH: "High: it will land", Confidence.MEDIUM: "
 
 def amount_input(value: float) -> str:
     """An amount as a prefilled field shows it, and as ``parse_amount`` reads it back."""
-    if not math.isfinite(value):
-        return ""
-    text = f"{value:,.2f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
+    return fmt.input_amount(value)
 
 
 def gap_label(gap: LinkedGap) -> str:

@@ -8,6 +8,7 @@ whatever the number of gaps and actions.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
@@ -94,7 +95,8 @@ def _title(title: str) -> str:
 
 def gap_line(line: GapLine, digest: Digest) -> str:
     head = (f"• *{_scope(line.scope)}* · {escape(line.metric)} {escape(line.horizon)}: "
-            f"*{fmt.percent(line.gap_pct)}* ({fmt.amount(line.gap, signed=True)})")
+            f"*{fmt.percent(line.gap_pct)}* "
+            f"({fmt.amount(line.gap, signed=True, metric=line.metric)})")
     since = "since the last digest" if digest.since is not None else "since posted"
     change = line.gap_change
     if line.new:
@@ -102,13 +104,13 @@ def gap_line(line: GapLine, digest: Digest) -> str:
                  if digest.since is not None else
                  f"posted at {fmt.percent(line.previous_gap_pct)}")
         if change is not None and abs(change) >= 0.5:
-            moved += f", {fmt.amount(change, signed=True)} since"
+            moved += f", {fmt.amount(change, signed=True, metric=line.metric)} since"
     elif change is None or abs(change) < 0.5:
         moved = f"unchanged {since}"
     else:
         moved = (f"moved from {fmt.percent(line.previous_gap_pct)} "
-                 f"({fmt.amount(change, signed=True)}) {since}")
-    parts = [head, moved, describe(line.coverage)]
+                 f"({fmt.amount(change, signed=True, metric=line.metric)}) {since}")
+    parts = [head, moved, describe(line.coverage, line.metric)]
     if not line.triggered:
         parts.append(":white_check_mark: back within the rule")
     if not line.in_data:
@@ -124,16 +126,18 @@ def coverage_line(total: MetricCoverage) -> str:
     share = total.uncovered_share
     covered_share = 1 - share if share is not None else None
     gaps = f"{total.gaps} open gap{'s' if total.gaps != 1 else ''}"
-    return (f"• *{escape(total.metric)}* ({gaps}, |gap| {fmt.amount(total.size)}): "
-            f"{fmt.amount(total.covered)} ({fmt.share(covered_share)}) covered by actions · "
-            f"*{fmt.amount(total.uncovered)} ({fmt.share(share)}) not yet covered*")
+    amount = partial(fmt.amount, metric=total.metric)  # in the metric's unit
+    return (f"• *{escape(total.metric)}* ({gaps}, |gap| {amount(total.size)}): "
+            f"{amount(total.covered)} ({fmt.share(covered_share)}) covered by actions · "
+            f"*{amount(total.uncovered)} ({fmt.share(share)}) not yet covered*")
 
 
 def decision_line(decision: Decision) -> str:
     if decision.kind == "uncovered" and decision.gap is not None:
         c = decision.gap.coverage
         return (f"• *{_scope(decision.gap.scope)}* ({escape(decision.gap.metric)}): how to "
-                f"close the {fmt.amount(c.uncovered)} ({fmt.share(c.uncovered_share)}) "
+                f"close the {fmt.amount(c.uncovered, metric=decision.gap.metric)} "
+                f"({fmt.share(c.uncovered_share)}) "
                 "no action covers yet")
     if decision.kind == "root_cause" and decision.gap is not None:
         return (f"• *{_scope(decision.gap.scope)}* ({escape(decision.gap.metric)}, "
@@ -201,7 +205,7 @@ def digest_blocks(digest: Digest) -> list[Block]:
         since = f"in the last {DEFAULT_LOOKBACK.days} days"
     view = (f"Latest view: snapshot #{digest.snapshot_id}, as of {fmt.month(digest.as_of)}"
             if digest.snapshot_id is not None else "No planning data loaded yet")
-    rule = f"trigger rule |gap| ≥ {digest.rule.threshold_pct:g}%"
+    rule = f"trigger rule |gap| ≥ {fmt.threshold(digest.rule.threshold_pct)}"
     if digest.rule.floor:
         rule += f" and ≥ {fmt.amount(digest.rule.floor)}"
     compared = ("movement since the last digest" if digest.since is not None

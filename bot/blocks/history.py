@@ -46,8 +46,8 @@ def _context(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=cut(text, SECTION_TEXT_MAX))])
 
 
-def _gap_figures(gap: float, pct: float | None) -> str:
-    return f"{fmt.amount(gap, signed=True)} ({fmt.percent(pct)})"
+def _gap_figures(gap: float, pct: float | None, metric: str | None = None) -> str:
+    return f"{fmt.amount(gap, signed=True, metric=metric)} ({fmt.percent(pct)})"
 
 
 def _title(gap: PastGap) -> str:
@@ -93,8 +93,8 @@ def past_gap_text(gap: PastGap) -> str:
     lines = [
         f"{_title(gap)} · {channel_link(gap.channel_id)} · posted "
         f"{gap.created_at:%Y-%m-%d} · {status}",
-        f"Gap at posting {_gap_figures(gap.gap_at_post, gap.gap_pct_at_post)} → now "
-        f"{_gap_figures(gap.gap, gap.gap_pct)}",
+        f"Gap at posting {_gap_figures(gap.gap_at_post, gap.gap_pct_at_post, gap.metric)} → now "
+        f"{_gap_figures(gap.gap, gap.gap_pct, gap.metric)}",
         _root_cause(gap),
     ]
     if gap.actions:
@@ -180,8 +180,8 @@ def similar_text(gap: PastGap) -> str:
     lines = [f"{_title(gap)} · posted {gap.created_at:%Y-%m-%d} in "
              f"{channel_link(gap.channel_id)} · "
              f"{STATUS_MARKS.get(gap.status, escape(gap.status))}",
-             f"Gap then {_gap_figures(gap.gap_at_post, gap.gap_pct_at_post)} → now "
-             f"{_gap_figures(gap.gap, gap.gap_pct)}",
+             f"Gap then {_gap_figures(gap.gap_at_post, gap.gap_pct_at_post, gap.metric)} → now "
+             f"{_gap_figures(gap.gap, gap.gap_pct, gap.metric)}",
              _root_cause(gap)]
     if gap.actions:
         lines.append("What was done: " + impact_text(gap))
@@ -210,9 +210,11 @@ def similar_blocks(similar: Sequence[PastGap]) -> list[Block]:
 
 def export_comment(export: Export, user_id: str) -> str:
     """The message the two files are shared with (mrkdwn, escaped)."""
-    rows = f"{export.rows:,} {'row' if export.rows == 1 else 'rows'}"
-    return cut(f":bar_chart: {mention(user_id)} exported the *{escape(export.kind.value)}* "
-               f"register ({escape(export.criteria.label())}): {rows}, as CSV and Excel.",
+    rows = f"{fmt.number(export.rows)} {'row' if export.rows == 1 else 'rows'}"
+    what = (f"the drivers of the gap by *{escape(export.by)}*" if export.by is not None else
+            f"the *{escape(export.kind.value)}* register")
+    return cut(f":bar_chart: {mention(user_id)} exported {what} "
+               f"({escape(export.criteria.label())}): {rows}, as CSV and Excel.",
                SECTION_TEXT_MAX)
 
 

@@ -81,7 +81,8 @@ def gap_text(item: GapItem) -> str:
     return "\n".join([
         f"*{escape(cut(scope_label(item.scope), TITLE_MAX))}* · {escape(item.metric)} · "
         f"{escape(item.horizon)} in {channel_link(item.channel_id)}",
-        f"Gap {fmt.amount(item.gap, signed=True)} ({fmt.percent(item.gap_pct)}){cause}",
+        f"Gap {fmt.amount(item.gap, signed=True, metric=item.metric)} "
+        f"({fmt.percent(item.gap_pct)}){cause}",
         coverage_text(item.coverage),
     ])
 

@@ -66,7 +66,8 @@ def quote(text: str, limit: int = POINT_MAX) -> str:
 
 def gap_line(point: PointInfo) -> str:
     return (f"{escape(scope_label(point.scope))} · {escape(point.metric)} · "
-            f"{escape(point.horizon)}: gap {fmt.amount(point.gap, signed=True)} "
+            f"{escape(point.horizon)}: gap "
+            f"{fmt.amount(point.gap, signed=True, metric=point.metric)} "
             f"({fmt.percent(point.gap_pct)})")
 
 

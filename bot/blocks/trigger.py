@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -40,12 +42,14 @@ def horizon_label(result: GapResult) -> str:
 def headline(result: GapResult) -> str:
     """One line for notifications and fallbacks (plain text)."""
     return (f"{scope_label(result.scope)} · {result.metric} · {horizon_label(result)}: "
-            f"gap {fmt.amount(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})")
+            f"gap {fmt.amount(result.gap, signed=True, metric=result.metric)} "
+            f"({fmt.percent(result.gap_pct)})")
 
 
-def _driver_line(driver: Driver) -> str:
+def _driver_line(driver: Driver, metric: str | None = None) -> str:
     share = f", {fmt.share(driver.share)} of the gap" if driver.share is not None else ""
-    return (f"• *{escape(driver.member)}*: {fmt.amount(driver.gap, signed=True)} "
+    gap = fmt.amount(driver.gap, signed=True, metric=metric)
+    return (f"• *{escape(driver.member)}*: {gap} "
             f"({fmt.percent(driver.gap_pct)}){share}")
 
 
@@ -54,11 +58,12 @@ def drivers_text(result: GapResult) -> str | None:
         return None
     pushing = [d for d in result.drivers if not d.offset and d.gap != 0]
     offsets = [d for d in result.drivers if d.offset]
-    lines = [_driver_line(d) for d in pushing]
+    lines = [_driver_line(d, result.metric) for d in pushing]
     text = f"*What drives it, by {escape(result.by)}*\n" + bullet_list(
         lines or ["no member moves the gap"], most=MAX_DRIVERS, limit=SECTION_TEXT_MAX // 2)
     if offsets:
-        text += "\n*Offsets*\n" + bullet_list([_driver_line(d) for d in offsets], most=3,
+        offset_lines = [_driver_line(d, result.metric) for d in offsets]
+        text += "\n*Offsets*\n" + bullet_list(offset_lines, most=3,
                                               limit=SECTION_TEXT_MAX // 2 - 50)
     return cut(text, SECTION_TEXT_MAX)
 
@@ -71,28 +76,29 @@ def movement_text(report: GapReport) -> str:
         return "*Since the last snapshot:* unchanged."
     return (f"*Since the last snapshot:* moved from {fmt.percent(movement.previous_gap_pct)} "
             f"to {fmt.percent(report.result.gap_pct)} "
-            f"({fmt.amount(movement.gap_change, signed=True)}).")
+            f"({fmt.amount(movement.gap_change, signed=True, metric=report.result.metric)}).")
 
 
 def rule_text(report: GapReport) -> str:
     rule, result = report.rule, report.result
     floor = f", |gap| ≥ {fmt.amount(rule.floor)}" if rule.floor else ""
     verdict = ":rotating_light: Crosses" if result.triggered else ":white_check_mark: Within"
-    return f"{verdict} the trigger rule (|gap| ≥ {rule.threshold_pct:g}%{floor})"
+    return f"{verdict} the trigger rule (|gap| ≥ {fmt.threshold(rule.threshold_pct)}{floor})"
 
 
 def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = None,
                          resolved: bool = False) -> list[Block]:
     """The message posted into a channel for a gap (PRODUCT.md §5)."""
     result = report.result
+    amount = partial(fmt.amount, metric=result.metric)  # in the metric's unit
     status = " (resolved)" if resolved else ""
     title = f"Gap {fmt.percent(result.gap_pct)}: {scope_label(result.scope)}{status}"
     fields = [
-        f"*Plan*\n{fmt.amount(result.plan)}",
-        f"*Latest view*\n{fmt.amount(result.outlook)}",
-        f"*Gap*\n{fmt.amount(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})",
-        f"*Actual to date · forecast rest*\n{fmt.amount(result.actual_to_date)} · "
-        f"{fmt.amount(result.forecast_rest)}",
+        f"*Plan*\n{amount(result.plan)}",
+        f"*Latest view*\n{amount(result.outlook)}",
+        f"*Gap*\n{amount(result.gap, signed=True)} ({fmt.percent(result.gap_pct)})",
+        f"*Actual to date · forecast rest*\n{amount(result.actual_to_date)} · "
+        f"{amount(result.forecast_rest)}",
         f"*Forecast bias · WMAPE*\n{fmt.percent(result.bias_pct)} · "
         f"{fmt.percent(result.wmape, signed=False)}",
         f"*Horizon*\n{escape(horizon_label(result))}, as of {fmt.month(result.as_of)}",
@@ -112,9 +118,9 @@ def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = No
     if report.pvm is not None:
         pvm = report.pvm
         blocks.append(SectionBlock(text=MarkdownTextObject(text=(
-            f"*Price · volume · mix:* price {fmt.amount(pvm.price, signed=True)} · "
-            f"volume {fmt.amount(pvm.volume, signed=True)} · "
-            f"mix {fmt.amount(pvm.mix, signed=True)}"))))
+            f"*Price · volume · mix:* price {amount(pvm.price, signed=True)} · "
+            f"volume {amount(pvm.volume, signed=True)} · "
+            f"mix {amount(pvm.mix, signed=True)}"))))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
         text=f"{rule_text(report)} · snapshot #{report.snapshot_id}")]))
     if trigger_point_id is not None:

@@ -15,8 +15,9 @@ from bot.blocks.help import help_blocks
 from bot.blocks.text import escape, unescape
 from bot.blocks.trigger import headline, trigger_point_blocks
 from bot.listeners.context import Ctx, UserError, post_in_channel
-from sop_core.amounts import parse_amount
+from sop_core import formatting as fmt
 from sop_core.filters import FilterError
+from sop_core.formatting import parse_amount
 from sop_core.services import triggers
 from sop_core.services.data import NoData, gap_report
 
@@ -87,8 +88,8 @@ def set_threshold(text: str, ctx: Ctx) -> None:
     if not found:
         with ctx.sessions() as session:
             rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
-        ctx.tell(f"This channel's trigger rule: |gap| ≥ {rule.threshold_pct:g}% and "
-                 f"|gap| ≥ {rule.floor:,.0f}. Change it with `/gap threshold 5% "
+        ctx.tell(f"This channel's trigger rule: |gap| ≥ {fmt.threshold(rule.threshold_pct)} and "
+                 f"|gap| ≥ {fmt.amount(rule.floor)}. Change it with `/gap threshold 5% "
                  "floor=100000`." if not text else
                  f"“{text}” is not a threshold: use `/gap threshold 5%` or "
                  "`/gap threshold 5% floor=100K`.")
@@ -101,5 +102,5 @@ def set_threshold(text: str, ctx: Ctx) -> None:
                             "100K or 1.5M)")
     rule = triggers.set_channel_rule(ctx.sessions, ctx.team_id, ctx.channel_id,
                                      threshold_pct=float(found.group("pct")), floor=floor)
-    ctx.tell(f"Trigger rule for this channel: |gap| ≥ {rule.threshold_pct:g}% and "
-             f"|gap| ≥ {rule.floor:,.0f}.")
+    ctx.tell(f"Trigger rule for this channel: |gap| ≥ {fmt.threshold(rule.threshold_pct)} and "
+             f"|gap| ≥ {fmt.amount(rule.floor)}.")

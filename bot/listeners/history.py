@@ -15,6 +15,7 @@ from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import slack_names
 from bot.blocks.history import (
     export_comment,
     history_blocks,
@@ -35,8 +36,9 @@ from sop_core.services.exports import Export
 
 log = logging.getLogger(__name__)
 
-EXPORT_USAGE = ("Export what? `/gap export actions [filters]` (one row per action) or "
-                "`/gap export gaps [filters]` (one row per gap), e.g. "
+EXPORT_USAGE = ("Export what? `/gap export actions [filters]` (one row per action), "
+                "`/gap export gaps [filters]` (one row per gap) or "
+                "`/gap export gaps [filters] by=channel` (a gap's drivers), e.g. "
                 "`/gap export actions region=EU`.")
 ERROR_MAX = 300  # an inline error under a modal's input
 
@@ -101,8 +103,12 @@ def export_register(text: str, ctx: Ctx) -> None:
     if not word:
         raise UserError(EXPORT_USAGE)
     kind = exports.parse_kind(word)
-    result = exports.export(ctx.sessions, team_id=ctx.team_id, kind=kind, filters=rest,
-                            today=local_today(ctx.settings.timezone))
+    result = exports.export(
+        ctx.sessions, team_id=ctx.team_id, kind=kind, filters=rest,
+        today=local_today(ctx.settings.timezone),
+        fy_start_month=ctx.settings.fiscal_year_start_month,
+        names=lambda users, channels: slack_names.names(ctx.client, ctx.team_id, users,
+                                                        channels))
     if not result.rows:
         ctx.tell(nothing_to_export(result))
         return

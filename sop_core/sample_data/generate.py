@@ -8,7 +8,12 @@ The stories planted in it, so that the demo has something to say:
 - North America Dairy sells the planned volume at lower prices (price erosion);
 - APAC Beverages beats plan (a hot summer);
 - LATAM runs a little under plan, below the 5 % trigger threshold;
-- the forecast for Middle East & Africa is biased high (over-forecasting).
+- the forecast for Middle East & Africa is biased high (over-forecasting);
+- a unit sells at a different price in each channel and region (e-commerce dearer,
+  wholesale cheaper), so volume moving between them shows as mix: EU Snacks lose their
+  dearest units, and price / volume / mix has a real mix effect to show.
+
+The price differences change volumes only: revenue is the same as before they were added.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ REGIONS = {"EU": 1.0, "North America": 1.3, "APAC": 0.8, "LATAM": 0.45,
 CATEGORIES = {"Snacks": (1.0, 2.4), "Beverages": (1.2, 1.6), "Dairy": (0.9, 3.1),
               "Frozen": (0.6, 4.2), "Personal Care": (0.7, 6.5)}  # (size, price per unit)
 CHANNELS = {"Retail": 0.6, "E-commerce": 0.25, "Wholesale": 0.15}
+# Price per unit relative to the category's, by channel and by region.
+CHANNEL_PRICES = {"Retail": 1.0, "E-commerce": 1.18, "Wholesale": 0.78}
+REGION_PRICES = {"EU": 1.0, "North America": 1.12, "APAC": 0.93, "LATAM": 0.81,
+                 "Middle East & Africa": 0.88}
 MONTHS = [(year, month) for year in (2025, 2026) for month in range(1, 13)]
 AS_OF = (2026, 8)
 BASE_VOLUME = 120_000.0
@@ -69,10 +78,13 @@ def rows() -> list[dict[str, object]]:
                     # biased high in Middle East & Africa.
                     bias = 1.09 if region == "Middle East & Africa" else 1.0
                     forecast_volume = true_volume * bias * rng.normal(1, 0.04)
+                    # Units cost more or less here: fewer or more of them for the revenue.
+                    units = 1 / (CHANNEL_PRICES[channel] * REGION_PRICES[region])
                     for metric, plan, forecast, actual in (
                         ("revenue", plan_volume * plan_price, forecast_volume * true_price,
                          true_volume * true_price),
-                        ("volume", plan_volume, forecast_volume, true_volume),
+                        ("volume", plan_volume * units, forecast_volume * units,
+                         true_volume * units),
                     ):
                         out.append({
                             "period": f"{year}-{month:02d}", "region": region,

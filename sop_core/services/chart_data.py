@@ -20,6 +20,7 @@ from sop_core.filters import FilterError, Filters, resolve
 from sop_core.gaps import GapQuery, GapResult, compute_gap
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot, Status, TriggerPoint
+from sop_core.periods import fiscal_year_of
 from sop_core.services import triggers
 from sop_core.services.coverage import scope_text
 from sop_core.services.data import GapReport, NoData, gap_report
@@ -68,7 +69,40 @@ def _context(result: GapResult) -> str:
 
 
 def _gap_words(result: GapResult) -> str:
-    return f"{fmt.percent(result.gap_pct)} ({fmt.amount(result.gap, signed=True)})"
+    return (f"{fmt.percent(result.gap_pct)} "
+            f"({fmt.amount(result.gap, signed=True, metric=result.metric)})")
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def horizon_words(result: GapResult, fy_start_month: int = 1) -> str:
+    """The horizon as people say it: ``FY2026``, ``FY2026 to date``, ``rest of FY2026``,
+    ``Q3 FY2026``, ``May 2026``."""
+    h = result.horizon
+    name = h.name.lower()
+    fiscal_year = fiscal_year_of(h.end if not h.is_empty else h.start - 1, fy_start_month)
+    if name in ("fy", str(fiscal_year)) or name.startswith("fy"):
+        return f"FY{fiscal_year}"
+    if name == "ytd":
+        return f"FY{fiscal_year} to date"
+    if name == "rest":
+        return f"rest of FY{fiscal_year}"
+    if "-q" in name:
+        year, quarter = name.split("-q")
+        return f"Q{quarter} FY{year}"
+    if h.start == h.end:
+        year, index = divmod(h.start, 12)
+        return f"{_MONTHS[index]} {year}"
+    return horizon_text(result)
+
+
+def gap_title(result: GapResult, fy_start_month: int = 1) -> str:
+    """What a chart is about, in words: ``FY2026 revenue · EU · Snacks: -€464K (-12.5%)``."""
+    scope = " · ".join(", ".join(members) for members in result.scope.values()) or "all"
+    gap = fmt.amount(result.gap, signed=True, metric=result.metric)
+    return (f"{horizon_words(result, fy_start_month)} {result.metric} · {scope}: "
+            f"{gap} ({fmt.percent(result.gap_pct)})")
 
 
 # --------------------------------------------------------------------------------------
@@ -84,36 +118,37 @@ def report_charts(report: GapReport, table: PlanningTable, *, fy_start_month: in
     snapshot = f"snapshot #{report.snapshot_id}"
     files: list[ChartFile] = []
 
+    metric = result.metric
+    title = gap_title(result, fy_start_month)
     steps = charts.bridge_steps(result)
-    title = f"Gap {_gap_words(result)}: plan to latest view"
     by = f" by {result.by}" if result.by is not None and result.drivers else ""
     grouped = next((s.members for s in steps if s.members > 1), 0)
     note = f"{snapshot}  ·  Other: the {grouped} smaller {result.by} members" if grouped \
         else snapshot
     files.append(ChartFile(
         f"{stem}-bridge.png", f"Gap bridge{by}: {scope_text(_scope(result))}",
-        charts.render_bridge(steps, title, f"{context}{' ·' + by if by else ''}", note=note),
-        charts.bridge_alt_text(steps, f"Gap bridge{by}, {context}: gap {_gap_words(result)}")))
+        charts.render_bridge(steps, title, f"Plan to latest view{by} · {context}", note=note,
+                             metric=metric),
+        charts.bridge_alt_text(steps, f"Gap bridge{by}, {context}: gap {_gap_words(result)}",
+                               metric)))
 
     if report.pvm is not None:
         pvm = report.pvm
         steps = charts.pvm_steps(pvm, result.plan, result.outlook)
-        title = f"Price · volume · mix: gap {_gap_words(result)}"
-        subtitle = f"{context} · volume metric: {pvm.volume_metric}"
+        subtitle = f"Price · volume · mix · {context} · volume metric: {pvm.volume_metric}"
         files.append(ChartFile(
             f"{stem}-price-volume-mix.png",
             f"Price · volume · mix: {scope_text(_scope(result))}",
-            charts.render_bridge(steps, title, subtitle, note=snapshot),
+            charts.render_bridge(steps, title, subtitle, note=snapshot, metric=metric),
             charts.bridge_alt_text(steps, f"Price, volume and mix bridge, {context}: gap "
-                                          f"{_gap_words(result)}")))
+                                          f"{_gap_words(result)}", metric)))
 
     trend = charts.trend_series(table, dataclasses.replace(report.query, by=None),
                                 fy_start_month=fy_start_month)
     if trend.months:
-        title = f"{result.metric.capitalize()} by month: gap {_gap_words(result)}"
         files.append(ChartFile(
             f"{stem}-trend.png", f"Monthly trend: {scope_text(_scope(result))}",
-            charts.render_trend(trend, title, context),
+            charts.render_trend(trend, title, f"By month · {context}"),
             charts.trend_alt_text(trend, f"Plan and latest view by month, {context}")))
     return tuple(files)
 

@@ -72,19 +72,22 @@ def coverage(gap: float, impacts: Iterable[float]) -> Coverage:
     return Coverage(gap=float(gap), covered=math.fsum(values), actions=len(values))
 
 
-def describe(c: Coverage) -> str:
-    """Plain text for people: the share covered and, openly, the share not yet covered."""
+def describe(c: Coverage, metric: str | None = None) -> str:
+    """Plain text for people: the share covered and, openly, the share not yet covered
+    (amounts in ``metric``'s unit)."""
     if not c.defined:
         return "coverage n/a (no gap to cover)"
     assert c.ratio is not None and c.uncovered_share is not None
     counted = f"{c.actions} open action{'s' if c.actions != 1 else ''}"
     if c.actions == 0:
-        return f"0% covered: {fmt.amount(c.size)} (100%) not yet covered by any action"
+        return (f"{fmt.share(0.0)} covered: {fmt.amount(c.size, metric=metric)} "
+                f"({fmt.share(1.0)}) not yet covered by any action")
     if c.over_covered:
         return (f"{fmt.share(c.ratio)} covered by {counted}: over-covered by "
-                f"{fmt.amount(c.covered - c.size)}, nothing left uncovered")
+                f"{fmt.amount(c.covered - c.size, metric=metric)}, nothing left uncovered")
     return (f"{fmt.share(max(c.ratio, 0.0))} covered by {counted}: "
-            f"{fmt.amount(c.uncovered)} ({fmt.share(c.uncovered_share)}) not yet covered")
+            f"{fmt.amount(c.uncovered, metric=metric)} ({fmt.share(c.uncovered_share)}) "
+            "not yet covered")
 
 
 # --------------------------------------------------------------------------------------

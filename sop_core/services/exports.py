@@ -16,8 +16,14 @@ The files are for people opening them in Excel:
   text cell (with Excel's quote prefix), in the CSV it is prefixed with ``'`` (OWASP's
   advice against CSV injection; Excel hides the quote). Numbers stay numbers.
 
-Amounts are exported exactly as stored (number formats round them only on screen).
-Dates are UTC dates. Owners are Slack user ids.
+Amounts are rounded to the cent and percentages are in percent (sop_core/formatting.py).
+Dates are UTC dates. People and channels are Slack ids, each with a name column beside it
+when the caller passes the names (the Slack side looks them up; this module never calls
+Slack).
+
+``export gaps … by=DIM`` is the drivers table of the gap instead of the register: one row
+per member along ``DIM`` with plan, latest view, gap, gap % and share of the gap, from the
+latest view (:func:`drivers_export`).
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import io
 import math
 import zipfile
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -42,10 +49,13 @@ from openpyxl.writer.excel import ExcelWriter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core.filters import FilterError, Filters
+from sop_core import formatting as fmt
+from sop_core.filters import FilterError, Filters, parse_filters
+from sop_core.gaps import GapResult, TriggerRule
 from sop_core.models import Action, Milestone, Status, TriggerPoint
 from sop_core.periods import format_month
 from sop_core.services.coverage import coverage, scope_text
+from sop_core.services.data import gap_report
 from sop_core.services.history import Criteria, check_names
 from sop_core.services.root_causes import category_label
 
@@ -104,7 +114,17 @@ GAP_ROLLUP_COLUMNS: tuple[tuple[str, Col], ...] = (
     ("Expected impact", Col.AMOUNT), ("Realised impact", Col.AMOUNT),
     ("Coverage %", Col.PCT), ("Not yet covered", Col.AMOUNT),
 )
+DRIVER_COLUMNS: tuple[tuple[str, Col], ...] = (
+    ("Member", Col.TEXT), ("Plan", Col.AMOUNT), ("Latest view", Col.AMOUNT),
+    ("Gap", Col.AMOUNT), ("Gap %", Col.PCT), ("Share of gap %", Col.PCT),
+    ("Offset", Col.TEXT),
+)
+# Columns holding a Slack id, and the name column put beside each.
+NAMED_COLUMNS = {"Channel": "Channel name", "Owner": "Owner name",
+                 "Created by": "Created by name",
+                 "Root cause confirmed by": "Root cause confirmed by name"}
 SHEET_TITLES = {Kind.ACTIONS: "Actions", Kind.GAPS: "Gaps"}
+DRIVERS_SHEET = "Drivers"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Excel's limit per cell; longer text would make the file unreadable to it.
 CELL_TEXT_MAX = 32_767
@@ -136,6 +156,7 @@ class Export:
     kinds: dict[str, Col]  # column → how it is written
     csv: ExportFile
     xlsx: ExportFile
+    by: str | None = None  # the drivers table along this dimension, not the register
 
     @property
     def rows(self) -> int:
@@ -213,6 +234,7 @@ def milestone_text(milestones: Sequence[tuple[str, date, datetime | None]]) -> s
 
 
 def _frame(columns: Sequence[tuple[str, Col]], rows: list[list[Any]]) -> Frame:
+    """The table, amounts rounded to the cent and percentages as the JSON has them."""
     names = [name for name, _ in columns]
     kinds = dict(columns)
     data = pd.DataFrame(rows, columns=names, dtype=object)
@@ -220,8 +242,35 @@ def _frame(columns: Sequence[tuple[str, Col]], rows: list[list[Any]]) -> Frame:
         if kind is Col.ID:
             data[name] = pd.array(data[name].tolist(), dtype="Int64")
         elif kind in (Col.AMOUNT, Col.PCT):
-            data[name] = data[name].astype("float64")
+            rounding = fmt.json_amount if kind is Col.AMOUNT else fmt.json_percent
+            data[name] = data[name].map(
+                lambda v, r=rounding: np.nan if v is None or pd.isna(v) else r(float(v))
+            ).astype("float64")
     return Frame(data, kinds)
+
+
+def with_names(frame: Frame, names: Mapping[str, str]) -> Frame:
+    """Each Slack id column followed by a column of the names ``names`` gives the ids
+    (empty where unknown)."""
+    data = frame.data.copy()
+    kinds = dict(frame.kinds)
+    for column, name_column in NAMED_COLUMNS.items():
+        if column in data.columns:
+            data.insert(data.columns.get_loc(column) + 1, name_column, data[column].map(
+                lambda v: names.get(v) if isinstance(v, str) else None))
+            kinds[name_column] = Col.TEXT
+    return Frame(data, {name: kinds[name] for name in data.columns})
+
+
+def slack_ids(frame: Frame) -> tuple[set[str], set[str]]:
+    """The user ids and channel ids a frame names (what to look up in Slack)."""
+    users: set[str] = set()
+    channels: set[str] = set()
+    for column in NAMED_COLUMNS:
+        if column in frame.data.columns:
+            found = {v for v in frame.data[column].dropna() if isinstance(v, str) and v}
+            (channels if column == "Channel" else users).update(found)
+    return users, channels
 
 
 MilestoneRows = Mapping[int, Sequence[tuple[str, date, datetime | None]]]
@@ -445,26 +494,91 @@ def filenames(kind: Kind, today: date) -> tuple[str, str]:
     return f"{stem}.csv", f"{stem}.xlsx"
 
 
+NameLookup = Callable[[set[str], set[str]], Mapping[str, str]]
+NOTES = ("Amounts rounded to the cent; percentages in percent; dates in UTC; people and "
+         "channels are Slack ids with their names beside them.")
+
+
 def export(sessions: sessionmaker[Session], *, team_id: str, kind: Kind | str,
-           filters: Filters | str, today: date) -> Export:
+           filters: Filters | str, today: date, names: NameLookup | None = None,
+           fy_start_month: int = 1) -> Export:
     """The register of one workspace as CSV and XLSX bytes (one read-only transaction).
 
+    ``names``: given the user ids and channel ids in the register, their names (the
+    caller looks them up; a plain mapping back). ``filters`` with ``by=`` on ``gaps``
+    exports the drivers table instead (see :func:`drivers_export`).
     Raises :class:`FilterError` for filters that cannot be used or an unknown kind.
     """
     kind = parse_kind(kind) if not isinstance(kind, Kind) else kind
-    criteria = Criteria.of(filters)
+    parsed = parse_filters(filters) if isinstance(filters, str) else filters
+    if parsed.by is not None and kind is Kind.GAPS:
+        return drivers_export(sessions, team_id=team_id, filters=parsed, today=today,
+                              fy_start_month=fy_start_month)
+    if parsed.by is not None:
+        raise FilterError("by= goes with `export gaps` (the drivers table of a gap, e.g. "
+                          "`export gaps region=EU by=channel`)")
+    criteria = Criteria.of(parsed)
     with sessions() as session:
         frame = frame_for(session, team_id=team_id, kind=kind, criteria=criteria, today=today)
+    users, channels = slack_ids(frame)
+    frame = with_names(frame, names(users, channels) if names is not None else {})
     csv_name, xlsx_name = filenames(kind, today)
     about = [("Register", SHEET_TITLES[kind]), ("Filters", criteria.label()),
              ("Rows", str(len(frame.data))), ("Exported on", f"{today:%Y-%m-%d}"),
-             ("Notes", "Amounts as stored; dates in UTC; owners are Slack user ids.")]
+             ("Notes", NOTES)]
     return Export(
         kind=kind, criteria=criteria, frame=frame.data, kinds=frame.kinds,
         csv=ExportFile(csv_name, to_csv(frame), "text/csv"),
         xlsx=ExportFile(xlsx_name, to_xlsx(frame, title=SHEET_TITLES[kind], about=about,
                                            day=today), XLSX_MIME),
     )
+
+
+# --------------------------------------------------------------------------------------
+# The drivers table (export gaps … by=DIM)
+# --------------------------------------------------------------------------------------
+
+def build_drivers_frame(result: GapResult) -> Frame:
+    """One row per member along ``result.by`` (pure), in the engine's order: amounts to the
+    cent, gap % and share of the gap in percent, offsets marked."""
+    rows = [[d.member, d.plan, d.outlook, d.gap, d.gap_pct,
+             d.share * 100 if d.share is not None else None, "yes" if d.offset else "no"]
+            for d in result.drivers]
+    return _frame(DRIVER_COLUMNS, rows)
+
+
+def drivers_export(sessions: sessionmaker[Session], *, team_id: str, filters: Filters,
+                   today: date, fy_start_month: int = 1) -> Export:
+    """The drivers table of the gap ``filters`` name, on the workspace's latest view, as
+    CSV and XLSX; figures exactly as ``/gap`` computes them. Raises :class:`FilterError`
+    for filters that do not fit the data and :class:`~sop_core.services.data.NoData`."""
+    with sessions() as session:
+        gap = gap_report(session, filters, team_id=team_id, rule=TriggerRule(),
+                         fy_start_month=fy_start_month)
+    result = gap.result
+    frame = build_drivers_frame(result)
+    criteria = Criteria(scope={k: tuple(v) for k, v in result.scope.items()},
+                        metric=result.metric, horizon=result.horizon.name)
+    stem = f"sopgap-drivers-by-{_file_word(result.by or '')}-{today:%Y-%m-%d}"
+    about = [("Table", f"Drivers of the gap by {result.by}"), ("Scope", criteria.label()),
+             ("Horizon", f"{result.horizon.name} {format_month(result.horizon.start)}.."
+                         f"{format_month(result.horizon.end)}"),
+             ("As of", format_month(result.as_of) if result.as_of is not None else "n/a"),
+             ("Snapshot", f"#{gap.snapshot_id}"),
+             ("Total", f"plan {fmt.json_amount(result.plan)}, latest view "
+                       f"{fmt.json_amount(result.outlook)}, gap {fmt.json_amount(result.gap)}"),
+             ("Rows", str(len(frame.data))), ("Exported on", f"{today:%Y-%m-%d}"),
+             ("Notes", NOTES)]
+    return Export(
+        kind=Kind.GAPS, criteria=criteria, frame=frame.data, kinds=frame.kinds,
+        csv=ExportFile(f"{stem}.csv", to_csv(frame), "text/csv"),
+        xlsx=ExportFile(f"{stem}.xlsx", to_xlsx(frame, title=DRIVERS_SHEET, about=about,
+                                                day=today), XLSX_MIME),
+        by=result.by)
+
+
+def _file_word(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.casefold()).strip("-") or "member"
 
 
 def nothing_matches(export: Export) -> str:

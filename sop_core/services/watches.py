@@ -267,9 +267,10 @@ class WatchStep:
     def note(self) -> str:
         """The thread note for an update (plain text, nothing from users in it)."""
         result = self.report.result
+        before = fmt.amount(self.previous_gap, signed=True, metric=result.metric)
         moved = (f"moved from {fmt.percent(self.previous_gap_pct)} to "
-                 f"{fmt.percent(result.gap_pct)} (gap {fmt.amount(self.previous_gap, signed=True)}"
-                 f" → {fmt.amount(result.gap, signed=True)})")
+                 f"{fmt.percent(result.gap_pct)} (gap {before}"
+                 f" → {fmt.amount(result.gap, signed=True, metric=result.metric)})")
         load = f"snapshot #{self.report.snapshot_id}, as of {fmt.month(result.as_of)}"
         if self.kind == StepKind.RESOLVE:
             return (f"Back within the trigger rule: {moved} with {load}. "

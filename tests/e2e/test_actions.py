@@ -283,7 +283,7 @@ def test_a_valid_action_is_stored_carded_in_the_thread_and_the_owner_told(
     card = created.card
     assert (card.args["channel"], card.args["thread_ts"]) == ("C1", created.point_ts)
     text = blocks_text(card)
-    for part in (GOOD_TITLE, "<@U2>", "3.2M → 3.7M", "350K", "Agree the plan", "Promo live",
+    for part in (GOOD_TITLE, "<@U2>", "3.20M → 3.70M", "350K", "Agree the plan", "Promo live",
                  "Open"):
         assert part in text
     buttons = {e["action_id"] for b in card.args["blocks"] if b["type"] == "actions"
@@ -353,7 +353,7 @@ def test_owner_updates_progress_in_place(sim: SlackSim, slack: FakeSlack,
     assert reply.status == 200 and not reply.body
     [updated] = card_updates(slack, created)
     assert updated.args["channel"] == "C1"
-    assert "now *3.4M*" in blocks_text(updated)
+    assert "now *3.35M*" in blocks_text(updated)
     assert stored(app_server, created.id).current_value == 3.35e6
     assert updates(app_server, created.id) == ["created", "progress"]
     assert slack.violations == []

@@ -39,7 +39,7 @@ def test_gap_posts_a_trigger_point_into_the_channel(sim: SlackSim, slack: FakeSl
     assert post.team_id == "T1"
     text = _texts(post.args["blocks"])
     assert "Gap -12.5%" in text
-    assert "*Plan*\n3.7M" in text
+    assert "*Plan*\n3.70M" in text
     assert "What drives it, by channel" in text and "E-commerce" in text
     assert "Crosses the trigger rule" in text
     buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
@@ -114,7 +114,7 @@ def test_unsigned_stale_or_tampered_requests_are_refused(sim: SlackSim, slack: F
 def test_threshold_per_channel(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
     sim.command("threshold 15% floor=100K")
     [reply] = slack.wait_for("response_url")
-    assert "|gap| ≥ 15%" in reply.args["text"] and "100,000" in reply.args["text"]
+    assert "|gap| ≥ 15%" in reply.args["text"] and "100K" in reply.args["text"]
     sim.command("region=EU category=Snacks")
     [post] = slack.wait_for("chat.postMessage")
     assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(post.args["blocks"])

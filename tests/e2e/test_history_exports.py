@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import slack_names
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from sop_core.db import get_sessionmaker
 from sop_core.models import Action, Milestone, Status, TriggerPoint
@@ -132,6 +133,7 @@ def test_export_uploads_csv_and_xlsx_into_the_channel(sim: SlackSim, slack: Fake
                                                       app_server: Running, loaded: int) -> None:
     earlier_gap(app_server, loaded)
     earlier_gap(app_server, loaded, team="T2", summary="their secret")
+    slack_names.forget()  # the app runs in this process: start with nothing cached
     reply = sim.command("export actions region=EU")
     assert reply.status == 200 and reply.elapsed < 3.0
     [complete] = slack.wait_for("files.completeUploadExternal", timeout=30)
@@ -143,7 +145,8 @@ def test_export_uploads_csv_and_xlsx_into_the_channel(sim: SlackSim, slack: Fake
     assert "<@U1> exported the *actions* register (region=EU): 2 rows" in \
         complete.args["initial_comment"]
     expected = exports.export(sessions_of(app_server), team_id="T1", kind="actions",
-                              filters="region=EU", today=local_today("UTC"))
+                              filters="region=EU", today=local_today("UTC"),
+                              names=fake_names)
     files = {f.filename: f for f in slack.files.values()}
     assert set(files) == {expected.csv.filename, expected.xlsx.filename}
     for produced in expected.files:
@@ -156,6 +159,60 @@ def test_export_uploads_csv_and_xlsx_into_the_channel(sim: SlackSim, slack: Fake
     sheet = openpyxl.load_workbook(io.BytesIO(slack.uploads[
         files[expected.xlsx.filename].id]))["Actions"]
     assert sheet.max_row == 3 and sheet.freeze_panes == "A2"
+    # Names beside the ids, as Slack gave them (users.info / conversations.info).
+    header = [c.value for c in sheet[1]]
+    row = dict(zip(header, [c.value for c in sheet[2]], strict=True))
+    assert (row["Channel"], row["Channel name"]) == ("C9", "#c9")
+    assert (row["Owner"], row["Owner name"]) == ("U4", "useru4")
+    assert (row["Created by"], row["Created by name"]) == ("U2", "useru2")
+    looked_up = [c for c in slack.calls if c.method in ("users.info", "conversations.info")]
+    assert looked_up and all(c.team_id == "T1" for c in looked_up)
+    sim.command("export actions region=EU")  # names are cached: Slack is not asked again
+    slack.wait_for("files.completeUploadExternal", count=2, timeout=30)
+    assert [c for c in slack.calls
+            if c.method in ("users.info", "conversations.info")] == looked_up
+    assert slack.violations == []
+
+
+def fake_names(users: set[str], channels: set[str]) -> dict[str, str]:
+    """The names FakeSlack gives: users ``useru3``, channels ``#c9``."""
+    return {**{u: f"user{u}".lower() for u in users}, **{c: f"#{c.lower()}" for c in channels}}
+
+
+def test_export_gaps_by_a_dimension_is_the_drivers_table(
+        sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int) -> None:
+    from sop_core.gaps import TriggerRule
+    from sop_core.services.data import gap_report
+
+    sim.command("export gaps region=EU category=Snacks by=channel")
+    [complete] = slack.wait_for("files.completeUploadExternal", timeout=30)
+    assert ("<@U1> exported the drivers of the gap by *channel* "
+            "(region=EU · category=Snacks · metric=revenue · horizon=fy)") in \
+        complete.args["initial_comment"]
+    files = {f.filename: slack.uploads[f.id] for f in slack.files.values()}
+    [csv_name] = [name for name in files if name.endswith(".csv")]
+    assert csv_name.startswith("sopgap-drivers-by-channel-")
+    table = pd.read_csv(io.BytesIO(files[csv_name]), encoding="utf-8-sig")
+    assert list(table.columns) == ["Member", "Plan", "Latest view", "Gap", "Gap %",
+                                   "Share of gap %", "Offset"]
+    with sessions_of(app_server)() as session:
+        result = gap_report(session, "region=EU category=Snacks by=channel", team_id="T1",
+                            rule=TriggerRule()).result
+    assert list(table["Member"]) == [d.member for d in result.drivers]
+    for column, values in (("Plan", [d.plan for d in result.drivers]),
+                           ("Gap", [d.gap for d in result.drivers]),
+                           ("Share of gap %", [d.share * 100 for d in result.drivers])):
+        assert list(table[column]) == [round(v, 2 if column != "Share of gap %" else 4)
+                                       for v in values]
+    assert abs(table["Share of gap %"].sum() - 100) < 0.001
+    text = files[csv_name].decode("utf-8-sig")
+    assert all(len(cell.split(".")[-1]) <= 2 for line in text.splitlines()[1:]
+               for cell in line.split(",")[1:4] if "." in cell)  # cents at most
+    sheet = openpyxl.load_workbook(io.BytesIO(files[csv_name[:-4] + ".xlsx"]))["Drivers"]
+    assert [c.value for c in sheet[1]][:4] == ["Member", "Plan", "Latest view", "Gap"]
+    assert sheet.max_row == len(result.drivers) + 1
+    sim.command("export actions by=channel")
+    assert "by= goes with `export gaps`" in ephemeral(slack).args["text"]
     assert slack.violations == []
 
 

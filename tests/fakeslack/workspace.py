@@ -22,6 +22,7 @@ class Workspace:
 
     teams: dict[str, Team] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # conversations.info
     files: dict[str, UploadedFile] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     # Views keep their id across updates: keyed by "external:<id>" or "home:<user>".

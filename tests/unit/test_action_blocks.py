@@ -137,7 +137,7 @@ def test_open_card_shows_everything_and_its_buttons() -> None:
     blocks = rendered(action_card_blocks(action(current_value=3.3e6), today=TODAY))
     text = json.dumps(blocks, ensure_ascii=False)
     for part in ("Run a 2-week Snacks promotion with Carrefour EU", "<@U2>", "<@U1>",
-                 "3.2M → 3.7M", "now *3.3M*", "350K of the gap", "in 30 days", "Open",
+                 "3.20M → 3.70M", "now *3.30M*", "350K of the gap", "in 30 days", "Open",
                  "✓ ~Agree the plan~", "◻ Promo live · due 2026-03-30", "Medium",
                  "Trade budget 40K", "-462K (-12.5%)"):
         assert part in text, part

@@ -25,6 +25,7 @@ from sop_core.filters import parse_filters, resolve
 from sop_core.gaps import GapQuery, GapResult, compute_gap, gap_with_pvm, price_volume_mix
 from sop_core.loading import PlanningTable, normalise
 from sop_core.periods import month
+from tests.readback import read_back
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -138,7 +139,7 @@ def test_bars_start_where_the_previous_step_left_off() -> None:
         (0.0, 1000.0), (1000.0, -300.0), (700.0, 50.0), (750.0, 0.2), (0.0, 750.2)]
     assert [b.colour for b in bars] == [charts.TOTAL, charts.DECREASE, charts.INCREASE,
                                         charts.MUTED, charts.TOTAL]
-    assert [b.text for b in bars] == ["1,000", "-300", "+50", "0", "750"]
+    assert [b.text for b in bars] == ["1.00K", "-300", "+50", "0", "750"]
     assert bars[-2].top == pytest.approx(bars[-1].top)
 
 
@@ -205,7 +206,7 @@ def test_the_bridge_png_draws_exactly_the_steps(sample_table: PlanningTable) -> 
         result.plan, *[d.gap for d in result.drivers], result.outlook]
     [axes] = figure.axes
     labels = [t.get_text() for t in axes.texts]
-    assert labels == ["3.7M", "-371K", "-83.1K", "-9,785", "3.2M"]
+    assert labels == ["3.70M", "-371K", "-83.1K", "-9.79K", "3.24M"]
     assert [t.get_text() for t in axes.get_xticklabels()] == [
         "Plan", "E-commerce", "Retail", "Wholesale", "Latest view"]
     assert figure.get_suptitle() == "Gap -12.5%"
@@ -227,6 +228,7 @@ def test_increases_are_green_and_the_axis_keeps_zero_when_the_gap_is_large() -> 
     [axes] = figure.axes
     assert axes.get_ylim()[0] == 0.0
     assert figure.get_supxlabel() == ""  # no note that the axis is cut
+    assert not [line for line in axes.lines if line.get_gid() == charts.AXIS_BREAK]
     png = charts.render_bridge(steps, "Gap +300.0%", "all data")
     assert share_of(pixels(png), charts.INCREASE) > 0.01
     assert share_of(pixels(png), charts.DECREASE) == 0.0
@@ -238,9 +240,51 @@ def test_a_small_gap_cuts_the_axis_and_says_so(sample_table: PlanningTable) -> N
     [axes] = figure.axes
     low, high = axes.get_ylim()
     assert 0 < low < result.outlook and high > result.plan
-    assert figure.get_supxlabel() == "snapshot #1  ·  The axis does not start at zero."
+    assert figure.get_supxlabel() == (f"snapshot #1  ·  The axis is broken: it starts at "
+                                      f"{fmt.amount(low)}, not zero.")
+    marks = [line for line in axes.lines if line.get_gid() == charts.AXIS_BREAK]
+    assert len(marks) == 2 + 2  # "//" on the axis line, a slash through plan and latest view
+    figure.canvas.draw()
     ticks = [t.get_text() for t in axes.get_yticklabels()]
     assert len(set(ticks)) == len(ticks) and all(t.endswith("M") for t in ticks)
+
+
+def tick_values(axes) -> list[tuple[float, str]]:
+    """The y ticks as drawn: (position, label) of each one inside the axis range."""
+    axes.figure.canvas.draw()
+    low, high = axes.get_ylim()
+    return [(tick.get_loc(), tick.label1.get_text()) for tick in axes.yaxis.get_major_ticks()
+            if low <= tick.get_loc() <= high]
+
+
+@pytest.mark.parametrize("number_style", [fmt.NumberStyle(), fmt.NumberStyle(locale="de_DE")])
+def test_tick_labels_read_back_as_the_values_they_sit_at(number_style) -> None:
+    # Ticks 2.5K apart once read 95K, 98K, 100K, 102K, 105K: each label must be its value.
+    steps = [Step("Plan", 100_000.0, StepKind.TOTAL), Step("A", -7_500.0, StepKind.DELTA),
+             Step("Latest view", 92_500.0, StepKind.TOTAL)]
+    with fmt.use(number_style):
+        figure = charts.bridge_figure(steps, "t", "s")
+        [axes] = figure.axes
+        axes.set_ylim(92_500, 107_500)
+        ticks = tick_values(axes)
+    assert [position for position, _ in ticks] == [92_500 + 2_500 * i for i in range(7)]
+    for position, label in ticks:
+        assert read_back(label, number_style.locale) == pytest.approx(position), label
+    assert ticks[1][1] == ("95.0K" if number_style.locale == "en_US" else "95,0\xa0Tsd.")
+
+
+def test_a_large_plan_with_a_small_gap_is_drawn_broken_with_ticks_at_their_values() -> None:
+    steps = [Step("Plan", 210_000.0, StepKind.TOTAL), Step("A", 20_000.0, StepKind.DELTA),
+             Step("Latest view", 230_000.0, StepKind.TOTAL)]
+    figure = charts.bridge_figure(steps, "t", "s")
+    [axes] = figure.axes
+    low = axes.get_ylim()[0]
+    assert low > 0
+    assert [line for line in axes.lines if line.get_gid() == charts.AXIS_BREAK]
+    assert figure.get_supxlabel() == (f"The axis is broken: it starts at {fmt.amount(low)}, "
+                                      "not zero.")
+    for position, label in tick_values(axes):
+        assert read_back(label, "en_US") == pytest.approx(position)
 
 
 def test_negative_levels_and_an_all_zero_bridge_still_draw() -> None:
@@ -330,8 +374,8 @@ def test_the_movement_png_draws_each_gap_across_snapshots() -> None:
 def test_alt_text_says_the_numbers(sample_table: PlanningTable) -> None:
     _, result = sample_result(sample_table)
     text = charts.bridge_alt_text(charts.bridge_steps(result), "Gap bridge")
-    assert text == ("Gap bridge. Bar chart, left to right: Plan 3.7M; E-commerce -371K; "
-                    "Retail -83.1K; Wholesale -9,785; Latest view 3.2M.")
+    assert text == ("Gap bridge. Bar chart, left to right: Plan 3.70M; E-commerce -371K; "
+                    "Retail -83.1K; Wholesale -9.79K; Latest view 3.24M.")
     assert charts.movement_alt_text(history(), "Moves") == (
         "Moves. Gap % across snapshots #1, #2, #3, #4: region=EU · category=Snacks · "
         "revenue fy: n/a → -13.5% → -12.5% → -7.4%; region=APAC · revenue fy: +8.0% → "
@@ -350,3 +394,18 @@ def test_a_bridge_needs_room_for_two_contributions(sample_table: PlanningTable) 
     _, result = sample_result(sample_table)
     with pytest.raises(ValueError, match="at least two"):
         charts.bridge_steps(result, max_bars=1)
+
+
+def test_gap_percent_ticks_read_back_as_their_values() -> None:
+    small = dataclasses.replace(history(), threshold_pct=0.5, series=(
+        GapSeries(7, "region=EU", (-40.0, -30.0, -25.0, -20.0), (-0.6, -0.45, -0.4, -0.3)),))
+    figure = charts.movement_figure(small, "Moves", "s")
+    [axes] = figure.axes
+    figure.canvas.draw()
+    low, high = axes.get_ylim()
+    ticks = [(t.get_loc(), t.label1.get_text()) for t in axes.yaxis.get_major_ticks()
+             if low <= t.get_loc() <= high]
+    assert len(ticks) >= 4
+    assert any(round(position * 10) != position * 10 for position, _ in ticks)  # 0.25 steps
+    for position, label in ticks:
+        assert float(label.rstrip("%")) == pytest.approx(position), label

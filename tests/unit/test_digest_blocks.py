@@ -92,7 +92,7 @@ def test_every_part_of_the_pack_is_there() -> None:
                                "revenue fy: *-10.0%* (-400K) · moved from -8.8% (-50.0K) "
                                "since the last digest · 25% covered by 1 open action: "
                                "300K (75%) not yet covered")
-    assert texts[1] == ("*Coverage by actions*\n• *revenue* (3 open gaps, |gap| 1.2M): 300K "
+    assert texts[1] == ("*Coverage by actions*\n• *revenue* (3 open gaps, |gap| 1.20M): 300K "
                         "(25%) covered by actions · *900K (75%) not yet covered*")
     assert "how to close the 300K (75%) no action covers yet" in texts[2]
     assert "agree the root cause" in texts[2]

@@ -16,6 +16,7 @@ from sop_core.filters import FilterError
 from sop_core.models import Action, TriggerPoint
 from sop_core.services.exports import (
     CELL_TEXT_MAX,
+    NAMED_COLUMNS,
     Col,
     Frame,
     Kind,
@@ -24,8 +25,10 @@ from sop_core.services.exports import (
     csv_safe,
     milestone_text,
     parse_kind,
+    slack_ids,
     to_csv,
     to_xlsx,
+    with_names,
 )
 
 TODAY = date(2026, 11, 22)
@@ -229,3 +232,25 @@ def test_empty_frames_still_make_valid_files() -> None:
     assert to_csv(frame).startswith(b"\xef\xbb\xbfGap id,Gap scope,Metric")
     sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(frame, title="Actions")))["Actions"]
     assert sheet.max_row == 1
+
+
+def test_amounts_are_cents_and_percentages_percent_in_both_files() -> None:
+    frame = build_gaps_frame([point(gap=-200_000.004999, plan=4_000_000.333333,
+                                    gap_pct=-5.000000123)], [])
+    row = frame.data.iloc[0]
+    assert (row["Gap now"], row["Plan now"], row["Gap % now"]) == (-200_000.0, 4_000_000.33, -5.0)
+    text = to_csv(frame).decode("utf-8-sig")
+    assert "4000000.33" in text and "4000000.333" not in text
+
+
+def test_names_go_beside_the_ids_they_name() -> None:
+    frame = with_names(build_actions_frame([point()], [action(1)], {}, today=TODAY),
+                       {"U1": "Ana", "C1": "#eu-sop", "U2": "Ben"})
+    columns = list(frame.data.columns)
+    for column, name in NAMED_COLUMNS.items():
+        assert columns.index(name) == columns.index(column) + 1
+    row = frame.data.iloc[0]
+    assert (row["Owner name"], row["Channel name"]) == ("Ana", "#eu-sop")
+    assert row["Root cause confirmed by name"] == "Ben"
+    assert row["Created by name"] is None  # U9: Slack did not say
+    assert slack_ids(frame) == ({"U1", "U2", "U9"}, {"C1"})

@@ -64,7 +64,7 @@ def test_without_actions_the_whole_gap_is_uncovered() -> None:
 def test_negative_impacts_reduce_coverage_but_never_below_nothing() -> None:
     c = coverage(-1000, [300, -500])
     assert c.covered == -200 and c.uncovered == 1000 and c.uncovered_share == 1
-    assert describe(c).startswith("0% covered by 2 open actions: 1,000 (100%)")
+    assert describe(c).startswith("0% covered by 2 open actions: 1.00K (100%)")
 
 
 def test_bad_impacts_are_ignored_and_sums_are_exact() -> None:
