@@ -6,26 +6,28 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sop_core import formatting as fmt
-from sop_core.config import Settings, get_settings
-from sop_core.db import SchemaNotReady, session_factory, upgrade
-from sop_core.filters import FilterError, parse_filters
-from sop_core.gaps import TriggerRule
-from sop_core.loading import LoadError, PlanningTable, describe, read_file, read_sql
-from sop_core.periods import parse_month
-from sop_core.services.data import GapReport, NoData, gap_report, store
+# Only what every command needs is imported here: `sopgap --help` and the light commands
+# must not pay for pandas, SQLAlchemy, pydantic-settings or matplotlib (over a second of
+# imports). Each command imports what it uses.
+if TYPE_CHECKING:
+    from sop_core.config import Settings
+    from sop_core.gaps import TriggerRule
+    from sop_core.loading import PlanningTable
+    from sop_core.services.data import GapReport
 
+# Plain help (click's): typer's rich help imports a Markdown parser and a syntax
+# highlighter, a third of a second before the first line is printed.
 app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMART actions.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 
 out = Console()
@@ -39,6 +41,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _rule(settings: Settings) -> TriggerRule:
+    from sop_core.gaps import TriggerRule
+
     return TriggerRule(settings.threshold_pct, settings.materiality_floor)
 
 
@@ -67,6 +71,13 @@ def load(
                                       "shared by every workspace).")] = "",
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    from sop_core import formatting as fmt
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.loading import LoadError, describe
+    from sop_core.periods import parse_month
+    from sop_core.services.data import store
+
     settings = get_settings()
     declared = None
     if as_of is not None:
@@ -92,6 +103,8 @@ def load(
 
 def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
     """Post to watching channels now, if Slack is configured (else the clock will)."""
+    from sop_core.db import session_factory
+
     if settings.slack_bot_token is None and not settings.slack_client_id:
         return
     from datetime import UTC, datetime
@@ -112,6 +125,10 @@ def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
 
 
 def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> PlanningTable:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from sop_core.loading import read_file, read_sql
+
     if query is not None:
         with err.status("Running the query…"):
             return read_sql(path, query, metric=metric)
@@ -139,9 +156,14 @@ def gaps(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
     team: Annotated[str, typer.Option(help="Slack team id whose data to use.")] = "",
 ) -> None:
-    """The gap for a scope, with its drivers (``by=``)."""
+    """The gap for a scope, with its drivers (by=DIMENSION)."""
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.filters import FilterError, from_arguments, parse_filters
+    from sop_core.services.data import NoData, gap_report
+
     settings = get_settings()
-    text = " ".join(filters or [])
+    text = from_arguments(filters or [])
     try:
         parsed = parse_filters(text)
         sessions = session_factory(settings.database_url)
@@ -160,6 +182,7 @@ def gaps(
 
 def _print_report(report: GapReport) -> None:
     from bot.blocks.trigger import horizon_label, scope_label
+    from sop_core import formatting as fmt
 
     result = report.result
     table = Table(title=f"{scope_label(result.scope)} · {result.metric} · "
@@ -213,8 +236,12 @@ def demo(
     """
     from bot.blocks.trigger import headline, trigger_point_blocks
     from bot.render import render_blocks
+    from sop_core import formatting as fmt
+    from sop_core.config import get_settings
+    from sop_core.db import session_factory
     from sop_core.sample_data import SAMPLE_CSV
     from sop_core.services.chart_data import report_charts, snapshot_table
+    from sop_core.services.data import gap_report
     from sop_core.services.demo import demo_scopes, sample_snapshot
 
     settings = get_settings()
@@ -285,6 +312,8 @@ def serve(
     """The Slack app over HTTP: POST /slack/events, GET /healthz, OAuth routes."""
     from bot.app import ConfigurationError
     from bot.server import serve as run
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
 
     settings = get_settings()
     try:
@@ -299,6 +328,8 @@ def socket() -> None:
     """The Slack app over Socket Mode (no public URL needed)."""
     from bot.app import ConfigurationError
     from bot.server import socket_mode
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady
 
     try:
         socket_mode(get_settings())
@@ -314,6 +345,8 @@ def socket() -> None:
 def scheduler() -> None:
     """The clock process: nudges, digests, watched scopes, data refresh (run exactly one)."""
     from bot.clock import run_scheduler
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
 
     settings = get_settings()
     try:
@@ -333,6 +366,8 @@ def tick(
     from datetime import UTC, datetime
 
     from bot.clock import tick as one_pass
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady
 
     instant = datetime.now(UTC)
     if now is not None:
@@ -376,6 +411,9 @@ def export(
     = Path("."),
 ) -> None:
     """The register of gaps or actions as CSV (UTF-8) and Excel files, as `/gap export`."""
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.filters import FilterError, from_arguments
     from sop_core.services import exports
     from sop_core.services.actions import local_today
 
@@ -391,7 +429,7 @@ def export(
                             "with --team", 2)
             team = teams[0] if teams else ""
         result = exports.export(sessions, team_id=team, kind=chosen,
-                                filters=" ".join(filters or []),
+                                filters=from_arguments(filters or []),
                                 today=local_today(settings.timezone))
     except FilterError as exc:
         raise _fail(str(exc), 2) from None
@@ -423,7 +461,10 @@ def export(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply the migrations (the ``release`` process)."""
+    """Apply the migrations (the release process)."""
+    from sop_core.config import get_settings
+    from sop_core.db import upgrade
+
     settings = get_settings()
     upgrade(settings.database_url, revision)
     out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)
