@@ -229,23 +229,31 @@ def _print_report(report: GapReport) -> None:
 def demo(
     messages: Annotated[int, typer.Option(help="How many trigger-point messages to render "
                                           "in full.")] = 3,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="Database to load the sample into (default: sopgap-demo.db "
+                               "in the current directory; never DATABASE_URL).")] = None,
 ) -> None:
     """Load the bundled sample data and show the trigger points the bot would post.
 
-    Needs no Slack and no setup: the default SQLite database migrates itself.
+    Needs no Slack and no setup: the demo's own SQLite file migrates itself. It never
+    uses DATABASE_URL, so fake trigger points cannot reach real channels.
     """
     from bot.blocks.trigger import headline, trigger_point_blocks
     from bot.render import render_blocks
     from sop_core import formatting as fmt
     from sop_core.config import get_settings
-    from sop_core.db import session_factory
+    from sop_core.db import SchemaNotReady, session_factory
     from sop_core.sample_data import SAMPLE_CSV
     from sop_core.services.chart_data import report_charts, snapshot_table
     from sop_core.services.data import gap_report
-    from sop_core.services.demo import demo_scopes, sample_snapshot
+    from sop_core.services.demo import demo_database_url, demo_scopes, sample_snapshot
 
-    settings = get_settings()
-    sessions = session_factory(settings.database_url)
+    settings = get_settings().model_copy(
+        update={"database_url": demo_database_url(database_url, Path.cwd())})
+    try:
+        sessions = session_factory(settings.database_url)
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
     snapshot_id, fresh = sample_snapshot(sessions, SAMPLE_CSV)
     out.print(f"[bold]Sample data[/]: {SAMPLE_CSV.name} → snapshot #{snapshot_id} "
               f"({'loaded now' if fresh else 'already loaded'}) in {_db_label(settings)}",
@@ -289,8 +297,9 @@ def demo(
             path = folder / chart.filename
             path.write_bytes(chart.png)
             out.print(f"  • {escape_markup(str(path))}", highlight=False, soft_wrap=True)
-    out.print("\nNext: `sopgap gaps region=EU by=channel` to explore; "
-              "see the README to connect Slack.")
+    out.print(f"\nNext: `DATABASE_URL={escape_markup(settings.database_url)} sopgap gaps "
+              "region=EU by=channel` to explore the sample; see the README to connect Slack.",
+              highlight=False, soft_wrap=True)
 
 
 def _db_label(settings: Settings) -> str:

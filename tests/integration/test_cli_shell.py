@@ -83,3 +83,43 @@ def test_arguments_become_the_filters_typed(arguments: list[str], scope: dict[st
     filters = parse_filters(from_arguments(arguments))
     assert filters.scope == scope
     assert filters.by == by
+
+
+def snapshot_sources(url: str) -> list[str]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(connection.scalars(text("SELECT source FROM snapshots ORDER BY id")))
+    finally:
+        engine.dispose()
+
+
+def test_demo_never_touches_the_configured_database(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from sop_core.config import get_settings
+
+    real = tmp_path / "real_plan.csv"
+    real.write_text("period,region,plan,forecast\n2026-01,EU,100,90\n")
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    runner = CliRunner()
+    assert runner.invoke(app, ["load", str(real)]).exit_code == 0
+    shown = runner.invoke(app, ["demo", "--messages", "0"])
+    assert shown.exit_code == 0, shown.output
+    assert snapshot_sources(sqlite_url) == ["real_plan.csv"]  # still only the real data
+    assert snapshot_sources(f"sqlite:///{work / 'sopgap-demo.db'}") == [SAMPLE_CSV.name]
+    # An explicit --database-url is used as given.
+    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
+    assert runner.invoke(app, ["demo", "--messages", "0", "--database-url", chosen]
+                         ).exit_code == 0
+    assert snapshot_sources(chosen) == [SAMPLE_CSV.name]
+    assert snapshot_sources(sqlite_url) == ["real_plan.csv"]
+    get_settings.cache_clear()
