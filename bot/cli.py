@@ -69,6 +69,13 @@ def load(
                                               "(a database URL).")] = None,
     team: Annotated[str, typer.Option(help="Slack team id owning this data (default: "
                                       "shared by every workspace).")] = "",
+    decimal: Annotated[str | None, typer.Option(
+        help="The decimal mark of numbers written as text, . or , (default: found from "
+             "the values; a ;-delimited file is taken as decimal comma when they don't "
+             "tell).")] = None,
+    ignore_column: Annotated[list[str] | None, typer.Option(
+        "--ignore-column", help="A column to leave out (repeatable), e.g. a numeric "
+                                "column the load mistakes for a misspelt measure.")] = None,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
     from sop_core import formatting as fmt
@@ -85,7 +92,8 @@ def load(
         if declared is None:
             raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
     try:
-        table = _read_with_progress(path, query=query, metric=metric)
+        table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
+                                    ignore_columns=ignore_column or [])
         report = store(session_factory(settings.database_url), table, team_id=team, as_of=declared)
     except LoadError as exc:
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
@@ -124,14 +132,16 @@ def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
         out.print(f"Watched channels: {result.sent} trigger point posts or updates.")
 
 
-def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> PlanningTable:
+def _read_with_progress(path: str, *, query: str | None, metric: str | None,
+                        decimal: str | None = None, ignore_columns: list[str] | None = None
+                        ) -> PlanningTable:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from sop_core.loading import read_file, read_sql
 
     if query is not None:
         with err.status("Running the query…"):
-            return read_sql(path, query, metric=metric)
+            return read_sql(path, query, metric=metric, ignore_columns=ignore_columns or ())
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as progress:
@@ -141,7 +151,8 @@ def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> 
             progress.update(task, completed=fraction,
                             description=f"Loading {Path(path).name}: {stage}")
 
-        return read_file(path, metric=metric, progress=report)
+        return read_file(path, metric=metric, progress=report, decimal=decimal,
+                         ignore_columns=ignore_columns or ())
 
 
 # --------------------------------------------------------------------------------------

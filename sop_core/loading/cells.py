@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -13,10 +14,14 @@ from sop_core.loading.table import LoadError, _quote
 
 
 def _is_number(text: str) -> bool:
+    """A number as a spreadsheet may write it (``1,200.50``, ``(300)``, ``12,5 €``)."""
     try:
         float(text)
     except ValueError:
-        return False
+        cleaned = text.strip().replace("\u2212", "-")
+        for pattern, replacement in _CLEANING:
+            cleaned = re.sub(pattern, replacement, cleaned)
+        return any(re.match(_pattern(mark), cleaned) for mark in _GROUPS)
     return True
 
 
@@ -132,26 +137,157 @@ def _first_row_where(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _numbers(table: pa.Table, name: str, source: str, rows: _Rows) -> np.ndarray:
-    """A measure column as float64 (NaN = missing); the first non-number is an error."""
-    column = table.column(name)
+# Spreadsheet numbers (Excel's CSV, German or French exports, accounting formats).
+# Values that are simply missing, and values that stand for a missing number but say
+# something went wrong upstream (Excel's errors, an accountant's "-"): these are counted.
+# Metadata a reader puts on its table: the decimal mark to assume when the numbers
+# themselves do not tell (a ";"-delimited CSV comes from a decimal-comma locale).
+DECIMAL_HINT = b"sopgap.decimal"
+PLAIN_MISSING = ("", "NA", "N/A", "n/a", "null", "NULL", "nan", "NaN")
+FLAGGED_MISSING = ("-", "–", "#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!",
+                   "#NULL!", "#N/A N/A")
+MAX_BAD_CELLS = 20  # reported in one message, then "and N more"
+_CURRENCY = r"(?:[$€£¥₹₩₽₺]|[A-Z]{3})"
+_LEADING_CURRENCY = rf"^([+-]?)\s*{_CURRENCY}\s*"
+_TRAILING_CURRENCY = rf"\s*{_CURRENCY}$"
+# In this order; the second pass of currency is for "($1,200)". (Patterns in the syntax
+# both Arrow's RE2 and Python's re read the same way.)
+_CLEANING = (
+    (_LEADING_CURRENCY, r"\1"), (_TRAILING_CURRENCY, ""),
+    (r"^\(\s*(.*?)\s*\)$", r"-\1"),  # accounting negatives
+    (_LEADING_CURRENCY, r"\1"), (_TRAILING_CURRENCY, ""),
+)
+# Thousands separators: the one that is not the decimal mark, spaces (French: also the
+# no-break ones) and the Swiss apostrophe; one kind per value.
+_GROUPS = {".": (",", " ", "\u00a0", "\u202f", "'"), ",": (".", " ", "\u00a0", "\u202f", "'")}
+# Evidence for the decimal mark, in a value cleaned of sign and currency: a separator
+# that cannot be a thousands separator (not 3 digits after it, or followed by the other).
+_DECIMAL_EVIDENCE = {
+    ".": r"\.(\d{0,2}|\d{4,})$|,\d{3}\.\d*$|,\d{3},",
+    ",": r",(\d{0,2}|\d{4,})$|\.\d{3},\d*$|\.\d{3}\.",
+}
+
+
+def _pattern(decimal: str) -> str:
+    """A whole number as spreadsheets write it, with ``decimal`` as the decimal mark."""
+    mark = re.escape(decimal)
+    grouped = "|".join(rf"\d{{1,3}}(?:{re.escape(g)}\d{{3}})+" for g in _GROUPS[decimal])
+    plain = rf"(?:\d+{mark}?\d*|{mark}\d+)(?:[eE][+-]?\d+)?"
+    return rf"^[+-]?(?:(?:{grouped})(?:{mark}\d*)?|{plain})$"
+
+
+def _cleaned(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Sign, currency and accounting parentheses taken off: ``($1,200)`` → ``-1,200``."""
+    text = pc.utf8_trim_whitespace(column)
+    text = pc.replace_substring(text, "\u2212", "-")  # the typographic minus
+    for pattern, replacement in _CLEANING:
+        text = pc.replace_substring_regex(text, pattern, replacement)
+    return text
+
+
+def as_text_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A measure column that holds text (it failed the fast parse), or ``None``."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    return None
+
+
+def decimal_mark(columns: Sequence[pa.ChunkedArray], *, default: str) -> str | None:
+    """The decimal mark the text measure columns of one file use: ``.`` or ``,`` when
+    their values say so, ``default`` when no value tells (``1,200`` alone could be
+    either), ``None`` when some values say one and some the other."""
+    seen = set()
+    for column in columns:
+        text = _cleaned(column)
+        for mark, evidence in _DECIMAL_EVIDENCE.items():
+            if mark not in seen and pc.any(pc.match_substring_regex(text, evidence)).as_py():
+                seen.add(mark)
+    if len(seen) == 2:
+        return None
+    return seen.pop() if seen else default
+
+
+@dataclass
+class MeasureColumn:
+    """A measure column as float64 (NaN = missing), with what could not be read."""
+
+    values: np.ndarray
+    bad: list[tuple[int, str]]  # (record index, the cell's text): the first MAX_BAD_CELLS
+    bad_count: int = 0
+    flagged: int = 0  # Excel errors and lone dashes, read as missing
+
+
+def parse_measure(table: pa.Table, name: str, source: str, decimal: str = ".") -> MeasureColumn:
+    """A measure column as numbers. Typed columns are taken as they are; a text column is
+    tried with Arrow's parser first (plain numbers), and only if that fails read as a
+    spreadsheet writes numbers."""
+    column = table.column(name)
     if pa.types.is_boolean(column.type):
         raise LoadError(source, "holds true/false values, not numbers", column=name)
-    if _is_numeric(column.type):
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    else:
-        as_text = pd.Series(column.to_numpy(zero_copy_only=False), dtype=object)
-        stripped = as_text.str.strip()
-        stripped = stripped.where(~stripped.isin(["", "NA", "N/A", "n/a", "null", "NULL",
-                                                  "nan", "NaN", "-"]), None)
-        values = pd.to_numeric(stripped, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(values) & stripped.notna().to_numpy()
-        if bad.any():
-            index = _first_row_where(bad)
-            raise LoadError(source, f"{_quote(as_text.iloc[index])} is not a number",
-                            row=rows(index), column=name)
+    text = as_text_column(column)
+    if text is None:
+        if not _is_numeric(column.type) and column.null_count < len(column):
+            raise LoadError(source, f"holds {column.type} values, not numbers", column=name)
+        return MeasureColumn(column.cast(pa.float64()).to_numpy(zero_copy_only=False), [])
+    trimmed = pc.utf8_trim_whitespace(text)
+    missing = pc.or_kleene(pc.is_null(trimmed), pc.is_in(trimmed, pa.array(PLAIN_MISSING)))
+    flagged = pc.fill_null(pc.is_in(trimmed, pa.array(FLAGGED_MISSING)), False)
+    absent = pc.or_(pc.fill_null(missing, True), flagged)
+    present = pc.if_else(absent, pa.scalar(None, pa.string()), trimmed)
+    if decimal == ",":
+        present = pc.replace_substring(present, ",", ".") if not pc.any(
+            pc.match_substring(present, ".")).as_py() else None
+    try:
+        values = present.cast(pa.float64()) if present is not None else None
+    except pa.ArrowInvalid:
+        values = None
+    if values is not None:  # plain numbers (Arrow's cast also reads "1e3", "+5")
+        return MeasureColumn(values.to_numpy(zero_copy_only=False), [],
+                             flagged=pc.sum(flagged).as_py() or 0)
+    cleaned = _cleaned(pc.if_else(absent, pa.scalar(None, pa.string()), trimmed))
+    valid = pc.fill_null(pc.match_substring_regex(cleaned, _pattern(decimal)), False)
+    digits = pc.if_else(valid, cleaned, pa.scalar(None, pa.string()))
+    separators = "[" + "".join(re.escape(g) for g in _GROUPS[decimal]) + "]"
+    digits = pc.replace_substring_regex(digits, separators, "")
+    if decimal == ",":
+        digits = pc.replace_substring(digits, ",", ".")
+    numbers = digits.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    bad_mask = ~(valid.to_numpy(zero_copy_only=False) | absent.to_numpy(zero_copy_only=False))
+    bad_rows = np.flatnonzero(bad_mask)
+    shown = bad_rows[:MAX_BAD_CELLS]
+    cells = text.take(pa.array(shown)).to_pylist() if len(shown) else []
+    return MeasureColumn(numbers, list(zip(shown.tolist(), cells, strict=True)),
+                         bad_count=len(bad_rows), flagged=pc.sum(flagged).as_py() or 0)
+
+
+def bad_cells_error(source: str, columns: Sequence[tuple[str, MeasureColumn]],
+                    rows: _Rows) -> LoadError | None:
+    """One error for every cell of the file that is not a number: the first
+    :data:`MAX_BAD_CELLS` in row order (file, row, column, value), then how many more."""
+    total = sum(column.bad_count for _, column in columns)
+    if not total:
+        return None
+    order = {name: position for position, (name, _) in enumerate(columns)}
+    cells = sorted(((index, order[name], name, value) for name, column in columns
+                    for index, value in column.bad), key=lambda cell: cell[:2])[:MAX_BAD_CELLS]
+    if total == 1:
+        index, _, name, value = cells[0]
+        return LoadError(source, f"{_quote(value)} is not a number", row=rows(index),
+                         column=name)
+    listed = "; ".join(f"row {rows(index)}, column '{name}': {_quote(value)}"
+                       for index, _, name, value in cells)
+    more = total - len(cells)
+    error = LoadError(source, f"{total:,} cells are not numbers: {listed}"
+                              + (f"; and {more:,} more" if more else ""))
+    error.cells = [(rows(index), name, value) for index, _, name, value in cells]
+    return error
+
+
+def checked_numbers(source: str, name: str, column: MeasureColumn, rows: _Rows) -> np.ndarray:
+    """The column's values once every cell is known to be a number (or missing)."""
+    values = column.values
     infinite = np.isinf(values)
     if infinite.any():
         raise LoadError(source, "infinite value", row=rows(_first_row_where(infinite)),

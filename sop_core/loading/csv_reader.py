@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sop_core.loading.cells import _is_number
+from sop_core.loading.cells import DECIMAL_HINT, PLAIN_MISSING, _is_number
 from sop_core.loading.table import (
     MEASURE_ALIASES,
     MEASURE_COLUMN_NAMES,
@@ -93,10 +93,16 @@ def _not_text(source: str, data: bytes, offset: int) -> LoadError:
                              "'CSV UTF-8' and load it again", row=line)
 
 
-def _read_csv(path: Path, source: str, delimiter: str | None) -> pa.Table:
+def _read_csv(path: Path, source: str, delimiter: str | None,
+              decimal: str | None = None) -> pa.Table:
+    """The file as a table: measures as float64 when Arrow's parser reads them all (the
+    fast path), else every measure as text for :func:`normalise` to read as spreadsheets
+    write numbers. ``decimal``: the decimal mark, if known."""
     from pyarrow import csv as pacsv
 
     names, delimiter, encoding = _header(path, source, delimiter)
+    # Excel writes ";"-delimited CSV where the decimal mark is a comma.
+    decimal_point = decimal or ("," if delimiter == ";" else ".")
     dictionary = pa.dictionary(pa.int32(), pa.string())
     column_types = {}
     for name in names:
@@ -112,26 +118,38 @@ def _read_csv(path: Path, source: str, delimiter: str | None) -> pa.Table:
             # stay the ones a spreadsheet shows.
             parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
             # Null markers ("NA", "null"…) mean "missing" in measures only: text is text,
-            # and "NA" is North America.
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            # and "NA" is North America. Excel's errors (#N/A) are not among them: they
+            # take the slow path, which counts them.
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=False, decimal_point=decimal_point,
+                null_values=list(PLAIN_MISSING)),
         )
-        return _without_blank_lines(table)
+        table = _without_blank_lines(table)
+        return table.replace_schema_metadata({DECIMAL_HINT: decimal_point.encode()})
+
+    def read(types: dict[str, pa.DataType]) -> pa.Table:
+        nonlocal encoding
+        try:
+            return attempt(encoding, types)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if not (isinstance(exc, UnicodeDecodeError) or "utf8" in str(exc).lower()):
+                raise
+        with path.open("rb") as handle:
+            encoding = _fallback_encoding(handle.read(), source)
+        return attempt(encoding, types)
 
     try:
         try:
-            return _numbers_as_measures_only(attempt(encoding, column_types))
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            message = str(exc)
-            if isinstance(exc, UnicodeDecodeError) or "utf8" in message.lower():
-                with path.open("rb") as handle:
-                    encoding = _fallback_encoding(handle.read(), source)
-                return _numbers_as_measures_only(attempt(encoding, column_types))
-            if "conversion error" not in message:
+            return _numbers_as_measures_only(read(column_types))
+        except pa.ArrowInvalid as exc:
+            if "conversion error" not in str(exc):
                 raise
-        # A measure column holds something that is not a number: read those columns as
-        # text so that normalise() can name the first bad row.
-        text_types = {n: (pa.string() if t == pa.float64() else t) for n, t in column_types.items()}
-        return _numbers_as_measures_only(attempt(encoding, text_types))
+        # A measure holds something Arrow does not read as a number: the measures as
+        # text, for normalise() to read as a spreadsheet writes numbers, or to name the
+        # cells that are not numbers.
+        text_types = {n: (pa.string() if t == pa.float64() else t)
+                      for n, t in column_types.items()}
+        return _numbers_as_measures_only(read(text_types))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise LoadError(source, f"could not read as CSV: {_arrow_reason(exc)}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 
 import pyarrow as pa
 
@@ -11,7 +12,7 @@ from sop_core.loading.validate import _roles, normalise
 
 
 def read_sql(url: str, query: str, *, metric: str | None = None,
-             source: str = "SQL query") -> PlanningTable:
+             source: str = "SQL query", ignore_columns: Collection[str] = ()) -> PlanningTable:
     """Run ``query`` against any SQLAlchemy URL, pushing the merge (GROUP BY) down to it."""
     import sqlalchemy as sa
 
@@ -30,7 +31,7 @@ def read_sql(url: str, query: str, *, metric: str | None = None,
                                      for i, n in enumerate(names)}) if sample_rows else None
             if sample_table is None:
                 raise LoadError(source, "the query returned no rows")
-            roles = _roles(sample_table, source)
+            roles = _roles(sample_table, source, ignore_columns)
             src = sa.text(query).columns(*[sa.column(n) for n in names]).subquery("src")
             group = [src.c[roles.period]]
             if roles.metric:
@@ -57,6 +58,9 @@ def read_sql(url: str, query: str, *, metric: str | None = None,
     columns = {n: pa.array([r[i] for r in grouped_rows]) for i, n in enumerate(out_names)}
     rows_read = int(sum(columns.pop("__rows__").to_pylist()))
     table = normalise(pa.table(columns), source=source, metric=metric, first_row=1)
+    if ignore_columns:  # (left out of the query already)
+        table = dataclasses.replace(table, notes=(
+            *table.notes, "left out as asked: " + ", ".join(ignore_columns)))
     # Merged = rows the database summed into a group, plus what normalise() merged
     # (e.g. two dates of one month); long-form rows of different measures never count.
     merged_in_database = rows_read - len(grouped_rows)

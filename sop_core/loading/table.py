@@ -45,6 +45,8 @@ class LoadError(ValueError):
     def __init__(self, source: str, message: str, *, row: int | None = None,
                  column: str | None = None) -> None:
         self.source, self.row, self.column, self.detail = source, row, column, message
+        # Every cell named when several are not numbers: (row, column, text).
+        self.cells: list[tuple[int, str, str]] = []
         where = [source]
         if row is not None:
             where.append(f"row {row}")

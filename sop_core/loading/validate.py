@@ -8,8 +8,9 @@ once per distinct value, and duplicate keys are merged with numpy on integer cod
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,14 +19,19 @@ import pandas as pd
 import pyarrow as pa
 
 from sop_core.loading.cells import (
+    DECIMAL_HINT,
     _as_text,
     _encode,
     _first_row_where,
     _is_nested,
     _is_numeric,
-    _numbers,
     _Rows,
     _text,
+    as_text_column,
+    bad_cells_error,
+    checked_numbers,
+    decimal_mark,
+    parse_measure,
 )
 from sop_core.loading.table import (
     BLANK_MEMBER,
@@ -59,12 +65,21 @@ class _Columns:
     ignored: list[str]
 
 
-def _roles(table: pa.Table, source: str) -> _Columns:
+def _roles(table: pa.Table, source: str, ignore: Collection[str] = ()) -> _Columns:
     seen: dict[str, str] = {}
+    skipped = {normalise_name(name) for name in ignore}
+    present = {normalise_name(name) for name in table.column_names}
+    unknown = sorted(skipped - present)
+    if unknown:
+        raise LoadError(source, f"--ignore-column {', '.join(unknown)}: no such column; "
+                                "columns: " + ", ".join(str(n) for n in table.column_names
+                                                        if n != "__row__"))
     for name in table.column_names:
         if name == "__row__":
             continue
         key = normalise_name(name)
+        if key in skipped and key != "period":
+            continue
         if not key:
             if table.column(name).null_count == len(table):
                 continue  # an unnamed, empty column (trailing delimiter)
@@ -116,19 +131,38 @@ def _roles(table: pa.Table, source: str) -> _Columns:
             raise LoadError(source, f"a dimension cannot be called '{key}' (it is a filter "
                                     "keyword); rename the column", column=name)
         dimensions.append((key, name))
+    _refuse_measure_lookalikes(source, ignored)
     return _Columns(period=seen["period"], metric=seen.get("metric"), measure=measure,
                     value=value, wide=wide, dimensions=dimensions, ignored=ignored)
 
 
+def _refuse_measure_lookalikes(source: str, numeric: Sequence[str]) -> None:
+    """A column of numbers named almost like a measure (``forcast``) is a typo far more
+    often than an extra column: ignoring it would leave the measure missing and every
+    gap wrong. Refused, unless named in ``--ignore-column``."""
+    names = [*MEASURE_ALIASES, VALUE_COLUMN]
+    typos = [(column, close[0]) for column in numeric
+             if (close := difflib.get_close_matches(normalise_name(column), names, n=1,
+                                                    cutoff=0.8))]
+    if typos:
+        hints = "; ".join(f"column '{column}': did you mean `{name}`?" for column, name in typos)
+        flags = " ".join(f"--ignore-column {_quote(column)}" for column, _ in typos)
+        raise LoadError(source, f"{hints} Rename it, or load with {flags} if it is not a "
+                                "measure")
+
+
 def normalise(table: pa.Table, *, source: str, metric: str | None = None,
               first_row: int = 2, progress: ProgressCallback | None = None,
-              exact_dictionaries: bool = False) -> PlanningTable:
+              exact_dictionaries: bool = False, decimal: str | None = None,
+              ignore_columns: Collection[str] = ()) -> PlanningTable:
     """Validate any source table and reduce it to the canonical planning table.
 
     The Arrow table is let go as soon as its columns are encoded: called as
     ``normalise(read(...))`` that frees its memory before the frame is built.
     ``exact_dictionaries``: the table's dictionary columns hold no value that no row
     uses (true of the CSV reader's; a Parquet file's may), which saves a pass per column.
+    ``decimal``: the decimal mark of numbers written as text (``None``: found from the
+    values). ``ignore_columns``: columns left out of the load.
     """
     if progress:
         progress("validating", 0.5)
@@ -136,8 +170,10 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
     rows_read = table.num_rows
     if rows_read == 0:
         raise LoadError(source, "no data rows (only a header)")
-    roles = _roles(table, source)
+    roles = _roles(table, source, ignore_columns)
     table = _as_text(table, source, rows)
+    number_columns = ([roles.value] if roles.measure is not None else list(roles.wide.values()))
+    decimal = _decimal(table, number_columns, source, decimal)
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # Column by column on every core: numpy and Arrow let go of the GIL. Results are
@@ -150,7 +186,7 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
                                      exact=exact)
         dimension_jobs = [(key, pool.submit(_encode, table.column(name), _text, exact=exact))
                           for key, name in roles.dimensions]
-        measure_jobs = {m: pool.submit(_numbers, table, name, source, rows)
+        measure_jobs = {m: pool.submit(parse_measure, table, name, source, decimal)
                         for m, name in roles.wide.items()} if roles.measure is None else {}
 
         period_codes, period_values = period_job.result()
@@ -184,10 +220,19 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
             keys.append((key, codes, members))
 
         if roles.measure is not None:
-            measures, merged = _long_measures(table, roles, source, rows, keys)
+            measures, merged, flagged = _long_measures(table, roles, source, rows, keys,
+                                                       decimal)
         else:
-            measures = {m: (measure_jobs[m].result() if m in measure_jobs
-                            else np.full(rows_read, np.nan)) for m in MEASURES}
+            parsed = [(roles.wide[m], job.result()) for m, job in measure_jobs.items()]
+            error = bad_cells_error(source, parsed, rows)
+            if error is not None:
+                raise error
+            flagged = sum(column.flagged for _, column in parsed)
+            numbers = {m: checked_numbers(source, name, column, rows)
+                       for m, (name, column) in zip(measure_jobs, parsed, strict=True)}
+            del parsed
+            measures = {m: numbers.get(m, np.full(rows_read, np.nan)) for m in MEASURES}
+            del numbers
         del table, dimension_jobs, measure_jobs
         pa.default_memory_pool().release_unused()
 
@@ -218,6 +263,13 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
     notes = []
     if roles.ignored:
         notes.append("ignored numeric columns that are not measures: " + ", ".join(roles.ignored))
+    if ignore_columns:
+        notes.append("left out as asked: " + ", ".join(ignore_columns))
+    if decimal == ",":
+        notes.append("numbers read with a decimal comma (1.234,56)")
+    if flagged:
+        notes.append(f"{flagged:,} {'cell' if flagged == 1 else 'cells'} with an Excel error "
+                     "(#N/A, #DIV/0!, #VALUE!, #REF!…) or a lone '-' read as missing")
     return PlanningTable(
         frame=frame,
         dimensions=tuple(name for name, _ in roles.dimensions),
@@ -245,10 +297,28 @@ def _take(pool: ThreadPoolExecutor, keys: KeyColumns, measures: dict[str, np.nda
     return list(keys_at), dict(measures_at)
 
 
+def _decimal(table: pa.Table, columns: Sequence[str], source: str,
+             chosen: str | None) -> str:
+    """The decimal mark of the file's measures written as text."""
+    if chosen is not None:
+        return chosen
+    hint = (table.schema.metadata or {}).get(DECIMAL_HINT, b".").decode()
+    texts = [text for name in columns
+             if (text := as_text_column(table.column(name))) is not None]
+    if not texts:
+        return hint
+    mark = decimal_mark(texts, default=hint)
+    if mark is None:
+        raise LoadError(source, "some numbers have a decimal point and others a decimal "
+                                "comma: say which the file uses with --decimal . or "
+                                "--decimal ,")
+    return mark
+
+
 def _long_measures(
     table: pa.Table, roles: _Columns, source: str, rows: _Rows,
-    keys: KeyColumns,
-) -> tuple[dict[str, np.ndarray], int]:
+    keys: KeyColumns, decimal: str = ".",
+) -> tuple[dict[str, np.ndarray], int, int]:
     """Spread a long table's ``value`` into plan/forecast/actual arrays (NaN elsewhere)."""
     assert roles.measure is not None
     assert roles.value is not None
@@ -266,11 +336,15 @@ def _long_measures(
                             row=rows(index), column=roles.measure)
         canonical.append(MEASURES.index(measure))
     measure_index = np.asarray(canonical, dtype=np.int8)[codes]
-    value = _numbers(table, roles.value, source, rows)
+    parsed = parse_measure(table, roles.value, source, decimal)
+    error = bad_cells_error(source, [(roles.value, parsed)], rows)
+    if error is not None:
+        raise error
+    value = checked_numbers(source, roles.value, parsed, rows)
     arrays = {m: np.where(measure_index == i, value, np.nan) for i, m in enumerate(MEASURES)}
     # Duplicates are rows sharing period, metric, dimensions *and* measure.
     _, groups = _group([*(k[1] for k in keys), measure_index.astype(np.int32)])
-    return arrays, len(measure_index) - groups
+    return arrays, len(measure_index) - groups, parsed.flagged
 
 
 Bounds = Sequence[tuple[int, int]]  # per column: (lowest value, how many values)

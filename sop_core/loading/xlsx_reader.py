@@ -33,12 +33,13 @@ def _read_xlsx(path: Path, source: str) -> tuple[pa.Table, tuple[str, ...]]:
         raise LoadError(source, f"could not read as XLSX: {_arrow_reason(exc)}") from None
     frame = frame.dropna(how="all")
     columns = {}
-    measures = []
+    measures = [name for name in frame.columns
+                if normalise_name(name) in MEASURE_ALIASES or normalise_name(name) == VALUE_COLUMN]
+    _excel_errors_back(path, sheet, frame, measures)
     for name in frame.columns:
         values = frame[name]
         key = normalise_name(name)
-        if key in MEASURE_ALIASES or key == VALUE_COLUMN:
-            measures.append(name)
+        if name in measures:
             columns[str(name)] = pa.array(values.map(_excel_number), type=pa.string())
         elif values.map(lambda v: (isinstance(v, int | float) and not isinstance(v, bool))
                         or v is None or (isinstance(v, float) and math.isnan(v))).all() \
@@ -76,6 +77,27 @@ def _data_sheet(path: Path, source: str) -> tuple[str, list[str]]:
         raise LoadError(source, "no sheet has a 'period' column in its first row; sheets: "
                                 + ", ".join(f"'{title}'" for title in titles[:10]))
     return titles[0], titles
+
+
+def _excel_errors_back(path: Path, sheet: str, frame: pd.DataFrame,
+                       measures: list[str]) -> None:
+    """pandas reads a cell holding an Excel error (#N/A, #DIV/0!…) as blank: put the error
+    back in the measure cells, so that it is counted as such (not silently missing)."""
+    blank = {name: set(frame.index[frame[name].isna()]) for name in measures}
+    if not any(blank.values()):
+        return
+    import openpyxl
+
+    positions = {name: list(frame.columns).index(name) for name in measures}
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for index, cells in enumerate(workbook[sheet].iter_rows(min_row=2)):
+            for name, position in positions.items():
+                if index in blank[name] and position < len(cells) and \
+                        getattr(cells[position], "data_type", None) == "e":
+                    frame.at[index, name] = str(cells[position].value)
+    finally:
+        workbook.close()
 
 
 def _refuse_formulas_without_values(path: Path, source: str, sheet: str, frame: pd.DataFrame,
