@@ -76,6 +76,10 @@ def load(
     ignore_column: Annotated[list[str] | None, typer.Option(
         "--ignore-column", help="A column to leave out (repeatable), e.g. a numeric "
                                 "column the load mistakes for a misspelt measure.")] = None,
+    new_dimensions: Annotated[bool, typer.Option(
+        "--new-dimensions", help="Accept dimension columns that differ from the latest "
+                                 "snapshot's (refused otherwise: often a misspelt column)."
+    )] = False,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
     from sop_core import formatting as fmt
@@ -94,7 +98,8 @@ def load(
     try:
         table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
                                     ignore_columns=ignore_column or [])
-        report = store(session_factory(settings.database_url), table, team_id=team, as_of=declared)
+        report = store(session_factory(settings.database_url), table, team_id=team,
+                       as_of=declared, new_dimensions=new_dimensions)
     except LoadError as exc:
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
@@ -256,7 +261,7 @@ def demo(
     from sop_core.db import SchemaNotReady, session_factory
     from sop_core.sample_data import SAMPLE_CSV
     from sop_core.services.chart_data import report_charts, snapshot_table
-    from sop_core.services.data import gap_report
+    from sop_core.services.data import NoRows, gap_report
     from sop_core.services.demo import demo_database_url, demo_scopes, sample_snapshot
 
     settings = get_settings().model_copy(
@@ -271,9 +276,13 @@ def demo(
               highlight=False)
     rule = _rule(settings)
     with sessions() as session:
-        reports = [gap_report(session, text, rule=rule, explain=True,
-                              fy_start_month=settings.fiscal_year_start_month)
-                   for text in demo_scopes(session)]
+        reports = []
+        for text in demo_scopes(session):
+            try:
+                reports.append(gap_report(session, text, rule=rule, explain=True,
+                                          fy_start_month=settings.fiscal_year_start_month))
+            except NoRows:
+                continue  # a pair of members with no data: nothing to show
     reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
     shown = 12
     summary = Table(title=f"The {min(shown, len(reports))} largest of {len(reports)} gaps "

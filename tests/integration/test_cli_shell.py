@@ -123,3 +123,54 @@ def test_demo_never_touches_the_configured_database(
     assert snapshot_sources(chosen) == [SAMPLE_CSV.name]
     assert snapshot_sources(sqlite_url) == ["real_plan.csv"]
     get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(("filters", "told"), [
+    (["horizon=2027"],
+     "No data for horizon 2027 (2027-01..2027-12): the data covers 2025-01..2026-12."),
+    (["horizon=2024-Q4", "region=EU"], "No data for horizon 2024-Q4"),
+])
+def test_gaps_without_rows_exit_non_zero_and_name_what_exists(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch, filters: list[str],
+        told: str) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from sop_core.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["load", str(SAMPLE_CSV)]).exit_code == 0
+    result = runner.invoke(app, ["gaps", *filters, "--json"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert told in " ".join(result.stderr.split())
+    get_settings.cache_clear()
+
+
+def test_a_misspelt_dimension_is_refused_unless_new_dimensions(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from sop_core.config import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["load", str(SAMPLE_CSV)]).exit_code == 0
+    lines = SAMPLE_CSV.read_text().splitlines()
+    typo = tmp_path / "typo.csv"
+    typo.write_text("\n".join([lines[0].replace("category", "categroy"), *lines[1:]]) + "\n")
+    refused = runner.invoke(app, ["load", str(typo)])
+    assert refused.exit_code == 1
+    told = " ".join(refused.stderr.split())
+    assert "the dimension columns differ from the latest snapshot's (#1): added: categroy; " \
+           "missing: category. Is 'categroy' a misspelt 'category'?" in told
+    assert "--new-dimensions" in told and "Nothing was loaded" in told
+    assert snapshot_sources(sqlite_url) == [SAMPLE_CSV.name]
+    accepted = runner.invoke(app, ["load", str(typo), "--new-dimensions"])
+    assert accepted.exit_code == 0, accepted.output
+    assert snapshot_sources(sqlite_url) == [SAMPLE_CSV.name, "typo.csv"]
+    get_settings.cache_clear()

@@ -216,3 +216,32 @@ def test_ignore_column_leaves_a_sql_column_out(tmp_path: Path) -> None:
     table = read_sql(url, "SELECT * FROM plan", ignore_columns=["forcast"])
     assert figures(table, "forecast") == [11.0]
     assert "left out as asked: forcast" in table.notes
+
+
+def test_no_rows_names_the_first_filter_that_leaves_none(tmp_path: Path) -> None:
+    from sop_core.filters import parse_filters, resolve
+    from sop_core.gaps import compute_gap
+    from sop_core.services.data import why_no_rows
+
+    path = write(tmp_path / "x.csv", (
+        "period,region,category,metric,plan,forecast\n"
+        "2026-01,EU,Snacks,revenue,10,11\n"
+        "2026-02,US,Dairy,revenue,10,11\n"
+        "2026-02,EU,Snacks,volume,1,1\n"
+        "2026-03,US,Snacks,volume,1,1\n"
+    ))
+    table = read_file(path)
+
+    def told(text: str) -> str:
+        query = resolve(parse_filters(text), table)
+        result = compute_gap(table, query)
+        assert result.rows == 0
+        return why_no_rows(table, query, result)
+
+    assert told("horizon=2026-03 metric=revenue") == (
+        "No revenue figures in horizon 2026-03 (2026-03..2026-03); metrics there: volume.")
+    assert told("region=EU category=Dairy metric=revenue") == (
+        "No rows for category=Dairy with metric=revenue horizon=fy region=EU; "
+        "category there: Snacks.")
+    assert told("horizon=2025") == (
+        "No data for horizon 2025 (2025-01..2025-12): the data covers 2026-01..2026-03.")
