@@ -76,6 +76,10 @@ def load(
     ignore_column: Annotated[list[str] | None, typer.Option(
         "--ignore-column", help="A column to leave out (repeatable), e.g. a numeric "
                                 "column the load mistakes for a misspelt measure.")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="The source this data is (e.g. finance, supply): the load replaces that "
+             "source's rows only; the latest view is every source's latest load. "
+             "Default: default.")] = None,
     new_dimensions: Annotated[bool, typer.Option(
         "--new-dimensions", help="Accept dimension columns that differ from the latest "
                                  "snapshot's (refused otherwise: often a misspelt column)."
@@ -86,6 +90,7 @@ def load(
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory
     from sop_core.loading import LoadError, describe
+    from sop_core.loading.sources import source_name
     from sop_core.periods import parse_month
     from sop_core.services.data import store
 
@@ -96,16 +101,18 @@ def load(
         if declared is None:
             raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
     try:
+        source_label = source_name(source)
         table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
                                     ignore_columns=ignore_column or [])
         report = store(session_factory(settings.database_url), table, team_id=team,
-                       as_of=declared, new_dimensions=new_dimensions)
+                       as_of=declared, new_dimensions=new_dimensions, source=source_label)
     except LoadError as exc:
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
+    of_source = "" if source is None else f" (source {escape_markup(source_label)})"
     out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
-              f"{escape_markup(table.source)}: {escape_markup(describe(table))}; "
+              f"{escape_markup(table.source)}{of_source}: {escape_markup(describe(table))}; "
               f"as of {fmt.month(report.table.as_of)}.", highlight=False)
     for note in table.notes:
         out.print(f"[yellow]note:[/] {escape_markup(note)}", highlight=False)

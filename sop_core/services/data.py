@@ -21,6 +21,8 @@ from sop_core.gaps import (
     gap_with_pvm,
 )
 from sop_core.loading import LoadError, PlanningTable
+from sop_core.loading.sources import DEFAULT_SOURCE, combine, shared_row
+from sop_core.models import Snapshot
 from sop_core.periods import Month, format_month
 
 
@@ -45,25 +47,46 @@ class LoadReport:
 
 
 def store(sessions: sessionmaker[Session], table: PlanningTable, *, team_id: str = "",
-          as_of: Month | None = None, new_dimensions: bool = False) -> LoadReport:
-    """Keep ``table`` as a new snapshot, in one transaction.
+          as_of: Month | None = None, new_dimensions: bool = False,
+          source: str = DEFAULT_SOURCE) -> LoadReport:
+    """Keep ``table`` as the new load of ``source``, in one transaction: the new latest
+    view is it together with the latest load of every other source.
 
     Refused (:class:`LoadError`, nothing stored) when its dimensions differ from the
-    latest snapshot's, unless ``new_dimensions``: a misspelt column (``categroy``) would
-    otherwise become a new dimension and the real one vanish."""
-    if as_of is not None:
-        table = dataclasses.replace(table, declared_as_of=as_of)
+    latest view's, unless ``new_dimensions`` (a misspelt column, ``categroy``, would
+    otherwise become a new dimension and the real one vanish), and when a row key is in
+    another source too (it would count twice)."""
     with sessions.begin() as session:
-        current = snapshots.latest(session, team_id) if not new_dimensions else None
-        if current is not None:
+        current = snapshots.latest_of_team(session, team_id)
+        if current is not None and not new_dimensions:
             _refuse_other_dimensions(table, tuple(current.dimensions), current.id)
-        snapshot = snapshots.save(session, table, team_id=team_id)
+        others = {name: load_id for name, load_id in
+                  (snapshots.loads(current) if current is not None else {}).items()
+                  if name != source}
+        view = table
+        if others:
+            other_tables = [(name, snapshots.read_load(session, session.get(Snapshot, load_id)))
+                            for name, load_id in others.items()]
+            for name, other in other_tables:
+                shared = shared_row(table, other)
+                if shared is not None:
+                    raise LoadError(table.source, f"the row {shared} is in source '{source}' "
+                                                  f"(this load) and in source '{name}' "
+                                                  f"({other.source}): a row key belongs to "
+                                                  "one source")
+            view = combine([table, *(other for _, other in other_tables)], source=table.source)
+        if as_of is not None:
+            view = dataclasses.replace(view, declared_as_of=as_of)
+        snapshot = snapshots.save(session, table, team_id=team_id, source_name=source,
+                                  others=others, view=view)
         before = snapshots.previous(session, snapshot)
+        before_load = snapshots.previous_load(session, snapshot)
         report = LoadReport(
             snapshot_id=snapshot.id,
             previous_snapshot_id=before.id if before is not None else None,
-            table=dataclasses.replace(table, declared_as_of=snapshot.as_of),
-            unchanged=before is not None and before.content_hash == snapshot.content_hash,
+            table=dataclasses.replace(view, declared_as_of=snapshot.as_of),
+            unchanged=before_load is not None
+            and before_load.content_hash == snapshot.content_hash,
         )
         bind = session.get_bind()
     snapshots.remember(bind, report.snapshot_id, report.table)
