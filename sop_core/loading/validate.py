@@ -239,15 +239,20 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
         bounds = [(min(months), max(months) - min(months) + 1),
                   *((0, max(len(categories), 1)) for _, _, categories in keys[1:])]
         kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures, bounds)
-        if kept is not None:  # (the measures are merged and taken already)
-            keys, _ = _take(pool, keys, {}, kept)
+        # The rows kept, in period order: one take of every column, however many of
+        # dropping duplicates and reordering there are.
+        rows_kept = np.flatnonzero(kept) if kept is not None else None
+        del kept
+        period = keys[0][1]
+        by_period = _period_order(period if rows_kept is None else period[rows_kept])
+        if by_period is not None:
+            rows_kept = by_period if rows_kept is None else rows_kept[by_period]
+        del by_period, period
+        if rows_kept is not None:
+            keys, measures = _take(pool, keys, measures, rows_kept)
+        del rows_kept
         if roles.measure is None:
             merged = rows_read - len(keys[0][1])
-        del kept
-        by_period = _period_order(keys[0][1])
-        if by_period is not None:
-            keys, measures = _take(pool, keys, measures, by_period)
-        del by_period
 
     metrics = tuple(keys[1][2])
     columns: dict[str, object] = {"period": keys[0][1].astype(np.int32, copy=False)}
@@ -402,8 +407,9 @@ def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarra
                       bounds: Bounds | None = None
                       ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
     """Rows sharing all codes merged into the first of them in file order: which rows
-    are kept (``None``: all, there were no duplicates), and the kept rows' measures, each
-    the sum of its group's (a group whose values are all missing stays missing).
+    are kept (``None``: all, there were no duplicates), and the measures of every row, a
+    kept row's the sum of its group's (a group whose values are all missing stays
+    missing): the caller takes the kept rows, in the same take as any reordering.
 
     Duplicates are the exception (a correction batch, a file at a finer grain than its
     columns), so the keys are sorted without their rows (4× cheaper than an argsort) to
@@ -432,7 +438,7 @@ def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarra
         sums = np.add.reduceat(np.where(present, grouped, 0.0), segments)
         values = values if values.flags.writeable else values.copy()
         values[first] = np.where(np.logical_or.reduceat(present, segments), sums, np.nan)
-        merged[name] = values[kept]
+        merged[name] = values  # every row still: the caller takes the kept ones
     return kept, merged
 
 
