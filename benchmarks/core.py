@@ -542,7 +542,7 @@ def machine() -> str:
     ])
 
 
-MEASURED_MODULES = ("loading.py", "gaps.py", "filters.py", "snapshots.py", "services/data.py")
+MEASURED_MODULES = ("loading", "gaps.py", "filters.py", "snapshots.py", "services/data.py")
 
 
 def _code_fingerprint() -> str:
@@ -550,7 +550,9 @@ def _code_fingerprint() -> str:
     root = Path(snapshots.__file__).resolve().parent
     parts = []
     for name in MEASURED_MODULES:
-        digest = hashlib.sha256((root / name).read_bytes()).hexdigest()[:8]
+        path = root / name
+        files = sorted(path.glob("*.py")) if path.is_dir() else [path]  # a package: all of it
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:8]
         parts.append(f"{name} {digest}")
     return "sop_core/{" + ", ".join(parts) + "}"
 

@@ -8,26 +8,28 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape as escape_markup
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sop_core import formatting as fmt
-from sop_core.config import Settings, get_settings
-from sop_core.db import SchemaNotReady, session_factory, upgrade
-from sop_core.filters import FilterError, parse_filters
-from sop_core.gaps import TriggerRule
-from sop_core.loading import LoadError, PlanningTable, describe, read_file, read_sql
-from sop_core.periods import parse_month
-from sop_core.services.data import GapReport, NoData, gap_report, store
+# Only what every command needs is imported here: `sopgap --help` and the light commands
+# must not pay for pandas, SQLAlchemy, pydantic-settings or matplotlib (over a second of
+# imports). Each command imports what it uses.
+if TYPE_CHECKING:
+    from sop_core.config import Settings
+    from sop_core.gaps import TriggerRule
+    from sop_core.loading import PlanningTable
+    from sop_core.services.data import GapReport
 
+# Plain help (click's): typer's rich help imports a Markdown parser and a syntax
+# highlighter, a third of a second before the first line is printed.
 app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMART actions.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 
 out = Console()
@@ -41,6 +43,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _rule(settings: Settings) -> TriggerRule:
+    from sop_core.gaps import TriggerRule
+
     return TriggerRule(settings.threshold_pct, settings.materiality_floor)
 
 
@@ -49,6 +53,8 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pydantic import ValidationError
+
+    from sop_core.config import get_settings
 
     try:
         get_settings()
@@ -60,6 +66,8 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
 
 def _variable(location: tuple[int | str, ...]) -> str:
     """The environment variable a setting is read from (``SOPGAP_LOCALE``)."""
+    from sop_core.config import Settings
+
     field = Settings.model_fields.get(str(location[0])) if location else None
     alias = field.validation_alias if field is not None else None
     if isinstance(alias, str):
@@ -84,8 +92,31 @@ def load(
                                               "(a database URL).")] = None,
     team: Annotated[str, typer.Option(help="Slack team id owning this data (default: "
                                       "shared by every workspace).")] = "",
+    decimal: Annotated[str | None, typer.Option(
+        help="The decimal mark of numbers written as text, . or , (default: found from "
+             "the values; a ;-delimited file is taken as decimal comma when they don't "
+             "tell).")] = None,
+    ignore_column: Annotated[list[str] | None, typer.Option(
+        "--ignore-column", help="A column to leave out (repeatable), e.g. a numeric "
+                                "column the load mistakes for a misspelt measure.")] = None,
+    source: Annotated[str | None, typer.Option(
+        help="The source this data is (e.g. finance, supply): the load replaces that "
+             "source's rows only; the latest view is every source's latest load. "
+             "Default: default.")] = None,
+    new_dimensions: Annotated[bool, typer.Option(
+        "--new-dimensions", help="Accept dimension columns that differ from the latest "
+                                 "snapshot's (refused otherwise: often a misspelt column)."
+    )] = False,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    from sop_core import formatting as fmt
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.loading import LoadError, describe
+    from sop_core.loading.sources import source_name
+    from sop_core.periods import parse_month
+    from sop_core.services.data import store
+
     settings = get_settings()
     declared = None
     if as_of is not None:
@@ -93,14 +124,18 @@ def load(
         if declared is None:
             raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
     try:
-        table = _read_with_progress(path, query=query, metric=metric)
-        report = store(session_factory(settings.database_url), table, team_id=team, as_of=declared)
+        source_label = source_name(source)
+        table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
+                                    ignore_columns=ignore_column or [])
+        report = store(session_factory(settings.database_url), table, team_id=team,
+                       as_of=declared, new_dimensions=new_dimensions, source=source_label)
     except LoadError as exc:
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
+    of_source = "" if source is None else f" (source {escape_markup(source_label)})"
     out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
-              f"{escape_markup(table.source)}: {escape_markup(describe(table))}; "
+              f"{escape_markup(table.source)}{of_source}: {escape_markup(describe(table))}; "
               f"as of {fmt.month(report.table.as_of)}.", highlight=False)
     for note in table.notes:
         out.print(f"[yellow]note:[/] {escape_markup(note)}", highlight=False)
@@ -111,6 +146,8 @@ def load(
 
 def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
     """Post to watching channels now, if Slack is configured (else the clock will)."""
+    from sop_core.db import session_factory
+
     if settings.slack_bot_token is None and not settings.slack_client_id:
         return
     from datetime import UTC, datetime
@@ -130,10 +167,16 @@ def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
         out.print(f"Watched channels: {result.sent} trigger point posts or updates.")
 
 
-def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> PlanningTable:
+def _read_with_progress(path: str, *, query: str | None, metric: str | None,
+                        decimal: str | None = None, ignore_columns: list[str] | None = None
+                        ) -> PlanningTable:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from sop_core.loading import read_file, read_sql
+
     if query is not None:
         with err.status("Running the query…"):
-            return read_sql(path, query, metric=metric)
+            return read_sql(path, query, metric=metric, ignore_columns=ignore_columns or ())
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TimeElapsedColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as progress:
@@ -143,7 +186,8 @@ def _read_with_progress(path: str, *, query: str | None, metric: str | None) -> 
             progress.update(task, completed=fraction,
                             description=f"Loading {Path(path).name}: {stage}")
 
-        return read_file(path, metric=metric, progress=report)
+        return read_file(path, metric=metric, progress=report, decimal=decimal,
+                         ignore_columns=ignore_columns or ())
 
 
 # --------------------------------------------------------------------------------------
@@ -158,9 +202,14 @@ def gaps(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result object.")] = False,
     team: Annotated[str, typer.Option(help="Slack team id whose data to use.")] = "",
 ) -> None:
-    """The gap for a scope, with its drivers (``by=``)."""
+    """The gap for a scope, with its drivers (by=DIMENSION)."""
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.filters import FilterError, from_arguments, parse_filters
+    from sop_core.services.data import NoData, gap_report
+
     settings = get_settings()
-    text = " ".join(filters or [])
+    text = from_arguments(filters or [])
     try:
         parsed = parse_filters(text)
         sessions = session_factory(settings.database_url)
@@ -179,6 +228,7 @@ def gaps(
 
 def _print_report(report: GapReport) -> None:
     from bot.blocks.trigger import horizon_label, scope_label
+    from sop_core import formatting as fmt
 
     result = report.result
     full = partial(fmt.full_amount, metric=result.metric)  # amounts in the metric's unit
@@ -227,28 +277,44 @@ def _print_report(report: GapReport) -> None:
 def demo(
     messages: Annotated[int, typer.Option(help="How many trigger-point messages to render "
                                           "in full.")] = 3,
+    database_url: Annotated[str | None, typer.Option(
+        "--database-url", help="Database to load the sample into (default: sopgap-demo.db "
+                               "in the current directory; never DATABASE_URL).")] = None,
 ) -> None:
     """Load the bundled sample data and show the trigger points the bot would post.
 
-    Needs no Slack and no setup: the default SQLite database migrates itself.
+    Needs no Slack and no setup: the demo's own SQLite file migrates itself. It never
+    uses DATABASE_URL, so fake trigger points cannot reach real channels.
     """
     from bot.blocks.trigger import headline, trigger_point_blocks
     from bot.render import render_blocks
+    from sop_core import formatting as fmt
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
     from sop_core.sample_data import SAMPLE_CSV
     from sop_core.services.chart_data import report_charts, snapshot_table
-    from sop_core.services.demo import demo_scopes, sample_snapshot
+    from sop_core.services.data import NoRows, gap_report
+    from sop_core.services.demo import demo_database_url, demo_scopes, sample_snapshot
 
-    settings = get_settings()
-    sessions = session_factory(settings.database_url)
+    settings = get_settings().model_copy(
+        update={"database_url": demo_database_url(database_url, Path.cwd())})
+    try:
+        sessions = session_factory(settings.database_url)
+    except SchemaNotReady as exc:
+        raise _fail(str(exc)) from None
     snapshot_id, fresh = sample_snapshot(sessions, SAMPLE_CSV)
     out.print(f"[bold]Sample data[/]: {SAMPLE_CSV.name} → snapshot #{snapshot_id} "
               f"({'loaded now' if fresh else 'already loaded'}) in {_db_label(settings)}",
               highlight=False)
     rule = _rule(settings)
     with sessions() as session:
-        reports = [gap_report(session, text, rule=rule, explain=True,
-                              fy_start_month=settings.fiscal_year_start_month)
-                   for text in demo_scopes(session)]
+        reports = []
+        for text in demo_scopes(session):
+            try:
+                reports.append(gap_report(session, text, rule=rule, explain=True,
+                                          fy_start_month=settings.fiscal_year_start_month))
+            except NoRows:
+                continue  # a pair of members with no data: nothing to show
     reports.sort(key=lambda r: -abs(r.result.gap_pct or 0.0))
     shown = 12
     summary = Table(title=f"The {min(shown, len(reports))} largest of {len(reports)} gaps "
@@ -285,8 +351,9 @@ def demo(
             path = folder / chart.filename
             path.write_bytes(chart.png)
             out.print(f"  • {escape_markup(str(path))}", highlight=False, soft_wrap=True)
-    out.print("\nNext: `sopgap gaps region=EU by=channel` to explore; "
-              "see the README to connect Slack.")
+    out.print(f"\nNext: `DATABASE_URL={escape_markup(settings.database_url)} sopgap gaps "
+              "region=EU by=channel` to explore the sample; see the README to connect Slack.",
+              highlight=False, soft_wrap=True)
 
 
 def _db_label(settings: Settings) -> str:
@@ -308,6 +375,8 @@ def serve(
     """The Slack app over HTTP: POST /slack/events, GET /healthz, OAuth routes."""
     from bot.app import ConfigurationError
     from bot.server import serve as run
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
 
     settings = get_settings()
     try:
@@ -322,6 +391,8 @@ def socket() -> None:
     """The Slack app over Socket Mode (no public URL needed)."""
     from bot.app import ConfigurationError
     from bot.server import socket_mode
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady
 
     try:
         socket_mode(get_settings())
@@ -337,6 +408,8 @@ def socket() -> None:
 def scheduler() -> None:
     """The clock process: nudges, digests, watched scopes, data refresh (run exactly one)."""
     from bot.clock import run_scheduler
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
 
     settings = get_settings()
     try:
@@ -356,6 +429,8 @@ def tick(
     from datetime import UTC, datetime
 
     from bot.clock import tick as one_pass
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady
 
     instant = datetime.now(UTC)
     if now is not None:
@@ -414,8 +489,13 @@ def export(
     = Path("."),
 ) -> None:
     """The register of gaps or actions as CSV (UTF-8) and Excel files, as `/gap export`."""
+    from sop_core import formatting as fmt
+    from sop_core.config import get_settings
+    from sop_core.db import SchemaNotReady, session_factory
+    from sop_core.filters import FilterError, from_arguments
     from sop_core.services import exports
     from sop_core.services.actions import local_today
+    from sop_core.services.data import NoData
 
     settings = get_settings()
     try:
@@ -429,7 +509,7 @@ def export(
                             "with --team", 2)
             team = teams[0] if teams else ""
         result = exports.export(sessions, team_id=team, kind=chosen,
-                                filters=" ".join(filters or []),
+                                filters=from_arguments(filters or []),
                                 today=local_today(settings.timezone),
                                 fy_start_month=settings.fiscal_year_start_month,
                                 names=_slack_names(settings, team))
@@ -467,7 +547,10 @@ def export(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply the migrations (the ``release`` process)."""
+    """Apply the migrations (the release process)."""
+    from sop_core.config import get_settings
+    from sop_core.db import upgrade
+
     settings = get_settings()
     upgrade(settings.database_url, revision)
     out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)

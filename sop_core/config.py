@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     refresh_url: SecretStr | None = None
     refresh_query: str | None = None
     refresh_cron: str = "0 6 * * *"
+    # The source the refresh loads: it replaces that source's rows only (sopgap load --source).
+    refresh_source: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
     @field_validator("database_url")
     @classmethod

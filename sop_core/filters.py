@@ -11,6 +11,7 @@ closest one.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sop_core.gaps import GapQuery, default_metric
@@ -115,6 +116,26 @@ def parse_filters(text: str) -> Filters:
             merged = scope.setdefault(key, [])
             merged.extend(v for v in values if v not in merged)
     return Filters(scope={k: tuple(v) for k, v in scope.items()}, **options)
+
+
+def from_arguments(arguments: Sequence[str]) -> str:
+    """Command-line arguments as filter text. A shell has removed the quotes of
+    ``region="North America"`` before the program sees it (the argument is
+    ``region=North America``), so each argument is one filter and a member with spaces
+    is quoted again. An argument holding several filters (``"region=EU by=channel"``) or
+    its own quotes is taken as it is."""
+    parts = []
+    for argument in arguments:
+        key, equals, value = argument.partition("=")
+        if (not equals or "=" in value or not any(c.isspace() for c in value.strip())
+                or any(c in _QUOTES for c in value)):
+            parts.append(argument)
+            continue
+        members = [member.strip() for member in value.split(",")]
+        parts.append(key.strip() + "=" + ",".join(
+            f'"{member}"' if any(c.isspace() for c in member) else member
+            for member in members))
+    return " ".join(parts)
 
 
 def _closest(word: str, choices: list[str]) -> str | None:

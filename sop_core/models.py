@@ -86,6 +86,7 @@ class Snapshot(Base):
     """One load: immutable once written. The latest one is the latest view."""
 
     __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_team_source", "team_id", "source_name", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "" = shared by every workspace of this installation (single-company deployments).
@@ -100,6 +101,11 @@ class Snapshot(Base):
     dimensions: Mapped[list[str]]
     notes: Mapped[list[str]] = mapped_column(default=list)
     content_hash: Mapped[str] = mapped_column(String(64))
+    # Several sources, one latest view: the source this load is of, and the load of each
+    # source (its snapshot id) that the view starting here holds; None = only this one.
+    source_name: Mapped[str] = mapped_column(String(100), default="default",
+                                             server_default="default")
+    source_loads: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     parts: Mapped[list[SnapshotPart]] = relationship(
         back_populates="snapshot", order_by="SnapshotPart.seq", cascade="all, delete-orphan",

@@ -7,6 +7,7 @@ written a snapshot never changes, so a process may cache it by id for as long as
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from collections import OrderedDict
@@ -18,10 +19,12 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
-from sop_core.loading import PlanningTable
+from sop_core.loading import MEASURES, PlanningTable
+from sop_core.loading.sources import DEFAULT_SOURCE, combine
 from sop_core.models import Snapshot, SnapshotPart
 
 PART_ROWS = 2_000_000
+MEASURE_COLUMNS = frozenset(MEASURES)
 CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
 
 
@@ -30,28 +33,56 @@ def _parts(frame: pd.DataFrame) -> list[bytes]:
     for start in range(0, max(len(frame), 1), PART_ROWS):
         table = pa.Table.from_pandas(frame.iloc[start : start + PART_ROWS], preserve_index=False)
         sink = io.BytesIO()
-        # Dictionary-encoded categoricals stay small; zstd is fast to read back.
-        pq.write_table(table, sink, compression="zstd")
+        # Dictionary-encoded categoricals stay small; zstd is fast to read back. The
+        # amounts are nearly all distinct: trying a dictionary for them, and statistics
+        # no reader uses (parts are read whole), took a third of the write.
+        keys = [name for name in table.column_names if name not in MEASURE_COLUMNS]
+        pq.write_table(table, sink, compression="zstd", compression_level=1,
+                       use_dictionary=keys, write_statistics=False)
         parts.append(sink.getvalue())
     return parts
 
 
-def save(session: Session, table: PlanningTable, *, team_id: str = "") -> Snapshot:
-    """Add a snapshot of ``table`` to the session's transaction (the caller commits)."""
+def save(session: Session, table: PlanningTable, *, team_id: str = "",
+         source_name: str = DEFAULT_SOURCE, others: dict[str, int] | None = None,
+         view: PlanningTable | None = None) -> Snapshot:
+    """Add a snapshot of ``table`` (one load of ``source_name``) to the session's
+    transaction (the caller commits). ``others``: the load of each other source the
+    latest view holds with it, and ``view`` their union with ``table`` (whose metrics,
+    dimensions and as-of the snapshot records)."""
     parts = _parts(table.frame)
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
+    view = view if view is not None else table
     snapshot = Snapshot(
-        team_id=team_id, source=table.source[:500], as_of=table.as_of,
+        team_id=team_id, source=table.source[:500], as_of=view.as_of,
         rows_read=table.rows_read, rows_stored=table.rows, rows_merged=table.rows_merged,
-        metrics=list(table.metrics), dimensions=list(table.dimensions), notes=list(table.notes),
-        content_hash=digest.hexdigest(),
+        metrics=list(view.metrics), dimensions=list(view.dimensions), notes=list(table.notes),
+        content_hash=digest.hexdigest(), source_name=source_name,
         parts=[SnapshotPart(seq=i, data=data) for i, data in enumerate(parts)],
     )
     session.add(snapshot)
     session.flush()
+    if others:
+        snapshot.source_loads = {**others, source_name: snapshot.id}
+        session.flush()
     return snapshot
+
+
+def loads(snapshot: Snapshot) -> dict[str, int]:
+    """The load (snapshot id) of each source the view starting at ``snapshot`` holds."""
+    return dict(snapshot.source_loads or {snapshot.source_name: snapshot.id})
+
+
+def previous_load(session: Session, snapshot: Snapshot) -> Snapshot | None:
+    """The load of the same source before this one (for the same workspace), if any."""
+    return session.scalars(
+        select(Snapshot).where(Snapshot.team_id == snapshot.team_id,
+                               Snapshot.source_name == snapshot.source_name,
+                               Snapshot.id < snapshot.id)
+        .order_by(Snapshot.id.desc()).limit(1)
+    ).first()
 
 
 def remember(bind: Engine, snapshot_id: int, table: PlanningTable) -> None:
@@ -72,6 +103,14 @@ def latest(session: Session, team_id: str = "") -> Snapshot | None:
     """The latest view for a workspace."""
     return session.scalars(
         select(Snapshot).where(Snapshot.team_id == data_team(session, team_id))
+        .order_by(Snapshot.id.desc()).limit(1)
+    ).first()
+
+
+def latest_of_team(session: Session, team_id: str) -> Snapshot | None:
+    """The latest snapshot stored for exactly this workspace ("" = the shared data)."""
+    return session.scalars(
+        select(Snapshot).where(Snapshot.team_id == team_id)
         .order_by(Snapshot.id.desc()).limit(1)
     ).first()
 
@@ -118,11 +157,29 @@ def _cache_key(bind: Engine | Connection, snapshot_id: int) -> tuple[str, int]:
 
 
 def read(session: Session, snapshot: Snapshot) -> PlanningTable:
-    """The planning table of a stored snapshot (decoded once per process)."""
+    """The latest view as of a stored snapshot (decoded once per process): its own rows,
+    and those of the other sources' loads it holds."""
     key = _cache_key(session.get_bind(), snapshot.id)
     cached = _cache.get(key)
     if cached is not None:
         return cached
+    held = loads(snapshot)
+    if len(held) > 1:
+        tables = [read_load(session, session.get(Snapshot, load_id) if load_id != snapshot.id
+                            else snapshot) for load_id in held.values()]
+        table = dataclasses.replace(combine(tables, source=snapshot.source),
+                                    declared_as_of=snapshot.as_of,
+                                    notes=tuple(snapshot.notes))
+    else:
+        table = read_load(session, snapshot)
+    _cache.put(key, table)
+    return table
+
+
+def read_load(session: Session, snapshot: Snapshot | None) -> PlanningTable:
+    """The rows of one load only (a snapshot's own parts)."""
+    if snapshot is None:
+        raise LookupError("a source's load is missing")
     blobs = session.scalars(
         select(SnapshotPart.data).where(SnapshotPart.snapshot_id == snapshot.id)
         .order_by(SnapshotPart.seq)
@@ -131,16 +188,18 @@ def read(session: Session, snapshot: Snapshot) -> PlanningTable:
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else None
     if frame is None:
         raise LookupError(f"snapshot {snapshot.id} has no data")
-    for column in ("metric", *snapshot.dimensions):
+    # A load's own dimensions: the view's (the snapshot's) that its rows have.
+    dimensions = tuple(name for name in snapshot.dimensions if name in frame.columns)
+    for column in ("metric", *dimensions):
         if not isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].astype("category")
-    table = PlanningTable(
-        frame=frame, dimensions=tuple(snapshot.dimensions), metrics=tuple(snapshot.metrics),
+    metrics = tuple(str(m) for m in frame["metric"].cat.categories) \
+        if snapshot.source_loads else tuple(snapshot.metrics)
+    return PlanningTable(
+        frame=frame, dimensions=dimensions, metrics=metrics,
         source=snapshot.source, rows_read=snapshot.rows_read, rows_merged=snapshot.rows_merged,
         notes=tuple(snapshot.notes), declared_as_of=snapshot.as_of,
     )
-    _cache.put(key, table)
-    return table
 
 
 def clear_cache() -> None:

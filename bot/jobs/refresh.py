@@ -1,4 +1,5 @@
-"""The scheduled data refresh: a SQL source loaded as a new snapshot (if configured)."""
+"""The scheduled data refresh: a SQL query loaded as the new load of one source (if
+configured); the other sources' rows stay as they are."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ def run(job: JobContext) -> PassReport:
     try:
         table = read_sql(settings.refresh_url.get_secret_value(), settings.refresh_query,
                          source="scheduled refresh")
+        report = store(job.sessions, table, source=settings.refresh_source)
     except LoadError as error:
         log.error("scheduled refresh rejected, the latest view is unchanged: %s", error)
         return PassReport(failed=1)
-    report = store(job.sessions, table)
-    log.info("scheduled refresh: snapshot #%d (%s)", report.snapshot_id,
-             "unchanged" if report.unchanged else "new figures")
+    log.info("scheduled refresh of source %s: snapshot #%d (%s)", settings.refresh_source,
+             report.snapshot_id, "unchanged" if report.unchanged else "new figures")
     from bot.jobs import watches
 
     return watches.after_load(job, report.snapshot_id)

@@ -10,6 +10,19 @@ from sop_core import snapshots
 from sop_core.loading import read_file
 from sop_core.services.data import latest_table, store
 
+DEMO_DB_FILE = "sopgap-demo.db"
+
+
+def demo_database_url(explicit: str | None, folder: Path) -> str:
+    """Where the demo loads its sample: the URL given, else its own SQLite file. Never
+    the configured database: the sample would become the latest view there, and watched
+    channels would get fake trigger points."""
+    from sop_core.config import normalise_database_url
+
+    if explicit:
+        return normalise_database_url(explicit)
+    return f"sqlite:///{folder / DEMO_DB_FILE}"
+
 
 def sample_snapshot(sessions: sessionmaker[Session], path: Path) -> tuple[int, bool]:
     """The sample as the latest view: loaded unless the latest snapshot already is it."""

@@ -375,7 +375,7 @@ def plan_watch(session: Session, settings: Settings, watch_id: int, snapshot_id:
         by = watch.by if scope_key == candidates[0][2] else None
         report = gap_report(session, replace(filters, by=by), team_id=watch.team_id,
                             rule=rule, fy_start_month=fy, explain=True,
-                            snapshot_id=snapshot_id)
+                            snapshot_id=snapshot_id, allow_empty=True)
         key = step_key(watch.team_id, watch.id, snapshot_id, scope_key)
         if kind == StepKind.POST:
             new_posts += 1
