@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sop_core.models import (
     Action,
+    ActionChange,
     ActionUpdate,
     ChannelSettings,
     Milestone,
@@ -42,6 +43,8 @@ class UpdateKind(enum.StrEnum):
     SNOOZED = "snoozed"
     COMPLETED = "completed"
     REASSIGNED = "reassigned"
+    EDITED = "edited"
+    CANCELLED = "cancelled"
 
 
 class ActionRefused(Exception):
@@ -55,7 +58,13 @@ class NotAllowed(ActionRefused):
 
 
 class Closed(ActionRefused):
+    def __init__(self, status: str = Status.DONE) -> None:
+        super().__init__(status)
+        self.status = status
+
     def __str__(self) -> str:
+        if self.status == Status.CANCELLED:
+            return "This action was cancelled (not doing): nothing more to change."
         return "This action is already complete: nothing more to change."
 
 
@@ -118,6 +127,9 @@ class ActionView:
     card_ts: str | None
     milestones: tuple[MilestoneView, ...]
     gap: LinkedGap | None
+    edited_at: datetime | None = None
+    edited_by: str | None = None
+    cancel_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -157,6 +169,8 @@ def view_of(action: Action) -> ActionView:
                           done_by=m.done_by)
             for m in sorted(action.milestones, key=lambda m: (m.due_date, m.id))),
         gap=_gap(point) if point is not None else None,
+        edited_at=action.edited_at, edited_by=action.edited_by,
+        cancel_reason=action.cancel_reason,
     )
 
 
@@ -239,7 +253,7 @@ def check_change(session: Session, *, team_id: str, action_id: int, user_id: str
     if not may_change(session, action, user_id, leads):
         raise NotAllowed()
     if action.status != Status.OPEN:
-        raise Closed()
+        raise Closed(action.status)
     return view_of(action)
 
 
@@ -257,7 +271,7 @@ def _change(sessions: sessionmaker[Session], change: Change, *, team_id: str,
         if not may_change(session, action, user_id, leads):
             raise NotAllowed()
         if action.status != Status.OPEN:
-            raise Closed()
+            raise Closed(action.status)
         kind, value, note = change(session, action)
         session.add(ActionUpdate(action_id=action.id, user_id=user_id, kind=kind,
                                  value=value, note=note))
@@ -327,6 +341,95 @@ def reassign(sessions: sessionmaker[Session], *, team_id: str, action_id: int,
             raise InvalidChange("They already own this action: choose someone else.")
         previous, action.owner_id = action.owner_id, new_owner_id
         return UpdateKind.REASSIGNED, None, f"{previous} -> {new_owner_id}"
+
+    return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
+                   leads=leads)
+
+
+# Fields an edit may change, with how each is kept as text in the history.
+EDITABLE = ("title", "due_date", "expected_impact", "resources")
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def edit(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: str,
+         action_id: int, user_id: str, leads: Iterable[str] = (),
+         now: datetime | None = None) -> ActionView:
+    """Apply an edit (title, due date, expected impact, resources, open milestones).
+
+    ``data`` is the whole SMART form, validated; fields an edit does not offer (owner,
+    metric, baseline, target, confidence) are ignored here. Open milestones are matched
+    by name: a kept name keeps its milestone (and its nudges' history), a new name adds
+    one, a missing name removes it; done milestones never change. Each changed field is
+    kept as an :class:`ActionChange`; nothing changed, nothing recorded.
+    """
+    now = now or utcnow()
+
+    def apply(session: Session, action: Action) -> tuple[UpdateKind, float | None, str | None]:
+        changes: list[tuple[str, str | None, str | None]] = []
+        for name in EDITABLE:
+            before, after = getattr(action, name), getattr(data, name)
+            if _as_text(before) != _as_text(after):
+                changes.append((name, _as_text(before), _as_text(after)))
+                setattr(action, name, after)
+        unmatched = [m for m in action.milestones if m.done_at is None]
+        for wanted in data.milestones:
+            found = next((m for m in unmatched if m.name == wanted.name), None)
+            if found is None:
+                action.milestones.append(Milestone(name=wanted.name, due_date=wanted.due_date))
+                changes.append(("milestone", None, f"{wanted.name} · {wanted.due_date}"))
+                continue
+            unmatched.remove(found)
+            if found.due_date != wanted.due_date:
+                changes.append(("milestone", f"{found.name} · {found.due_date}",
+                                f"{wanted.name} · {wanted.due_date}"))
+                found.due_date = wanted.due_date
+        for gone in unmatched:
+            changes.append(("milestone", f"{gone.name} · {gone.due_date}", None))
+            action.milestones.remove(gone)
+        if not changes:
+            raise NothingChanged()
+        for name, before, after in changes:
+            session.add(ActionChange(action_id=action.id, user_id=user_id, field=name,
+                                     before=before, after=after, changed_at=now))
+        action.edited_at, action.edited_by = now, user_id
+        # Any stored "next nudge day" of the action or its milestones must be reset
+        # here too: dates changed.
+        fields = sorted({name for name, _, _ in changes}, key=[*EDITABLE, "milestone"].index)
+        return UpdateKind.EDITED, None, ", ".join(fields)
+
+    return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
+                   leads=leads)
+
+
+class NothingChanged(InvalidChange):
+    def __str__(self) -> str:
+        return "Nothing was changed."
+
+
+def changes_of(session: Session, team_id: str, action_id: int) -> list[ActionChange]:
+    """An action's edits, oldest first (:class:`NotFound` outside the workspace)."""
+    _get(session, team_id, action_id)
+    return list(session.scalars(select(ActionChange).where(
+        ActionChange.action_id == action_id).order_by(ActionChange.id)))
+
+
+def cancel(sessions: sessionmaker[Session], *, team_id: str, action_id: int, reason: str,
+           user_id: str, leads: Iterable[str] = ()) -> ActionView:
+    """Not doing it: the action leaves coverage, nudges and the open lists; the reason
+    stays on the action and in its history."""
+    def apply(session: Session, action: Action) -> tuple[UpdateKind, float | None, str | None]:
+        action.status = Status.CANCELLED
+        action.cancel_reason = reason
+        return UpdateKind.CANCELLED, None, reason
 
     return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
                    leads=leads)
