@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 from bot.blocks.text import HEADER_MAX, SECTION_TEXT_MAX, cut, escape
 from bot.blocks.trigger import scope_label
 from sop_core import formatting as fmt
+from sop_core.relative_days import days_until
 from sop_core.services.coverage import describe
 from sop_core.services.digests import (
     DEFAULT_LOOKBACK,
@@ -152,11 +153,8 @@ def decision_line(decision: Decision) -> str:
 
 def action_line(action: ActionLine, today: date, *, overdue: bool = False) -> str:
     parts = [f"• {_title(action.title)}", _owner(action.owner_id)]
-    if overdue:
-        parts.append(f"due {_day(action.due_date, today)} ({action.days_overdue} "
-                     f"day{'s' if action.days_overdue != 1 else ''} overdue)")
-    else:
-        parts.append(f"due {_day(action.due_date, today)}")
+    # Counted in the meeting's zone: the day the channel reads the digest.
+    parts.append(f"due {_day(action.due_date, today)} ({days_until(action.due_date, today)})")
     parts.append(f"expected impact {fmt.amount(action.expected_impact, signed=True)}")
     if action.gap_label:
         parts.append(_scope(action.gap_label))

@@ -15,6 +15,7 @@ from bot.blocks.home import home_view
 from bot.ids import ActionId, CallbackId
 from bot.listeners import history
 from sop_core.config import Settings
+from sop_core.services.actions import person_today
 from sop_core.services.coverage import home_data
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ def today_in(settings: Settings) -> date:
 
 def publish(context: dict[str, Any], user_id: str) -> None:
     """views.publish the person's Home (idempotent: a redelivered event republishes it)."""
-    today = today_in(context["settings"])
+    # The viewer's own day (their Slack zone once known), not the company's.
+    with context["sessions"]() as session:
+        today = person_today(session, context["team_id"], user_id,
+                             default_tz=context["settings"].timezone)
     data = home_data(context["sessions"], team_id=context["team_id"], user_id=user_id,
                      today=today)
     try:

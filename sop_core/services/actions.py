@@ -25,10 +25,12 @@ from sop_core.models import (
     ActionUpdate,
     ChannelSettings,
     Milestone,
+    SlackUser,
     Status,
     TriggerPoint,
     utcnow,
 )
+from sop_core.relative_days import local_date
 from sop_core.services import triggers
 from sop_core.services.triggers import NotFound
 from sop_core.smart import SmartActionInput
@@ -179,6 +181,18 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
 
 
+def zone_of(session: Session, team_id: str, user_id: str) -> str | None:
+    """A person's time zone as last read from Slack (``users.info``), if known."""
+    user = session.get(SlackUser, (team_id, user_id))
+    return user.tz if user is not None and not user.deleted else None
+
+
+def person_today(session: Session, team_id: str, user_id: str, *, default_tz: str,
+                 now: datetime | None = None) -> date:
+    """Today in that person's own zone (the installation's until Slack has told us)."""
+    return local_date(now or utcnow(), zone_of(session, team_id, user_id), default_tz)
+
+
 # ------------------------------------------------------------------------------------
 # Creating
 # ------------------------------------------------------------------------------------
@@ -186,6 +200,42 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
 def linked_gap(session: Session, team_id: str, point_id: int) -> LinkedGap:
     """What the SMART modal is prefilled from; :class:`NotFound` outside the workspace."""
     return _gap(triggers.get(session, team_id, point_id))
+
+
+@dataclass(frozen=True)
+class ModalDefaults:
+    """What the SMART modal is prefilled with, besides the gap's own figures."""
+
+    gap: LinkedGap
+    uncovered: float  # the part of |gap| no open action covers yet (0: fully covered)
+    due_date: date | None  # the day before the channel's next meeting, if after today
+
+
+def modal_defaults(session: Session, team_id: str, point_id: int, *, now: datetime,
+                   today: date) -> ModalDefaults:
+    """Prefills for a new action on a gap: :class:`NotFound` outside the workspace."""
+    from sop_core.services.coverage import coverage, open_impacts
+    from sop_core.services.digests import get_meeting
+
+    point = triggers.get(session, team_id, point_id)
+    covered = coverage(point.gap, open_impacts(session, [point.id])[point.id])
+    meeting = get_meeting(session, team_id, point.channel_id)
+    due = None
+    if meeting is not None:
+        day_before = meeting.next_after(now).astimezone(meeting.zone).date() - timedelta(days=1)
+        due = day_before if day_before > today else None
+    return ModalDefaults(gap=_gap(point), uncovered=covered.uncovered, due_date=due)
+
+
+def point_in_thread(session: Session, team_id: str, channel_id: str, ts: str | None,
+                    thread_ts: str | None) -> LinkedGap | None:
+    """The trigger point whose message, or whose thread, holds a message (or None)."""
+    for candidate in (thread_ts, ts):
+        if candidate:
+            point = triggers.by_thread(session, team_id, channel_id, candidate)
+            if point is not None:
+                return _gap(point)
+    return None
 
 
 def create(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: str,

@@ -100,9 +100,9 @@ def test_every_part_of_the_pack_is_there() -> None:
     assert texts[3].startswith("*Overdue (1)*\n• “Action 2: win back &lt;b&gt;listings"
                                "&lt;/b&gt; &amp; promo xxx")
     assert "xxx…” · " in texts[3]  # long titles are cut
-    assert "<@U0002> · due Sun 1 Nov (36 days overdue)" in texts[3]
+    assert "<@U0002> · due Sun 1 Nov (overdue by 36 days)" in texts[3]
     assert texts[4].startswith("*Due before the following meeting, by Fri 8 Jan 2027 (1)*")
-    assert "due Sun 20 Dec · expected impact +50.0K · region=EU" in texts[4]
+    assert "due Sun 20 Dec (in 13 days) · expected impact +50.0K · region=EU" in texts[4]
     assert texts[5].startswith("*Completed since the last digest (Sat 7 Nov) (1)*")
     assert "realised +30.0K of +50.0K expected (60%)" in texts[5]
     assert texts[6] == ("*Root causes confirmed since the last digest (Sat 7 Nov) (1)*\n"

@@ -72,3 +72,34 @@ def test_a_total_never_counts_a_cell_twice(items: list[tuple[dict, int]]) -> Non
         for key in total.left_out:
             assert any(filters_overlap(gaps[key].scope, gaps[k].scope) for k in total.counted)
         assert sorted([*total.counted, *total.left_out]) == list(range(len(gaps)))
+
+
+# ------------------------------------------------------------------------------------
+# Days counted in the reader's own zone (sop_core/relative_days.py)
+# ------------------------------------------------------------------------------------
+
+def test_days_are_counted_in_the_owners_zone() -> None:
+    """A milestone on Thursday 17 December 2026, read at 09:00 local by owners in
+    Sydney and New York (their nudge hour) and by the company in UTC."""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from sop_core.relative_days import days_until, local_date
+
+    milestone = date(2026, 12, 17)
+    # 09:00 on Mon 14 Dec in Sydney is still Sun 13 Dec in UTC: 3 days, not 4.
+    sydney_14th = datetime(2026, 12, 14, 9, tzinfo=ZoneInfo("Australia/Sydney"))
+    assert days_until(milestone, local_date(sydney_14th, "Australia/Sydney")) == "in 3 days"
+    assert days_until(milestone, local_date(sydney_14th, "UTC")) == "in 4 days"
+    # 09:00 on the 17th in Sydney: "today", where UTC would still say "tomorrow".
+    sydney_17th = datetime(2026, 12, 17, 9, tzinfo=ZoneInfo("Australia/Sydney"))
+    assert days_until(milestone, local_date(sydney_17th, "Australia/Sydney")) == "today"
+    assert days_until(milestone, local_date(sydney_17th, "UTC")) == "tomorrow"
+    # 21:00 UTC on the 17th is 16:00 in New York (today) and 08:00 on the 18th in Sydney.
+    evening = datetime(2026, 12, 17, 21, tzinfo=UTC)
+    assert days_until(milestone, local_date(evening, "America/New_York")) == "today"
+    assert days_until(milestone, local_date(evening, "Australia/Sydney")) == "overdue by 1 day"
+    assert days_until(milestone, date(2026, 12, 20)) == "overdue by 3 days"
+    # An unknown zone falls back to the default, then UTC.
+    assert local_date(evening, None, "Australia/Sydney") == date(2026, 12, 18)
+    assert local_date(evening, "Not/AZone", "nope") == date(2026, 12, 17)
