@@ -103,3 +103,20 @@ def test_days_are_counted_in_the_owners_zone() -> None:
     # An unknown zone falls back to the default, then UTC.
     assert local_date(evening, None, "Australia/Sydney") == date(2026, 12, 18)
     assert local_date(evening, "Not/AZone", "nope") == date(2026, 12, 17)
+
+
+# ------------------------------------------------------------------------------------
+# /gap bogus (sop_core/suggest.py)
+# ------------------------------------------------------------------------------------
+
+def test_an_unknown_word_names_the_subcommands_and_the_closest() -> None:
+    from sop_core.suggest import unknown_subcommand
+
+    names = ["actions", "watch", "unwatch", "watches", "meeting", "digest", "history"]
+    text = unknown_subcommand("acitons", names)
+    assert text.startswith("I don't know `acitons`: did you mean `actions`?")
+    assert "`help`" in text and "`meeting`" in text and "`/gap region=EU by=channel`" in text
+    assert unknown_subcommand("bogus", names).startswith("I don't know `bogus`. Subcommands:")
+    # A long or odd word is quoted short, never breaking out of its backticks.
+    odd = unknown_subcommand("x`" + "y" * 100, names)
+    assert "x'" in odd and "y" * 50 not in odd
