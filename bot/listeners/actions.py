@@ -206,7 +206,10 @@ def _dm(client: WebClient, user_id: str, text: str) -> None:
 
 
 def _today(ctx: Ctx) -> date:
-    return actions.local_today(ctx.settings.timezone)
+    """The caller's own day (their Slack zone once known, else the installation's)."""
+    with ctx.sessions() as session:
+        return actions.person_today(session, ctx.team_id, ctx.user_id,
+                                    default_tz=ctx.settings.timezone)
 
 
 def _owner_today(ctx: Ctx, action: ActionView) -> date:
