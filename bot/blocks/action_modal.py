@@ -50,9 +50,10 @@ CONFIDENCE_LABELS = {Confidence.HIGH: "High: it will land", Confidence.MEDIUM: "
 _SUFFIXES = ((1e9, "B"), (1e6, "M"), (1e3, "K"))
 
 
-def amount_input(value: float) -> str:
+def amount_input(value: float, *, down: bool = False) -> str:
     """An amount prefilled as the rest of the UI writes it, to three significant figures
-    (``3.24M``, ``463K``, ``1,235``), which ``parse_amount`` reads back."""
+    (``3.24M``, ``463K``, ``1,235``), which ``parse_amount`` reads back. ``down``: never
+    more than ``value`` in size (an expected impact must not over-claim by rounding)."""
     if not math.isfinite(value):
         return ""
     size, sign = abs(value), "-" if value < 0 else ""
@@ -60,10 +61,17 @@ def amount_input(value: float) -> str:
         scaled = float(f"{size / scale:.3g}")
         if scaled >= 1 and size >= 10_000:
             digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
+            if down and scaled * scale > size:  # truncate the exact figure instead
+                exact = size / scale
+                digits = 2 if exact < 10 else 1 if exact < 100 else 0
+                scaled = math.floor(exact * 10**digits) / 10**digits
+                if scaled < 1:
+                    continue
             text = f"{scaled:.{digits}f}"
             text = text.rstrip("0").rstrip(".") if "." in text else text
             return f"{sign}{text}{suffix}"
-    text = f"{size:,.0f}" if size >= 100 else f"{size:.2f}".rstrip("0").rstrip(".")
+    text = (f"{math.floor(size) if down else size:,.0f}" if size >= 100
+            else f"{size:.2f}".rstrip("0").rstrip("."))
     return "0" if text in ("0", "") else f"{sign}{text}"
 
 
@@ -91,9 +99,9 @@ def _text_input(block_id: str, label: str, *, initial: str | None = None,
 
 
 def _amount_input(block_id: str, label: str, value: float | None = None, *,
-                  hint: str = AMOUNT_HINT) -> InputBlock:
+                  hint: str = AMOUNT_HINT, down: bool = False) -> InputBlock:
     return _text_input(block_id, label, hint=hint, max_length=40,
-                       initial=amount_input(value) if value is not None else None,
+                       initial=amount_input(value, down=down) if value is not None else None,
                        placeholder="e.g. 350K")
 
 
@@ -212,7 +220,7 @@ def _title_input(title: str | None) -> InputBlock:
 
 
 def _expected_input(value: float) -> InputBlock:
-    return _amount_input(BlockId.EXPECTED_IMPACT, "Expected gap closed", value,
+    return _amount_input(BlockId.EXPECTED_IMPACT, "Expected gap closed", value, down=True,
                          hint="How much of the gap this action closes (prefilled: the part "
                               "no other action covers yet). " + AMOUNT_HINT)
 

@@ -123,6 +123,13 @@ def test_prefilled_amounts_are_compact_and_read_back(value: float, shown: str) -
     assert parse_amount(shown) == pytest.approx(value, rel=0.005, abs=0.5)
 
 
+@pytest.mark.parametrize("value", [3_237_771.05, 462_500.0, 99_999.0, 1_234.5, 999_600.0])
+def test_an_expected_impact_is_never_rounded_up(value: float) -> None:
+    shown = amount_input(value, down=True)
+    assert parse_amount(shown) <= value
+    assert parse_amount(shown) == pytest.approx(value, rel=0.01)
+
+
 def test_add_milestone_adds_one_row_up_to_five() -> None:
     view = smart_action_modal(GAP, metadata="{}").to_dict()
     for count in range(1, 6):
