@@ -15,6 +15,9 @@ class ActionId(StrEnum):
     ACTION_SNOOZE = "action_snooze"
     ACTION_COMPLETE = "action_complete"
     ACTION_REASSIGN = "action_reassign"
+    ACTION_EDIT = "action_edit"
+    ACTION_CANCEL = "action_cancel"
+    ADD_MILESTONE = "add_milestone"
     HOME_REFRESH = "home_refresh"
     HOME_SEARCH_HISTORY = "home_search_history"
 
@@ -24,6 +27,10 @@ class CallbackId(StrEnum):
     PROGRESS = "action_progress_modal"
     COMPLETE = "action_complete_modal"
     REASSIGN = "action_reassign_modal"
+    EDIT_ACTION = "action_edit_modal"
+    CANCEL_ACTION = "action_cancel_modal"
+    # The message shortcut "Create SMART action" (slack_manifest.json).
+    SMART_ACTION_SHORTCUT = "create_smart_action"
     CONFIRM_ROOT_CAUSE = "root_cause_confirm_modal"
     HISTORY_SEARCH = "history_search_modal"
 
@@ -44,6 +51,8 @@ class BlockId(StrEnum):
     PROGRESS_NOTE = "progress_note"
     REALISED_IMPACT = "realised_impact"
     NEW_OWNER = "new_owner"
+    CANCEL_REASON = "cancel_reason"
+    ADD_MILESTONE = "add_milestone"
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     ROOT_CAUSE_SUMMARY = "root_cause_summary"
     TRIGGER_ACTIONS = "trigger_actions"

@@ -405,15 +405,34 @@ def parse_amount(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def input_amount(value: float | None) -> str:
-    """An amount as a prefilled field shows it and :func:`parse_amount` reads it back:
-    ``350,000.5`` (always this notation: it is what the field accepts)."""
-    from babel.numbers import format_decimal
+_INPUT_SUFFIXES = ((1e9, "B"), (1e6, "M"), (1e3, "K"))
 
+
+def input_amount(value: float | None, *, down: bool = False) -> str:
+    """An amount prefilled in a form field, compact as the rest of the UI writes it, to
+    three significant figures (``3.24M``, ``463K``, ``1,235``), in the notation
+    :func:`parse_amount` reads back whatever the locale. ``down``: never more than
+    ``value`` in size (an expected impact must not over-claim by rounding)."""
     if _undefined(value):
         return ""
-    text = format_decimal(value, "#,##0.##", locale="en_US", decimal_quantization=True)
-    return "0" if text in ("-0", "") else text
+    assert value is not None
+    size, sign = abs(value), "-" if value < 0 else ""
+    for scale, suffix in _INPUT_SUFFIXES:
+        scaled = float(f"{size / scale:.3g}")
+        if scaled >= 1 and size >= 10_000:
+            digits = 2 if scaled < 10 else 1 if scaled < 100 else 0
+            if down and scaled * scale > size:  # truncate the exact figure instead
+                exact = size / scale
+                digits = 2 if exact < 10 else 1 if exact < 100 else 0
+                scaled = math.floor(exact * 10**digits) / 10**digits
+                if scaled < 1:
+                    continue
+            text = f"{scaled:.{digits}f}"
+            text = text.rstrip("0").rstrip(".") if "." in text else text
+            return f"{sign}{text}{suffix}"
+    text = (f"{math.floor(size) if down else size:,.0f}" if size >= 100
+            else f"{size:.2f}".rstrip("0").rstrip("."))
+    return "0" if text in ("0", "") else f"{sign}{text}"
 
 
 # A regular expression for number formatting outside this module: ``f"{x:,.0f}"``,

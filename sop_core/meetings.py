@@ -7,7 +7,10 @@
 - ``every=month`` keeps the first meeting's day of the month; in a shorter month it falls
   on the month's last day (a meeting on the 31st is on 30 April, 28/29 February, then
   31 May again). ``week``, ``2weeks`` and ``4weeks`` add whole local days.
-- ``lead`` is elapsed time: the digest is due at the occurrence's instant − lead.
+- ``lead`` is elapsed time: the digest is due at the occurrence's instant − lead. When
+  that instant falls on a Saturday or Sunday in the meeting's zone, the digest goes out
+  on the last working day before, at the same local time (a Monday meeting with
+  ``lead=24h`` gets its digest on Friday, not on Sunday).
 - The digest of an occurrence is due from its digest instant until the meeting starts; a
   clock that was down past the start of a meeting sends nothing for it, one that was down
   only during the lead window catches up once (the caller's outbox key makes it once).
@@ -109,6 +112,17 @@ class Meeting:
         """When the digest for ``occurrence`` is due (aware UTC)."""
         return occurrence.astimezone(UTC) - self.lead
 
+    def send_at(self, occurrence: datetime) -> datetime:
+        """When the digest for ``occurrence`` goes out: :meth:`digest_at`, or the same
+        local time on the Friday before when that falls on a weekend (aware UTC)."""
+        due = self.digest_at(occurrence)
+        local = due.astimezone(self.zone)
+        weekend_days = local.weekday() - 4  # Saturday 1, Sunday 2
+        if weekend_days <= 0:
+            return due
+        friday = local.replace(tzinfo=None) - timedelta(days=weekend_days)
+        return friday.replace(tzinfo=self.zone).astimezone(UTC)
+
     def _first_index_near(self, instant: datetime) -> int:
         """An index at or before the first occurrence after ``instant`` (a cheap guess)."""
         local = instant.astimezone(self.zone).replace(tzinfo=None)
@@ -139,9 +153,9 @@ class Meeting:
 
     def due_digest(self, now: datetime) -> datetime | None:
         """The occurrence whose digest is due at ``now``: the next meeting that has not
-        started yet, once its digest instant has passed; else None."""
+        started yet, once its digest is due (:meth:`send_at`); else None."""
         start = self.next_after(now)
-        return start if self.digest_at(start) <= now else None
+        return start if self.send_at(start) <= now else None
 
 
 # --------------------------------------------------------------------------------------

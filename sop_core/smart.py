@@ -198,6 +198,10 @@ def _today(info: ValidationInfo) -> date:
     return today
 
 
+def _kept(info: ValidationInfo) -> frozenset[date]:
+    return (info.context or {}).get("kept") or frozenset()
+
+
 def _errors_at(title: str, found: list[tuple[Location, PydanticCustomError, object]]
                ) -> ValidationError:
     """Several errors at locations of our choosing (pydantic prefixes the field's own)."""
@@ -241,9 +245,14 @@ class SmartActionInput(_Form):
     milestones: tuple[MilestoneInput, ...]
 
     @classmethod
-    def parse(cls, raw: dict[str, Any], *, today: date) -> Self:
-        """Validate the raw form; raises :class:`pydantic.ValidationError`."""
-        return cls.model_validate(raw, context={"today": today})
+    def parse(cls, raw: dict[str, Any], *, today: date,
+              kept_dates: frozenset[date] = frozenset()) -> Self:
+        """Validate the raw form; raises :class:`pydantic.ValidationError`.
+
+        ``kept_dates``: dates an edit may leave as they were although they have passed
+        (an overdue action's due date or milestone that is not being moved).
+        """
+        return cls.model_validate(raw, context={"today": today, "kept": kept_dates})
 
     @field_validator("title", mode="before")
     @classmethod
@@ -317,7 +326,7 @@ class SmartActionInput(_Form):
     def _time_bound(cls, value: object, info: ValidationInfo) -> date:
         due = read_date(value, what="the date this action is due")
         today = _today(info)
-        if due <= today:
+        if due <= today and due not in _kept(info):
             raise _problem("due_date", "The due date must be after today ({today}).",
                            today=today.isoformat())
         return due
@@ -353,7 +362,7 @@ class SmartActionInput(_Form):
                 found.append(((index, "due_date"), _problem(
                     "date", f"{_quote(when)} is not a date (YYYY-MM-DD)."), when))
                 continue
-            if day < today:
+            if day < today and day not in _kept(info):
                 found.append(((index, "due_date"), _problem(
                     "past", "This date is in the past."), when))
             elif due is not None and day >= due:
@@ -404,6 +413,20 @@ class CompletionInput(_Form):
     def _note(cls, value: object) -> str | None:
         text = _clean_block(value)
         return None if text is None else _length(text, NOTE_MAX)
+
+
+class CancelInput(_Form):
+    """Cancel ("not doing"): why, for the history and the card."""
+
+    reason: str
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _reason(cls, value: object) -> str:
+        text = _clean_block(value)
+        if text is None:
+            raise _problem("required", "Say why this action will not be done.")
+        return _length(text, NOTE_MAX)
 
 
 def error_messages(error: ValidationError) -> dict[Location, str]:

@@ -22,6 +22,7 @@ from bot.blocks.text import FIELD_MAX, SECTION_TEXT_MAX, bullet_list, cut, escap
 from bot.ids import ActionId, BlockId
 from sop_core import formatting as fmt
 from sop_core.models import Action, Status
+from sop_core.relative_days import days_until
 from sop_core.services.actions import (
     SNOOZE_DAYS,
     ActionView,
@@ -49,20 +50,21 @@ def value_of(action_id: int, item: int) -> str:
 
 
 def due_text(action: ActionView, today: date) -> str:
+    """The due date and how far it is, counted in the owner's own day (``today``)."""
     if action.overdue(today):
-        days = (today - action.due_date).days
-        return f"{action.due_date.isoformat()} :warning: *overdue* by {days} day" + (
-            "s" if days != 1 else "")
+        return (f"{action.due_date.isoformat()} :warning: *"
+                f"{days_until(action.due_date, today)}*")
     if action.is_open:
-        days = (action.due_date - today).days
-        when = "today" if days == 0 else f"in {days} day" + ("s" if days != 1 else "")
-        return f"{action.due_date.isoformat()} ({when})"
+        return f"{action.due_date.isoformat()} ({days_until(action.due_date, today)})"
     return action.due_date.isoformat()
 
 
 def status_text(action: ActionView, today: date) -> str:
     if action.status == Status.DONE:
         return ":white_check_mark: Done"
+    if action.status == Status.CANCELLED:
+        reason = f": {escape(action.cancel_reason)}" if action.cancel_reason else ""
+        return f":no_entry_sign: Cancelled (not doing){reason}"
     if action.status != Status.OPEN:
         return escape(action.status.capitalize())
     text = ":warning: Overdue" if action.overdue(today) else "Open"
@@ -91,7 +93,8 @@ def milestone_line(milestone: MilestoneView, today: date) -> str:
     name = escape(milestone.name)
     if milestone.done:
         return f"✓ ~{name}~ · done"
-    late = " :warning: overdue" if milestone.due_date < today else ""
+    when = days_until(milestone.due_date, today)
+    late = f" :warning: {when}" if milestone.due_date < today else f" ({when})"
     return f"◻ {name} · due {milestone.due_date.isoformat()}{late}"
 
 
@@ -120,6 +123,9 @@ def _buttons(action: ActionView) -> ActionsBlock:
         ButtonElement(text="Complete", action_id=ActionId.ACTION_COMPLETE, value=value,
                       style="primary"),
         ButtonElement(text="Reassign", action_id=ActionId.ACTION_REASSIGN, value=value),
+        ButtonElement(text="Edit", action_id=ActionId.ACTION_EDIT, value=value),
+        ButtonElement(text="Not doing", action_id=ActionId.ACTION_CANCEL, value=value,
+                      style="danger"),
     ]
     return ActionsBlock(block_id=BlockId.ACTION_CARD.format(action.id), elements=elements)
 
@@ -148,6 +154,8 @@ def action_card_blocks(action: ActionView, *, today: date) -> list[Block]:
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text="*Milestones*\n" + bullet_list(lines, limit=SECTION_TEXT_MAX - 20))))
     about = f"Created by {mention(action.creator_id)} · action #{action.id}"
+    if action.edited_at is not None:
+        about += f" · edited by {mention(action.edited_by)}"
     if action.gap is not None:
         gap = fmt.amount(action.gap.gap, signed=True, metric=action.gap.metric)
         about += (f" · answers the gap {gap} "

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from bot.blocks.text import HEADER_MAX, SECTION_TEXT_MAX, cut, escape
 from bot.blocks.trigger import scope_label
 from sop_core import formatting as fmt
+from sop_core.relative_days import days_until
 from sop_core.services.coverage import describe
 from sop_core.services.digests import (
     DEFAULT_LOOKBACK,
@@ -40,6 +41,7 @@ SUMMARY_MAX = 200
 MOST_GAPS = 10
 MOST_ITEMS = 10
 MOST_DECISIONS = 8
+ACTION_PARTS = 3  # the digest's parts from this one on are about actions
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -54,12 +56,9 @@ def _when(instant: datetime, tz: str, today: date) -> str:
     return f"{_day(local.date(), today)}, {local:%H:%M}"
 
 
-def _list(title: str, lines: list[str], total: int, *, most: int = MOST_ITEMS,
-          empty: str = "_None._") -> str:
+def _list(title: str, lines: list[str], total: int, *, most: int = MOST_ITEMS) -> str:
     """``title`` then the lines that fit in a section, and "…and N more" for the others
     (``total`` counts items that were not even read from the database)."""
-    if total == 0:
-        return cut(f"{title}\n{empty}", SECTION_TEXT_MAX)
     limit = SECTION_TEXT_MAX - len(title) - 1
     shown: list[str] = []
     for line in lines[:most]:
@@ -126,8 +125,15 @@ def coverage_line(total: MetricCoverage) -> str:
     share = total.uncovered_share
     covered_share = 1 - share if share is not None else None
     gaps = f"{total.gaps} open gap{'s' if total.gaps != 1 else ''}"
+    if total.left_out:
+        # Overlapping scopes are never added: say which gaps the sums leave out.
+        nested = ", ".join(_scope(scope) for scope in total.left_out[:5])
+        more = len(total.left_out) - 5
+        gaps += (f" whose scopes do not overlap; not added: {nested}"
+                 + (f" and {more} more" if more > 0 else ""))
     amount = partial(fmt.amount, metric=total.metric)  # in the metric's unit
-    return (f"• *{escape(total.metric)}* ({gaps}, |gap| {amount(total.size)}): "
+    return (f"• *{escape(total.metric)}* {escape(total.horizon)} ({gaps}, |gap| "
+            f"{amount(total.size)}): "
             f"{amount(total.covered)} ({fmt.share(covered_share)}) covered by actions · "
             f"*{amount(total.uncovered)} ({fmt.share(share)}) not yet covered*")
 
@@ -151,11 +157,8 @@ def decision_line(decision: Decision) -> str:
 
 def action_line(action: ActionLine, today: date, *, overdue: bool = False) -> str:
     parts = [f"• {_title(action.title)}", _owner(action.owner_id)]
-    if overdue:
-        parts.append(f"due {_day(action.due_date, today)} ({action.days_overdue} "
-                     f"day{'s' if action.days_overdue != 1 else ''} overdue)")
-    else:
-        parts.append(f"due {_day(action.due_date, today)}")
+    # Counted in the meeting's zone: the day the channel reads the digest.
+    parts.append(f"due {_day(action.due_date, today)} ({days_until(action.due_date, today)})")
     parts.append(f"expected impact {fmt.amount(action.expected_impact, signed=True)}")
     if action.gap_label:
         parts.append(_scope(action.gap_label))
@@ -213,34 +216,39 @@ def digest_blocks(digest: Digest) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=cut(_title_of(digest), HEADER_MAX)),
         ContextBlock(elements=[MarkdownTextObject(text=f"{view} · {rule} · {compared}")]),
-        _section(_list(f"*Open gaps ({digest.gaps.total})*",
-                       [gap_line(g, digest) for g in digest.gaps.items], digest.gaps.total,
-                       most=MOST_GAPS, empty="_No open trigger points in this channel._")),
     ]
-    if digest.coverage:
-        blocks.append(_section(_list(
-            "*Coverage by actions*", [coverage_line(t) for t in digest.coverage],
-            len(digest.coverage))))
-    blocks += [
-        _section(_list(f"*Decisions needed ({len(digest.decisions)})*",
-                       [decision_line(d) for d in digest.decisions], len(digest.decisions),
-                       most=MOST_DECISIONS)),
-        DividerBlock(),
-        _section(_list(f"*Overdue ({digest.overdue.total})*",
-                       [action_line(a, today, overdue=True) for a in digest.overdue.items],
-                       digest.overdue.total)),
-        _section(_list(
-            f"*Due before the following meeting, by {_day(digest.due_until, today)} "
-            f"({digest.due_soon.total})*" if digest.following_meeting_at is not None else
-            f"*Due by {_day(digest.due_until, today)} ({digest.due_soon.total})*",
-            [action_line(a, today) for a in digest.due_soon.items], digest.due_soon.total)),
-        _section(_list(f"*Completed {since} ({digest.completed.total})*",
-                       [completed_line(a) for a in digest.completed.items],
-                       digest.completed.total)),
-        _section(_list(f"*Root causes confirmed {since} ({digest.root_causes.total})*",
-                       [root_cause_line(r) for r in digest.root_causes.items],
-                       digest.root_causes.total, most=5)),
+    # Sections with nothing in them are left out; an empty digest says so once.
+    parts: list[tuple[str, list[str], int, int]] = [
+        (f"*Open gaps ({digest.gaps.total})*", [gap_line(g, digest) for g in digest.gaps.items],
+         digest.gaps.total, MOST_GAPS),
+        ("*Coverage by actions*", [coverage_line(t) for t in digest.coverage],
+         len(digest.coverage), MOST_ITEMS),
+        (f"*Decisions needed ({len(digest.decisions)})*",
+         [decision_line(d) for d in digest.decisions], len(digest.decisions), MOST_DECISIONS),
+        (f"*Overdue ({digest.overdue.total})*",
+         [action_line(a, today, overdue=True) for a in digest.overdue.items],
+         digest.overdue.total, MOST_ITEMS),
+        (f"*Due before the following meeting, by {_day(digest.due_until, today)} "
+         f"({digest.due_soon.total})*" if digest.following_meeting_at is not None else
+         f"*Due by {_day(digest.due_until, today)} ({digest.due_soon.total})*",
+         [action_line(a, today) for a in digest.due_soon.items], digest.due_soon.total,
+         MOST_ITEMS),
+        (f"*Completed {since} ({digest.completed.total})*",
+         [completed_line(a) for a in digest.completed.items], digest.completed.total,
+         MOST_ITEMS),
+        (f"*Root causes confirmed {since} ({digest.root_causes.total})*",
+         [root_cause_line(r) for r in digest.root_causes.items], digest.root_causes.total, 5),
     ]
+    shown = [(i, part) for i, part in enumerate(parts) if part[2] > 0]
+    if not shown:
+        blocks.append(_section("_Nothing to review: no open gaps and no actions due, "
+                               "overdue or completed in this channel._"))
+    previous = -1
+    for i, (title, lines, total, most) in shown:
+        if previous != -1 and previous < ACTION_PARTS <= i:
+            blocks.append(DividerBlock())  # gaps above, actions below
+        blocks.append(_section(_list(title, lines, total, most=most)))
+        previous = i
     return blocks
 
 

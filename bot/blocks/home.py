@@ -21,6 +21,7 @@ from bot.blocks.thread import channel_link
 from bot.blocks.trigger import scope_label
 from bot.ids import ActionId
 from sop_core import formatting as fmt
+from sop_core.relative_days import days_until
 from sop_core.services.coverage import ActionItem, Coverage, GapItem, HomeData, describe
 from sop_core.services.root_causes import category_label
 
@@ -37,16 +38,13 @@ def _more(count: int, what: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=f"…and {count} more {what}")])
 
 
-def _days(n: int) -> str:
-    return f"{n} day{'s' if n != 1 else ''}"
-
-
 def _due(due: date, today: date) -> str:
+    """Counted in the viewer's own day (``today`` in their zone)."""
     if due < today:
-        return f"{due:%Y-%m-%d} · :warning: *overdue by {_days((today - due).days)}*"
+        return f"{due:%Y-%m-%d} · :warning: *{days_until(due, today)}*"
     if due == today:
         return f"{due:%Y-%m-%d} · *due today*"
-    return f"{due:%Y-%m-%d} · in {_days((due - today).days)}"
+    return f"{due:%Y-%m-%d} · {days_until(due, today)}"
 
 
 def action_text(item: ActionItem, today: date) -> str:
@@ -54,7 +52,8 @@ def action_text(item: ActionItem, today: date) -> str:
              f"Due {_due(item.due_date, today)} · expected impact "
              f"{fmt.amount(item.expected_impact, signed=True)}"]
     for milestone in item.next_milestones:
-        mark = " · :warning: overdue" if milestone.overdue else ""
+        when = days_until(milestone.due_date, today)
+        mark = f" · :warning: {when}" if milestone.due_date < today else f" · {when}"
         lines.append(f":round_pushpin: Next milestone: {escape(cut(milestone.name, TITLE_MAX))}"
                      f" · {milestone.due_date:%Y-%m-%d}{mark}")
     if item.gap_label is not None:

@@ -39,11 +39,12 @@ def meeting_text(meeting: Meeting, now: datetime, *, changed: bool = False) -> s
     """The channel's meeting, its next occurrences and when each digest goes out."""
     head = "S&amp;OP meeting set for this channel" if changed else "This channel's S&amp;OP meeting"
     lines = [f"*{head}:* {escape(recurrence(meeting))}; the digest is posted here "
-             f"{lead_label(meeting.lead)} before each meeting."]
+             f"{lead_label(meeting.lead)} before each meeting (on the Friday before when "
+             "that is a weekend)."]
     lines.append("*Next meetings* (digest in brackets):")
     for start in meeting.upcoming(now, UPCOMING):
         lines.append(f"• {escape(_local(start, meeting.tz))} "
-                     f"(digest {escape(_local(meeting.digest_at(start), meeting.tz))})")
+                     f"(digest {escape(_local(meeting.send_at(start), meeting.tz))})")
     lines.append("Change it with `/gap meeting …`, stop it with `/gap meeting off`, "
                  "or post a digest now with `/gap digest`.")
     return "\n".join(lines)

@@ -7,28 +7,30 @@ from datetime import date
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.blocks.text import escape
+from sop_core.relative_days import days_until
 from sop_core.services.followup import NudgeTask
 
 
 def _when(task: NudgeTask, today: date) -> str:
-    days = (task.due - today).days
-    if days > 1:
-        return f"due in {days} days ({task.due:%a %d %b})"
-    if days == 1:
-        return f"due tomorrow ({task.due:%a %d %b})"
-    if days == 0:
-        return "due today"
-    return f"overdue by {-days} day{'s' if days != -1 else ''} (was due {task.due:%a %d %b})"
+    """How far the date is, counted in the recipient's own day (``today``)."""
+    phrase = days_until(task.due, today)
+    if task.due < today:
+        return f"{phrase} (was due {task.due:%a %d %b})"
+    return f"due {phrase}" + (f" ({task.due:%a %d %b})" if task.due != today else "")
 
 
-def nudge_text(task: NudgeTask, title: str, today: date) -> str:
+def nudge_text(task: NudgeTask, title: str, today: date, *, link: str | None = None) -> str:
     what = "The due date" if task.milestone_id is None else f"Milestone “{escape(task.what)}”"
-    return f":alarm_clock: {what} of your action *{escape(title)}* is {_when(task, today)}."
+    card = f" <{link}|Open its card>." if link else ""
+    return (f":alarm_clock: {what} of your action *{escape(title)}* is "
+            f"{_when(task, today)}.{card}")
 
 
-def nudge_blocks(task: NudgeTask, title: str, today: date, card: list[Block]) -> list[Block]:
-    """The DM: one line saying what is due, then the action card with its buttons."""
-    intro = nudge_text(task, title, today)
+def nudge_blocks(task: NudgeTask, title: str, today: date, card: list[Block], *,
+                 link: str | None = None) -> list[Block]:
+    """The DM: one line saying what is due (with a link to the card in the gap's
+    thread), then the action card with its buttons."""
+    intro = nudge_text(task, title, today, link=link)
     if task.owner_left:
         intro = (f":warning: <@{task.owner_id}> has left the workspace, so you are told "
                  f"instead: {intro[len(':alarm_clock: '):]} Reassign it from the card.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
 from bot.jobs import JobContext, PassReport, deliver, paced, send_each
 from sop_core.models import Action
+from sop_core.services.actions import person_today
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
 
 log = logging.getLogger(__name__)
@@ -38,26 +39,41 @@ def refresh_users(job: JobContext) -> None:
                       deleted=bool(user.get("deleted")), now=job.now)
 
 
-def _card(job: JobContext, action_id: int) -> tuple[str, list]:
+def _card(job: JobContext, task: NudgeTask) -> tuple[str, list, date, str | None, str | None]:
+    """The action's title and card, the recipient's today (their own zone), and where
+    the card is."""
     from bot.blocks.action_card import card_for_action
 
     with job.sessions() as session:
-        action = session.get(Action, action_id)
+        action = session.get(Action, task.action_id)
         assert action is not None
-        return action.title, card_for_action(session, action)
+        today = person_today(session, task.team_id, task.recipient,
+                             default_tz=job.settings.timezone, now=job.now)
+        return (action.title, card_for_action(session, action, today=today), today,
+                action.channel_id, action.card_ts)
+
+
+def _link(client: WebClient, channel_id: str | None, card_ts: str | None) -> str | None:
+    if channel_id is None or card_ts is None:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel_id, message_ts=card_ts)["permalink"]
+    except (SlackApiError, KeyError):
+        log.warning("no permalink for the card %s in %s", card_ts, channel_id)
+        return None
 
 
 def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
-    title, card = _card(job, task.action_id)
-    today = job.now.astimezone(ZoneInfo(job.settings.timezone)).date()
+    title, card, today, channel_id, card_ts = _card(job, task)
     if task.in_thread:
         posted = client.chat_postMessage(channel=task.destination, thread_ts=task.thread_ts,
                                          text=escalation_text(task, title, today),
                                          blocks=escalation_blocks(task, title, today))
         return posted["ts"]
+    link = _link(client, channel_id, card_ts)
     posted = client.chat_postMessage(channel=task.destination,
-                                     text=nudge_text(task, title, today),
-                                     blocks=nudge_blocks(task, title, today, card))
+                                     text=nudge_text(task, title, today, link=link),
+                                     blocks=nudge_blocks(task, title, today, card, link=link))
     return posted["ts"]
 
 

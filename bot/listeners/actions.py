@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
@@ -22,29 +23,36 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.blocks.action_card import action_card_blocks, card_text, mention
 from bot.blocks.action_modal import (
+    cancel_modal,
     complete_modal,
+    edit_action_modal,
     notice_modal,
     progress_modal,
     reassign_modal,
     smart_action_modal,
+    with_another_milestone,
 )
 from bot.blocks.actions_list import MAX_MESSAGE_BLOCKS, register_blocks, register_text
-from bot.blocks.text import SECTION_TEXT_MAX, cut, escape
+from bot.blocks.text import SECTION_TEXT_MAX, cut, escape, unescape
 from bot.blocks.thread import MAX_ID
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from sop_core import formatting as fmt
+from sop_core.models import utcnow
 from sop_core.services import actions
-from sop_core.services.actions import ActionRefused, ActionView, NotFound, Which
+from sop_core.services.actions import ActionRefused, ActionView, NotFound, NothingChanged, Which
 from sop_core.smart import (
     MAX_MILESTONES,
+    TITLE_MAX,
     USER_ID,
+    CancelInput,
     CompletionInput,
     Location,
     ProgressInput,
     SmartActionInput,
     error_messages,
+    without_controls,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,9 @@ PROGRESS_BLOCKS: dict[Location, str] = {("value",): BlockId.PROGRESS_VALUE,
                                         ("note",): BlockId.PROGRESS_NOTE}
 COMPLETE_BLOCKS: dict[Location, str] = {("realised_impact",): BlockId.REALISED_IMPACT,
                                         ("note",): BlockId.PROGRESS_NOTE}
+CANCEL_BLOCKS: dict[Location, str] = {("reason",): BlockId.CANCEL_REASON}
+NOT_IN_A_GAP_THREAD = ("“Create SMART action” works on a trigger point or a message in its "
+                       "thread: this message is in neither.")
 
 
 def register(app: App) -> None:
@@ -82,6 +93,12 @@ def register(app: App) -> None:
     app.view(CallbackId.COMPLETE)(submit_complete)
     app.action(ActionId.ACTION_REASSIGN)(open_reassign)
     app.view(CallbackId.REASSIGN)(submit_reassign)
+    app.action(ActionId.ACTION_EDIT)(open_edit)
+    app.view(CallbackId.EDIT_ACTION)(submit_edit)
+    app.action(ActionId.ACTION_CANCEL)(open_cancel)
+    app.view(CallbackId.CANCEL_ACTION)(submit_cancel)
+    app.action(ActionId.ADD_MILESTONE)(add_milestone)
+    app.shortcut(CallbackId.SMART_ACTION_SHORTCUT)(smart_action_from_message)
 
 
 # ------------------------------------------------------------------------------------
@@ -176,7 +193,7 @@ def _update_card(ctx: Ctx, client: WebClient, action: ActionView) -> None:
     try:
         client.chat_update(channel=action.channel_id, ts=action.card_ts,
                            text=card_text(action),
-                           blocks=action_card_blocks(action, today=_today(ctx)))
+                           blocks=action_card_blocks(action, today=_owner_today(ctx, action)))
     except SlackApiError:
         log.exception("could not update the card of action %s", action.id)
 
@@ -189,11 +206,29 @@ def _dm(client: WebClient, user_id: str, text: str) -> None:
 
 
 def _today(ctx: Ctx) -> date:
-    return actions.local_today(ctx.settings.timezone)
+    """The caller's own day (their Slack zone once known, else the installation's)."""
+    with ctx.sessions() as session:
+        return actions.person_today(session, ctx.team_id, ctx.user_id,
+                                    default_tz=ctx.settings.timezone)
 
 
-def _where(action: ActionView) -> str:
-    return f" in <#{action.channel_id}>" if action.channel_id else ""
+def _owner_today(ctx: Ctx, action: ActionView) -> date:
+    """The card counts days in its owner's zone (cached from ``users.info``)."""
+    with ctx.sessions() as session:
+        return actions.person_today(session, ctx.team_id, action.owner_id,
+                                    default_tz=ctx.settings.timezone)
+
+
+def _card_link(client: WebClient, channel_id: str | None, card_ts: str | None) -> str:
+    """" Open its card: <permalink|…>" (mrkdwn); where it is when Slack gives no link."""
+    if channel_id is None or card_ts is None:
+        return ""
+    try:
+        link = client.chat_getPermalink(channel=channel_id, message_ts=card_ts)["permalink"]
+    except (SlackApiError, KeyError):
+        log.warning("no permalink for the card %s in %s", card_ts, channel_id)
+        return f" Its card is in the gap's thread in <#{channel_id}>."
+    return f" <{link}|Open its card>."
 
 
 # ------------------------------------------------------------------------------------
@@ -206,15 +241,64 @@ def open_smart_action(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     ack()
     ctx = Ctx.of(context, body)
     try:
-        with ctx.sessions() as session:
-            gap = actions.linked_gap(session, ctx.team_id, _id(_clicked(body).get("value")))
+        point_id = _id(_clicked(body).get("value"))
     except NotFound:
         _tell(ctx, GAP_NOT_FOUND, thread_ts=_thread_of(body))
         return
+    _open_smart_modal(ctx, client, body, point_id)
+
+
+def _open_smart_modal(ctx: Ctx, client: WebClient, body: dict[str, Any], point_id: int, *,
+                      title: str | None = None) -> None:
+    """The SMART modal for a gap: expected impact = what no action covers yet, due date =
+    the day before the channel's next meeting (when there is one)."""
+    try:
+        with ctx.sessions() as session:
+            defaults = actions.modal_defaults(session, ctx.team_id, point_id, now=utcnow(),
+                                              today=_today(ctx))
+    except NotFound:
+        _tell(ctx, GAP_NOT_FOUND, thread_ts=_thread_of(body))
+        return
+    gap = defaults.gap
     metadata = _encode(point=gap.trigger_point_id, channel=gap.channel_id,
                        thread_ts=gap.message_ts)
-    client.views_open(trigger_id=body["trigger_id"],
-                      view=smart_action_modal(gap, metadata=metadata, owner_id=ctx.user_id))
+    # Fully covered already: the field is left empty rather than suggesting 0.
+    expected = defaults.uncovered if defaults.uncovered >= 0.5 else math.nan
+    client.views_open(trigger_id=body["trigger_id"], view=smart_action_modal(
+        gap, metadata=metadata, owner_id=ctx.user_id, expected_impact=expected,
+        due_date=defaults.due_date, title=title))
+
+
+def smart_action_from_message(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                              client: WebClient) -> None:
+    """The message shortcut: a SMART action from a message in a trigger point's thread,
+    its title prefilled from the message."""
+    ack()
+    ctx = Ctx.of(context, body)
+    message = body.get("message") or {}
+    with ctx.sessions() as session:
+        gap = (actions.point_in_thread(session, ctx.team_id, ctx.channel_id,
+                                       message.get("ts"), message.get("thread_ts"))
+               if ctx.channel_id else None)
+    if gap is None:
+        _tell(ctx, NOT_IN_A_GAP_THREAD)
+        return
+    text = " ".join(without_controls(str(message.get("text") or "")).split())
+    _open_smart_modal(ctx, client, body, gap.trigger_point_id,
+                      title=cut(unescape(text), TITLE_MAX) or None)
+
+
+def add_milestone(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    """"Add milestone" in a SMART modal: the same modal with one row more."""
+    ack()
+    view = body.get("view") or {}
+    grown = with_another_milestone(view)
+    if grown is None or not view.get("id"):
+        return
+    try:
+        client.views_update(view_id=view["id"], hash=view.get("hash"), view=grown)
+    except SlackApiError as error:  # hash_conflict: the modal changed meanwhile
+        log.warning("could not add a milestone row: %s", error.response.get("error"))
 
 
 def smart_form(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -254,33 +338,36 @@ def submit_smart_action(ack: Ack, body: dict[str, Any], context: dict[str, Any],
         ack(response_action="errors", errors={BlockId.TITLE: SAVE_FAILED})
         return
     ack()
-    _post_card(ctx, client, action, metadata)
+    channel_id, card_ts = _post_card(ctx, client, action, metadata)
     owner_text = ("Your new SMART action" if action.owner_id == action.creator_id else
                   f"{mention(action.creator_id)} made you the owner of a SMART action")
     _dm(client, action.owner_id,
         f"{owner_text}: *{escape(action.title)}*, due {action.due_date.isoformat()} "
-        f"(expected to close {fmt.amount(action.expected_impact)} of the gap). Its card is "
-        f"in the gap's thread{_where(action)}.")
+        f"(expected to close {fmt.amount(action.expected_impact)} of the gap)."
+        f"{_card_link(client, channel_id, card_ts)}")
 
 
 def _post_card(ctx: Ctx, client: WebClient, action: ActionView,
-               metadata: dict[str, Any]) -> None:
-    """The card in the gap's thread; where it is, remembered on the action."""
+               metadata: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The card in the gap's thread; where it is (channel, ts), remembered on the action."""
     channel = action.channel_id or metadata.get("channel")
     thread_ts = action.gap.message_ts if action.gap else metadata.get("thread_ts")
     if channel is None:
-        return
+        return None, None
     try:
         posted = post_in_channel(client, channel, thread_ts=thread_ts, text=card_text(action),
-                                 blocks=action_card_blocks(action, today=_today(ctx)))
+                                 blocks=action_card_blocks(action,
+                                                           today=_owner_today(ctx, action)))
     except (SlackApiError, UserError) as problem:
         if isinstance(problem, SlackApiError):
             log.exception("could not post the card of action %s", action.id)
         _dm(client, ctx.user_id, f"Your action “{escape(action.title)}” is saved, but I could "
                                  f"not post its card in <#{channel}>: {escape(problem)}")
-        return
+        return None, None
+    channel = posted.get("channel") or channel
     actions.attach_card(ctx.sessions, team_id=ctx.team_id, action_id=action.id,
-                        channel_id=posted.get("channel") or channel, card_ts=posted["ts"])
+                        channel_id=channel, card_ts=posted["ts"])
+    return channel, posted["ts"]
 
 
 # ------------------------------------------------------------------------------------
@@ -448,8 +535,84 @@ def submit_reassign(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     _update_card(ctx, client, action)
     _dm(client, action.owner_id,
         f"{mention(ctx.user_id)} made you the owner of a SMART action: "
-        f"*{escape(action.title)}*, due {action.due_date.isoformat()}. Its card is in the "
-        f"gap's thread{_where(action)}.")
+        f"*{escape(action.title)}*, due {action.due_date.isoformat()}."
+        f"{_card_link(client, action.channel_id, action.card_ts)}")
+
+
+# ------------------------------------------------------------------------------------
+# Edit and cancel
+# ------------------------------------------------------------------------------------
+
+def open_edit(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+              client: WebClient) -> None:
+    _open_for(ack, body, context, client, edit_action_modal)
+
+
+def open_cancel(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                client: WebClient) -> None:
+    _open_for(ack, body, context, client, cancel_modal)
+
+
+def edit_form(values: Mapping[str, Any], action: ActionView) -> dict[str, Any]:
+    """The edit modal's state, completed with the fields it does not offer (as stored),
+    so that the whole SMART validation runs on the result."""
+    form = smart_form(values)
+    form.update(owner_id=action.owner_id, metric=action.metric_name,
+                baseline=str(action.baseline), target=str(action.target),
+                confidence=action.confidence or "medium")
+    return form
+
+
+def submit_edit(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                client: WebClient) -> None:
+    ctx = Ctx.of(context, body)
+    try:
+        with ctx.sessions() as session:
+            stored = actions.get(session, ctx.team_id, _id(_metadata(body).get("action")))
+    except NotFound:
+        ack(response_action="errors", errors={BlockId.TITLE: NOT_FOUND_ACTION})
+        return
+    # An overdue date that is left as it was is no error; moving one into the past is.
+    kept = frozenset([stored.due_date, *(m.due_date for m in stored.open_milestones)])
+    try:
+        data = SmartActionInput.parse(edit_form(body["view"]["state"]["values"], stored),
+                                      today=_today(ctx), kept_dates=kept)
+    except ValidationError as error:
+        ack(response_action="errors", errors=_block_errors(error, SMART_BLOCKS))
+        return
+
+    def change(action_id: int) -> ActionView:
+        try:
+            return actions.edit(ctx.sessions, data, team_id=ctx.team_id, action_id=action_id,
+                                user_id=ctx.user_id, leads=ctx.settings.leads)
+        except NothingChanged:
+            return stored
+
+    action = _submit_change(ack, body, ctx, BlockId.TITLE, change)
+    if action is not None and action.edited_at != stored.edited_at:
+        _update_card(ctx, client, action)
+        if action.owner_id != ctx.user_id:
+            _dm(client, action.owner_id,
+                f"{mention(ctx.user_id)} edited your SMART action *{escape(action.title)}* "
+                f"(due {action.due_date.isoformat()})."
+                f"{_card_link(client, action.channel_id, action.card_ts)}")
+
+
+def submit_cancel(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                  client: WebClient) -> None:
+    ctx = Ctx.of(context, body)
+    try:
+        data = CancelInput.model_validate({
+            "reason": field(body["view"]["state"]["values"], BlockId.CANCEL_REASON)})
+    except ValidationError as error:
+        ack(response_action="errors", errors=_block_errors(error, CANCEL_BLOCKS))
+        return
+    action = _submit_change(ack, body, ctx, BlockId.CANCEL_REASON, lambda action_id:
+                            actions.cancel(ctx.sessions, team_id=ctx.team_id,
+                                           action_id=action_id, reason=data.reason,
+                                           user_id=ctx.user_id, leads=ctx.settings.leads))
+    if action is not None:
+        _update_card(ctx, client, action)
 
 
 # ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
 from sop_core.services import triggers
 from sop_core.services.data import NoData, gap_report
+from sop_core.suggest import unknown_subcommand
 
 log = logging.getLogger(__name__)
 Subcommand = Callable[[str, Ctx], None]
@@ -53,6 +54,8 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
         with ctx.work_slot:
             if handler is not None:
                 handler(rest.strip(), ctx)
+            elif "=" not in text:  # neither a subcommand nor filters: name the subcommands
+                raise UserError(unknown_subcommand(word, SUBCOMMANDS))
             else:
                 post_trigger_point(text, ctx)
     except (FilterError, NoData, UserError) as problem:

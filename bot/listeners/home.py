@@ -4,9 +4,7 @@ button and modal are handled in ``bot.listeners.history``."""
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
@@ -14,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.home import home_view
 from bot.ids import ActionId, CallbackId
 from bot.listeners import history
-from sop_core.config import Settings
+from sop_core.services.actions import person_today
 from sop_core.services.coverage import home_data
 
 log = logging.getLogger(__name__)
@@ -38,13 +36,12 @@ def refresh(ack: Ack, body: dict[str, Any], context: dict[str, Any]) -> None:
     publish(context, body["user"]["id"])
 
 
-def today_in(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.timezone)).date()
-
-
 def publish(context: dict[str, Any], user_id: str) -> None:
     """views.publish the person's Home (idempotent: a redelivered event republishes it)."""
-    today = today_in(context["settings"])
+    # The viewer's own day (their Slack zone once known), not the company's.
+    with context["sessions"]() as session:
+        today = person_today(session, context["team_id"], user_id,
+                             default_tz=context["settings"].timezone)
     data = home_data(context["sessions"], team_id=context["team_id"], user_id=user_id,
                      today=today)
     try:

@@ -19,15 +19,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from sop_core import formatting as fmt
 from sop_core.models import (
     Action,
+    ActionChange,
     ActionUpdate,
     ChannelSettings,
     Milestone,
+    SlackUser,
     Status,
     TriggerPoint,
     utcnow,
 )
+from sop_core.relative_days import local_date
 from sop_core.services import triggers
 from sop_core.services.triggers import NotFound
 from sop_core.smart import SmartActionInput
@@ -42,6 +46,8 @@ class UpdateKind(enum.StrEnum):
     SNOOZED = "snoozed"
     COMPLETED = "completed"
     REASSIGNED = "reassigned"
+    EDITED = "edited"
+    CANCELLED = "cancelled"
 
 
 class ActionRefused(Exception):
@@ -55,7 +61,13 @@ class NotAllowed(ActionRefused):
 
 
 class Closed(ActionRefused):
+    def __init__(self, status: str = Status.DONE) -> None:
+        super().__init__(status)
+        self.status = status
+
     def __str__(self) -> str:
+        if self.status == Status.CANCELLED:
+            return "This action was cancelled (not doing): nothing more to change."
         return "This action is already complete: nothing more to change."
 
 
@@ -118,6 +130,9 @@ class ActionView:
     card_ts: str | None
     milestones: tuple[MilestoneView, ...]
     gap: LinkedGap | None
+    edited_at: datetime | None = None
+    edited_by: str | None = None
+    cancel_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -157,12 +172,26 @@ def view_of(action: Action) -> ActionView:
                           done_by=m.done_by)
             for m in sorted(action.milestones, key=lambda m: (m.due_date, m.id))),
         gap=_gap(point) if point is not None else None,
+        edited_at=action.edited_at, edited_by=action.edited_by,
+        cancel_reason=action.cancel_reason,
     )
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
     """Today's date in the installation's time zone (``Settings.timezone``)."""
     return (now or utcnow()).astimezone(ZoneInfo(timezone)).date()
+
+
+def zone_of(session: Session, team_id: str, user_id: str) -> str | None:
+    """A person's time zone as last read from Slack (``users.info``), if known."""
+    user = session.get(SlackUser, (team_id, user_id))
+    return user.tz if user is not None and not user.deleted else None
+
+
+def person_today(session: Session, team_id: str, user_id: str, *, default_tz: str,
+                 now: datetime | None = None) -> date:
+    """Today in that person's own zone (the installation's until Slack has told us)."""
+    return local_date(now or utcnow(), zone_of(session, team_id, user_id), default_tz)
 
 
 # ------------------------------------------------------------------------------------
@@ -172,6 +201,42 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
 def linked_gap(session: Session, team_id: str, point_id: int) -> LinkedGap:
     """What the SMART modal is prefilled from; :class:`NotFound` outside the workspace."""
     return _gap(triggers.get(session, team_id, point_id))
+
+
+@dataclass(frozen=True)
+class ModalDefaults:
+    """What the SMART modal is prefilled with, besides the gap's own figures."""
+
+    gap: LinkedGap
+    uncovered: float  # the part of |gap| no open action covers yet (0: fully covered)
+    due_date: date | None  # the day before the channel's next meeting, if after today
+
+
+def modal_defaults(session: Session, team_id: str, point_id: int, *, now: datetime,
+                   today: date) -> ModalDefaults:
+    """Prefills for a new action on a gap: :class:`NotFound` outside the workspace."""
+    from sop_core.services.coverage import coverage, open_impacts
+    from sop_core.services.digests import get_meeting
+
+    point = triggers.get(session, team_id, point_id)
+    covered = coverage(point.gap, open_impacts(session, [point.id])[point.id])
+    meeting = get_meeting(session, team_id, point.channel_id)
+    due = None
+    if meeting is not None:
+        day_before = meeting.next_after(now).astimezone(meeting.zone).date() - timedelta(days=1)
+        due = day_before if day_before > today else None
+    return ModalDefaults(gap=_gap(point), uncovered=covered.uncovered, due_date=due)
+
+
+def point_in_thread(session: Session, team_id: str, channel_id: str, ts: str | None,
+                    thread_ts: str | None) -> LinkedGap | None:
+    """The trigger point whose message, or whose thread, holds a message (or None)."""
+    for candidate in (thread_ts, ts):
+        if candidate:
+            point = triggers.by_thread(session, team_id, channel_id, candidate)
+            if point is not None:
+                return _gap(point)
+    return None
 
 
 def create(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: str,
@@ -239,7 +304,7 @@ def check_change(session: Session, *, team_id: str, action_id: int, user_id: str
     if not may_change(session, action, user_id, leads):
         raise NotAllowed()
     if action.status != Status.OPEN:
-        raise Closed()
+        raise Closed(action.status)
     return view_of(action)
 
 
@@ -257,7 +322,7 @@ def _change(sessions: sessionmaker[Session], change: Change, *, team_id: str,
         if not may_change(session, action, user_id, leads):
             raise NotAllowed()
         if action.status != Status.OPEN:
-            raise Closed()
+            raise Closed(action.status)
         kind, value, note = change(session, action)
         session.add(ActionUpdate(action_id=action.id, user_id=user_id, kind=kind,
                                  value=value, note=note))
@@ -327,6 +392,95 @@ def reassign(sessions: sessionmaker[Session], *, team_id: str, action_id: int,
             raise InvalidChange("They already own this action: choose someone else.")
         previous, action.owner_id = action.owner_id, new_owner_id
         return UpdateKind.REASSIGNED, None, f"{previous} -> {new_owner_id}"
+
+    return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
+                   leads=leads)
+
+
+# Fields an edit may change, with how each is kept as text in the history.
+EDITABLE = ("title", "due_date", "expected_impact", "resources")
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(fmt.json_amount(value))  # to the cent, no float noise
+    return str(value)
+
+
+def edit(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: str,
+         action_id: int, user_id: str, leads: Iterable[str] = (),
+         now: datetime | None = None) -> ActionView:
+    """Apply an edit (title, due date, expected impact, resources, open milestones).
+
+    ``data`` is the whole SMART form, validated; fields an edit does not offer (owner,
+    metric, baseline, target, confidence) are ignored here. Open milestones are matched
+    by name: a kept name keeps its milestone (and its nudges' history), a new name adds
+    one, a missing name removes it; done milestones never change. Each changed field is
+    kept as an :class:`ActionChange`; nothing changed, nothing recorded.
+    """
+    now = now or utcnow()
+
+    def apply(session: Session, action: Action) -> tuple[UpdateKind, float | None, str | None]:
+        changes: list[tuple[str, str | None, str | None]] = []
+        for name in EDITABLE:
+            before, after = getattr(action, name), getattr(data, name)
+            if _as_text(before) != _as_text(after):
+                changes.append((name, _as_text(before), _as_text(after)))
+                setattr(action, name, after)
+        unmatched = [m for m in action.milestones if m.done_at is None]
+        for wanted in data.milestones:
+            found = next((m for m in unmatched if m.name == wanted.name), None)
+            if found is None:
+                action.milestones.append(Milestone(name=wanted.name, due_date=wanted.due_date))
+                changes.append(("milestone", None, f"{wanted.name} · {wanted.due_date}"))
+                continue
+            unmatched.remove(found)
+            if found.due_date != wanted.due_date:
+                changes.append(("milestone", f"{found.name} · {found.due_date}",
+                                f"{wanted.name} · {wanted.due_date}"))
+                found.due_date = wanted.due_date
+        for gone in unmatched:
+            changes.append(("milestone", f"{gone.name} · {gone.due_date}", None))
+            action.milestones.remove(gone)
+        if not changes:
+            raise NothingChanged()
+        for name, before, after in changes:
+            session.add(ActionChange(action_id=action.id, user_id=user_id, field=name,
+                                     before=before, after=after, changed_at=now))
+        action.edited_at, action.edited_by = now, user_id
+        # Any stored "next nudge day" of the action or its milestones must be reset
+        # here too: dates changed.
+        fields = sorted({name for name, _, _ in changes}, key=[*EDITABLE, "milestone"].index)
+        return UpdateKind.EDITED, None, ", ".join(fields)
+
+    return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
+                   leads=leads)
+
+
+class NothingChanged(InvalidChange):
+    def __str__(self) -> str:
+        return "Nothing was changed."
+
+
+def changes_of(session: Session, team_id: str, action_id: int) -> list[ActionChange]:
+    """An action's edits, oldest first (:class:`NotFound` outside the workspace)."""
+    _get(session, team_id, action_id)
+    return list(session.scalars(select(ActionChange).where(
+        ActionChange.action_id == action_id).order_by(ActionChange.id)))
+
+
+def cancel(sessions: sessionmaker[Session], *, team_id: str, action_id: int, reason: str,
+           user_id: str, leads: Iterable[str] = ()) -> ActionView:
+    """Not doing it: the action leaves coverage, nudges and the open lists; the reason
+    stays on the action and in its history."""
+    def apply(session: Session, action: Action) -> tuple[UpdateKind, float | None, str | None]:
+        action.status = Status.CANCELLED
+        action.cancel_reason = reason
+        return UpdateKind.CANCELLED, None, reason
 
     return _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
                    leads=leads)

@@ -39,6 +39,7 @@ from sop_core.models import (
     Status,
     TriggerPoint,
 )
+from sop_core.scopes import ScopedAmount, disjoint_totals
 from sop_core.services.coverage import Coverage, coverage, open_impacts
 from sop_core.services.triggers import channel_rule
 
@@ -215,13 +216,17 @@ class Listed(Generic[T]):
 
 @dataclass(frozen=True)
 class MetricCoverage:
-    """Coverage totals over the channel's open gaps of one metric."""
+    """Coverage totals over open gaps of one metric and horizon whose scopes do not
+    overlap (:mod:`sop_core.scopes`): a gap nested in, or crossing, a counted one is
+    left out of the sums and named in ``left_out`` (its scope)."""
 
     metric: str
-    gaps: int
+    gaps: int  # how many gaps the sums count
     size: float  # Σ |gap|
     covered: float  # Σ min(expected impact of open actions, |gap|) per gap
     uncovered: float  # Σ what no action covers
+    horizon: str = "fy"
+    left_out: tuple[dict[str, list[str]], ...] = ()
 
     @property
     def uncovered_share(self) -> float | None:
@@ -365,16 +370,20 @@ def _gap_lines(session: Session, settings: Settings, team_id: str, channel_id: s
 
 
 def _coverage_totals(lines: list[GapLine]) -> tuple[MetricCoverage, ...]:
-    totals: dict[str, MetricCoverage] = {}
-    for line in lines:
-        c = line.coverage
-        if not c.defined:
-            continue
-        before = totals.get(line.metric) or MetricCoverage(line.metric, 0, 0.0, 0.0, 0.0)
-        totals[line.metric] = MetricCoverage(
-            line.metric, before.gaps + 1, before.size + c.size,
-            before.covered + min(max(c.covered, 0.0), c.size), before.uncovered + c.uncovered)
-    return tuple(sorted(totals.values(), key=lambda t: -t.size))
+    """Per metric and horizon, sums over the gaps that do not overlap (never EU and
+    EU · Snacks together)."""
+    measured = {line.id: line for line in lines if line.coverage.defined}
+    totals: list[MetricCoverage] = []
+    for total in disjoint_totals([ScopedAmount(line.id, line.metric, line.horizon,
+                                               line.scope, line.coverage.size)
+                                  for line in measured.values()]):
+        counted = [measured[key].coverage for key in total.counted]
+        totals.append(MetricCoverage(
+            total.metric, len(counted), sum(c.size for c in counted),
+            sum(min(max(c.covered, 0.0), c.size) for c in counted),
+            sum(c.uncovered for c in counted), horizon=total.horizon,
+            left_out=tuple(measured[key].scope for key in total.left_out)))
+    return tuple(totals)
 
 
 def _channel_actions(team_id: str, channel_id: str) -> Select:

@@ -135,6 +135,23 @@ class SlackSim:
         return self.block_action({"action_id": action_id, "type": kind,
                                   "selected_option": option}, **kwargs)
 
+    def message_shortcut(self, callback_id: str, message: dict[str, Any], *,
+                         user: str = "U1", channel: str = "C1", team: str = "T1",
+                         **kwargs: Any) -> Reply:
+        """A message shortcut chosen on ``message`` (its ``ts``, ``text``, ``thread_ts``)."""
+        payload = {
+            "type": "message_action", "callback_id": callback_id,
+            "api_app_id": self.api_app_id, "token": "deprecated",
+            "team": {"id": team, "domain": team.lower()},
+            "user": {"id": user, "username": user.lower(), "team_id": team},
+            "channel": {"id": channel, "name": "sop"},
+            "message": {"type": "message", "user": "U5", **message},
+            "message_ts": message.get("ts"), "trigger_id": f"trig.{next(_counter)}",
+            "response_url": self.new_response_url(), "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        return self._interactive(payload, **kwargs)
+
     def view_submission(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *,
                         user: str = "U1", team: str = "T1", **kwargs: Any) -> Reply:
         """Submit a modal the app opened: ``view`` as the app sent it, ``values`` as

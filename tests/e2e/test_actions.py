@@ -191,16 +191,21 @@ def test_create_button_opens_the_prefilled_modal(sim: SlackSim, slack: FakeSlack
         outlook, plan, gap = point.outlook, point.plan, point.gap
     from sop_core.amounts import parse_amount
 
+    # Compact, as the rest of the UI writes amounts (3.24M), to three significant figures.
     assert parse_amount(inputs[BlockId.BASELINE]["initial_value"]) == pytest.approx(
-        outlook, abs=0.01)
-    assert parse_amount(inputs[BlockId.TARGET]["initial_value"]) == pytest.approx(plan, abs=0.01)
+        outlook, rel=0.005)
+    assert parse_amount(inputs[BlockId.TARGET]["initial_value"]) == pytest.approx(plan, rel=0.005)
+    assert "," not in inputs[BlockId.BASELINE]["initial_value"]
+    # No action yet: the whole gap is not yet covered.
     assert parse_amount(inputs[BlockId.EXPECTED_IMPACT]["initial_value"]) == pytest.approx(
-        abs(gap), abs=0.01)
+        abs(gap), rel=0.005)
     assert inputs[BlockId.OWNER]["type"] == "users_select"
     assert inputs[BlockId.OWNER]["initial_user"] == CREATOR
     assert inputs[BlockId.DUE_DATE]["type"] == "datepicker"
-    assert {BlockId.MILESTONE_NAME.format(i) for i in range(5)} <= inputs.keys()
-    assert {BlockId.MILESTONE_DATE.format(i) for i in range(5)} <= inputs.keys()
+    # Milestones come one at a time, through "Add milestone".
+    assert not any(key.startswith("milestone_") for key in inputs)
+    assert any(b["type"] == "actions" and b["elements"][0]["action_id"] == ActionId.ADD_MILESTONE
+               for b in view["blocks"])
     assert "-12.5%" in json.dumps(view["blocks"])  # the linked gap, shown as context
     assert slack.violations == []
 
@@ -290,10 +295,14 @@ def test_a_valid_action_is_stored_carded_in_the_thread_and_the_owner_told(
                for e in b["elements"]}
     assert buttons == {ActionId.ACTION_PROGRESS, ActionId.ACTION_MILESTONE_DONE,
                        ActionId.ACTION_SNOOZE, ActionId.ACTION_COMPLETE,
-                       ActionId.ACTION_REASSIGN}
+                       ActionId.ACTION_REASSIGN, ActionId.ACTION_EDIT, ActionId.ACTION_CANCEL}
     [dm] = slack.wait_for("chat.postMessage", predicate=to(OWNER))
     assert dm.response["channel"] == "DU2"
     assert GOOD_TITLE in dm.args["text"] and "<@U1>" in dm.args["text"]
+    # The DM links to the card (chat.getPermalink of the card's message).
+    [link] = [c for c in slack.calls_to("chat.getPermalink")
+              if c.args.get("message_ts") == created.card_ts]
+    assert f"<{link.response['permalink']}|Open its card>" in dm.args["text"]
     assert slack.violations == []
 
 
@@ -436,7 +445,7 @@ def test_owner_reassigns_and_the_new_owner_is_told(sim: SlackSim, slack: FakeSla
     assert "<@U3>" in blocks_text(updated)
     assert stored(app_server, created.id).owner_id == "U3"
     [dm] = slack.wait_for("chat.postMessage", predicate=to("U3"))
-    assert GOOD_TITLE in dm.args["text"]
+    assert GOOD_TITLE in dm.args["text"] and "|Open its card>" in dm.args["text"]
     assert updates(app_server, created.id) == ["created", "reassigned"]
     assert slack.violations == []
 

@@ -33,10 +33,11 @@ def test_meeting_set_show_and_off(sim: SlackSim, slack: FakeSlack,
     text = reply_to(sim, slack, f"meeting {MEETING}")
     assert text.splitlines()[0] == (
         "*S&amp;OP meeting set for this channel:* every month on the 8th, 10:00 Europe/Paris; "
-        "the digest is posted here 24h before each meeting.")
-    assert ("• Mon 8 Dec 2031, 10:00 CET (digest Sun 7 Dec 2031, 10:00 CET)\n"
+        "the digest is posted here 24h before each meeting (on the Friday before when that is a "
+        "weekend).")
+    assert ("• Mon 8 Dec 2031, 10:00 CET (digest Fri 5 Dec 2031, 10:00 CET)\n"
             "• Thu 8 Jan 2032, 10:00 CET (digest Wed 7 Jan 2032, 10:00 CET)\n"
-            "• Sun 8 Feb 2032, 10:00 CET (digest Sat 7 Feb 2032, 10:00 CET)") in text
+            "• Sun 8 Feb 2032, 10:00 CET (digest Fri 6 Feb 2032, 10:00 CET)") in text
     sessions = get_sessionmaker(app_server.settings.database_url)
     with sessions() as session:
         row = session.get(ChannelSettings, ("T1", "C1"))

@@ -293,6 +293,10 @@ CASES = [
          ACTION_NOT_FOUND),
     Case("reassign", ActionId.ACTION_REASSIGN, _button(ActionId.ACTION_REASSIGN, _action),
          ACTION_NOT_FOUND),
+    Case("edit", ActionId.ACTION_EDIT, _button(ActionId.ACTION_EDIT, _action),
+         ACTION_NOT_FOUND),
+    Case("not doing", ActionId.ACTION_CANCEL, _button(ActionId.ACTION_CANCEL, _action),
+         ACTION_NOT_FOUND),
     # Modals whose private_metadata carries T1's ids.
     Case("SMART action modal", CallbackId.SMART_ACTION, _submit(
         lambda w: w.smart_view, smart_values), GAP_NOT_FOUND),
@@ -305,6 +309,21 @@ CASES = [
     Case("reassign modal", CallbackId.REASSIGN, _submit(
         lambda w: w.card_view(ActionId.ACTION_REASSIGN),
         lambda: _one(BlockId.NEW_OWNER, "users_select", T2_USER)), ACTION_NOT_FOUND),
+    Case("edit modal", CallbackId.EDIT_ACTION, _submit(
+        lambda w: w.card_view(ActionId.ACTION_EDIT),
+        lambda: _one(BlockId.TITLE, "plain_text_input", "Run a T2 promo with Carrefour EU")),
+        ACTION_NOT_FOUND),
+    Case("not-doing modal", CallbackId.CANCEL_ACTION, _submit(
+        lambda w: w.card_view(ActionId.ACTION_CANCEL),
+        lambda: _one(BlockId.CANCEL_REASON, "plain_text_input", "T2 cancelled it")),
+        ACTION_NOT_FOUND),
+    # The message shortcut on T1's trigger point message (its ts), from T2.
+    Case("shortcut on T1's thread", CallbackId.SMART_ACTION_SHORTCUT, Replay(
+        lambda world: world.point, lambda sim, world: sim.message_shortcut(
+            CallbackId.SMART_ACTION_SHORTCUT, {"ts": "1800000002.000001",
+                                               "thread_ts": world.point[1], "text": "x"},
+            team=T2, user=T2_USER, channel=T2_CHANNEL)),
+        re.compile(r"works on a trigger point")),
     Case("confirm root-cause modal", CallbackId.CONFIRM_ROOT_CAUSE, _submit(
         lambda w: w.confirm_view,
         lambda: {**_one(BlockId.ROOT_CAUSE_CATEGORY, "static_select", "price"),
@@ -331,6 +350,8 @@ CARRY_NO_IDS = {
     ActionId.HOME_REFRESH: "value is the constant 'refresh': the Home is rebuilt for the "
                            "clicking person in the clicking workspace (test_home covers T2)",
     ActionId.HOME_SEARCH_HISTORY: "value is the constant 'search': it opens an empty modal",
+    ActionId.ADD_MILESTONE: "value is a row count; the modal Slack sends back is updated in "
+                            "place by its own view id (views are the app's, per workspace)",
     CallbackId.HISTORY_SEARCH: "no private_metadata: the typed filters search the "
                                "submitting workspace (the 'history' case covers the search)",
 }

@@ -4,12 +4,14 @@ clock's job functions at chosen instants, Slack played by FakeSlack."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from slack_sdk import WebClient
 from sqlalchemy import select, update
 
 from bot.jobs import JobContext, digests, watches
+from sop_core import formatting as fmt
 from sop_core.db import get_sessionmaker
 from sop_core.loading import PlanningTable
 from sop_core.models import Action, Notification, Snapshot, Status, TriggerPoint
@@ -129,12 +131,12 @@ def test_the_digest_tells_what_moved_what_is_covered_and_what_is_due(
         "*Open gaps (1)*\n• *region=EU · category=Snacks* · revenue fy: *-12.5%* (-464K) · "
         "posted at -12.5% · 54% covered by 2 open actions: 214K (46%) not yet covered · "
         "root cause: Demand")
-    assert texts[1] == ("*Coverage by actions*\n• *revenue* (1 open gap, |gap| 464K): 250K "
+    assert texts[1] == ("*Coverage by actions*\n• *revenue* fy (1 open gap, |gap| 464K): 250K "
                         "(54%) covered by actions · *214K (46%) not yet covered*")
     assert texts[2] == ("*Decisions needed (1)*\n• *region=EU · category=Snacks* (revenue): "
                         "how to close the 214K (46%) no action covers yet")
     assert texts[3] == ("*Overdue (1)*\n• “Win back &lt;the&gt; listings” · <@U7> · due "
-                        "Mon 30 Nov (7 days overdue) · expected impact +100K · "
+                        "Mon 30 Nov (overdue by 7 days) · expected impact +100K · "
                         "region=EU · category=Snacks")
     assert texts[4].startswith("*Due before the following meeting, by Fri 8 Jan 2027 (1)*\n"
                                "• “Summer promo &amp; bundles” · <@U7> · due Sun 20 Dec")
@@ -161,8 +163,30 @@ def test_the_digest_tells_what_moved_what_is_covered_and_what_is_due(
                                "*-7.4%* (-276K) · moved from -12.5% (+189K) since the last "
                                "digest · 91% covered by 2 open actions")
     assert texts[2].count("overdue: re-plan, reassign or drop it") == 2
-    assert texts[5] == "*Completed since the last digest (Mon 7 Dec 2026) (0)*\n_None._"
-    assert texts[6] == "*Root causes confirmed since the last digest (Mon 7 Dec 2026) (0)*\n_None._"
+    # Nothing completed or confirmed since: those sections are left out, not "_None._".
+    assert not any(t.startswith(("*Completed", "*Root causes")) for t in texts)
+    assert "_None._" not in json.dumps(second.args["blocks"])
+    assert slack.violations == []
+
+
+def test_the_digest_never_adds_nested_scopes(sim: SlackSim, slack: FakeSlack,
+                                             app_server: Running, loaded: int) -> None:
+    """EU, EU · Snacks and category=Snacks overlap: the total counts EU only, and says so."""
+    sessions = get_sessionmaker(app_server.settings.database_url)
+    points = [post_gap(sim, slack, app_server, text)
+              for text in ("region=EU", "region=EU category=Snacks", "category=Snacks")]
+    with sessions() as session:
+        gaps = {p: session.get(TriggerPoint, p).gap for p in points}  # type: ignore[union-attr]
+    command(sim, slack, MEETING)
+    assert digests.run(job_at(app_server, slack, DEC_DIGEST)).sent == 1
+    [post] = digest_posts(slack)
+    [coverage] = [t for t in sections(post) if t.startswith("*Coverage by actions*")]
+    largest = max(points, key=lambda p: abs(gaps[p]))
+    counted = abs(gaps[largest])
+    assert f"|gap| {fmt.amount(counted)}" in coverage
+    assert "1 open gap whose scopes do not overlap; not added:" in coverage
+    everything = sum(abs(g) for g in gaps.values())
+    assert fmt.amount(everything) not in coverage
     assert slack.violations == []
 
 

@@ -29,9 +29,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.blocks.action_modal import with_another_milestone
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from sop_core.db import get_sessionmaker
 from sop_core.models import Action, ActionUpdate, Milestone, Status, TriggerPoint
+from sop_core.smart import MAX_MILESTONES
 from tests.e2e.conftest import Running, database_rows
 from tests.e2e.slack_sim import Reply, SlackSim, state_value
 from tests.e2e.test_actions import create_action, open_modal, posted_point, smart_values
@@ -186,6 +188,10 @@ def test_fuzzed_smart_action_modal(sim: SlackSim, slack: FakeSlack, app_server: 
                                    loaded: int, guard: Guard) -> None:
     point_id, ts = posted_point(sim, slack, app_server)
     view = open_modal(sim, slack, point_id, ts)
+    for _ in range(MAX_MILESTONES):  # every milestone row shown ("Add milestone" × 5)
+        grown = with_another_milestone(view)
+        assert grown is not None
+        view = {**view, **grown}
     blocks = {b["block_id"] for b in view["blocks"] if b["type"] == "input"}
     sessions = sessions_of(app_server)
     accepted: list[tuple[int, str, str]] = []

@@ -106,3 +106,32 @@ def test_another_workspace_sees_none_of_our_actions_or_gaps(
     assert "No open actions assigned to you." in texts
     assert "No open gaps you posted, discussed or act on." in texts
     assert slack.violations == []
+
+
+def test_home_counts_days_in_the_viewers_own_zone(
+        sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int) -> None:
+    """UTC+14 and UTC-11: at any hour, one of them is on another date than UTC."""
+    from sop_core.models import SlackUser
+    from sop_core.relative_days import days_until, local_date
+
+    _, point_id = posted_point(sim, slack, app_server)
+    sessions = get_sessionmaker(app_server.settings.database_url)
+    due = datetime.now(UTC).date() + timedelta(days=2)
+    zones = {"U1": "Pacific/Kiritimati", "U2": "Pacific/Pago_Pago"}
+    with sessions.begin() as session:
+        for user, tz in zones.items():
+            session.add(SlackUser(team_id="T1", user_id=user, tz=tz))
+            session.add(Action(team_id="T1", trigger_point_id=point_id, channel_id="C1",
+                               creator_id=user, owner_id=user, metric_name="revenue",
+                               baseline=0.0, target=1.0, expected_impact=1.0, due_date=due,
+                               title=f"Relist SKUs for {user}"))
+    differs = False
+    for count, (user, tz) in enumerate(zones.items(), start=1):
+        now = datetime.now(UTC)
+        home_opened(sim, user=user)
+        published = slack.wait_for("views.publish", count=count)[count - 1]
+        [text] = [t for t in sections(published) if t.startswith("*Relist SKUs")]
+        expected = days_until(due, local_date(now, tz))
+        assert f"{due:%Y-%m-%d} · {expected}" in text or f"*{expected}*" in text, text
+        differs |= expected != days_until(due, now.date())
+    assert differs

@@ -15,10 +15,12 @@ from bot.blocks.action_card import action_card_blocks, card_text, mention
 from bot.blocks.action_modal import (
     amount_input,
     complete_modal,
+    edit_action_modal,
     notice_modal,
     progress_modal,
     reassign_modal,
     smart_action_modal,
+    with_another_milestone,
 )
 from bot.blocks.actions_list import register_blocks
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
@@ -85,18 +87,21 @@ def test_smart_modal_is_prefilled_from_the_gap() -> None:
     inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert all(element["action_id"] == INPUT for element in inputs.values())
     assert inputs[BlockId.METRIC]["initial_value"] == "revenue · region=EU · category=Snacks"
-    assert parse_amount(inputs[BlockId.BASELINE]["initial_value"]) == 3_237_500
-    assert parse_amount(inputs[BlockId.TARGET]["initial_value"]) == 3_700_000
-    assert parse_amount(inputs[BlockId.EXPECTED_IMPACT]["initial_value"]) == 462_500
+    # The UI's compact format, not cents: 3.24M, 3.7M, 462K.
+    assert inputs[BlockId.BASELINE]["initial_value"] == "3.24M"
+    assert inputs[BlockId.TARGET]["initial_value"] == "3.7M"
+    assert parse_amount(inputs[BlockId.EXPECTED_IMPACT]["initial_value"]) == pytest.approx(
+        462_500, rel=0.005)
     assert inputs[BlockId.OWNER] == {"type": "users_select", "action_id": INPUT,
                                      "initial_user": "U1",
                                      "placeholder": {"type": "plain_text", "text": "Who owns it",
                                                      "emoji": True}}
     assert [o["value"] for o in inputs[BlockId.CONFIDENCE]["options"]] == ["high", "medium",
                                                                            "low"]
-    for index in range(5):
-        assert inputs[BlockId.MILESTONE_DATE.format(index)]["type"] == "datepicker"
-    assert len(view["blocks"]) <= 100
+    # Milestones are added one at a time: none shown, an "Add milestone" button.
+    assert not any(b.startswith("milestone_") for b in inputs)
+    assert ActionId.ADD_MILESTONE in elements(view["blocks"])
+    assert len(view["blocks"]) <= 15
     assert "-12.5%" in view["blocks"][0]["text"]["text"]
 
 
@@ -109,9 +114,49 @@ def test_smart_modal_escapes_data_in_mrkdwn() -> None:
     assert inputs[BlockId.METRIC]["initial_value"] == "revenue · customer=<!here> & Co"
 
 
-@pytest.mark.parametrize("value", [3_237_500.0, -462_500.0, 0.35, 1234.5, 0.0, 12.0])
-def test_prefilled_amounts_read_back_exactly(value: float) -> None:
-    assert parse_amount(amount_input(value)) == pytest.approx(value)
+@pytest.mark.parametrize(("value", "shown"), [
+    (3_237_771.05, "3.24M"), (-462_500.0, "-462K"), (0.35, "0.35"), (1234.5, "1,234"),
+    (0.0, "0"), (12.0, "12"), (350_000.0, "350K"), (99_999.0, "100K"), (999_600.0, "1M"),
+    (10_000.0, "10K"), (1.5e9, "1.5B")])
+def test_prefilled_amounts_are_compact_and_read_back(value: float, shown: str) -> None:
+    assert amount_input(value) == shown
+    assert parse_amount(shown) == pytest.approx(value, rel=0.005, abs=0.5)
+
+
+@pytest.mark.parametrize("value", [3_237_771.05, 462_500.0, 99_999.0, 1_234.5, 999_600.0])
+def test_an_expected_impact_is_never_rounded_up(value: float) -> None:
+    shown = amount_input(value, down=True)
+    assert parse_amount(shown) <= value
+    assert parse_amount(shown) == pytest.approx(value, rel=0.01)
+
+
+def test_add_milestone_adds_one_row_up_to_five() -> None:
+    view = smart_action_modal(GAP, metadata="{}").to_dict()
+    for count in range(1, 6):
+        grown = with_another_milestone(view)
+        assert grown is not None
+        names = [b["block_id"] for b in grown["blocks"]
+                 if b.get("block_id", "").startswith("milestone_name_")]
+        assert names == [BlockId.MILESTONE_NAME.format(i) for i in range(count)]
+        assert (ActionId.ADD_MILESTONE in elements(grown["blocks"])) == (count < 5)
+        assert grown["callback_id"] == CallbackId.SMART_ACTION
+        view = {**view, **grown}
+    assert with_another_milestone(view) is None
+
+
+def test_edit_modal_is_prefilled_from_the_action() -> None:
+    view = edit_action_modal(action(), metadata='{"action":12}').to_dict()
+    assert view["callback_id"] == CallbackId.EDIT_ACTION
+    inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert inputs[BlockId.TITLE]["initial_value"] == (
+        "Run a 2-week Snacks promotion with Carrefour EU")
+    assert inputs[BlockId.EXPECTED_IMPACT]["initial_value"] == "350K"
+    assert inputs[BlockId.DUE_DATE]["initial_date"] == "2026-04-09"
+    # The open milestone is editable, the done one only shown.
+    assert inputs[BlockId.MILESTONE_NAME.format(0)]["initial_value"] == "Promo live"
+    assert BlockId.MILESTONE_NAME.format(1) not in inputs
+    assert "~Agree the plan~" in json.dumps(view)
+    assert BlockId.OWNER not in inputs
 
 
 @pytest.mark.parametrize("build", [progress_modal, complete_modal, reassign_modal])
@@ -144,7 +189,8 @@ def test_open_card_shows_everything_and_its_buttons() -> None:
     found = elements(blocks)
     assert set(found) == {ActionId.ACTION_PROGRESS, ActionId.ACTION_MILESTONE_DONE,
                           ActionId.ACTION_SNOOZE, ActionId.ACTION_COMPLETE,
-                          ActionId.ACTION_REASSIGN}
+                          ActionId.ACTION_REASSIGN, ActionId.ACTION_EDIT,
+                          ActionId.ACTION_CANCEL}
     assert found[ActionId.ACTION_PROGRESS]["value"] == "12"
     assert [o["value"] for o in found[ActionId.ACTION_MILESTONE_DONE]["options"]] == ["12:2"]
     assert [(o["text"]["text"], o["value"]) for o in found[ActionId.ACTION_SNOOZE]["options"]
@@ -154,7 +200,7 @@ def test_open_card_shows_everything_and_its_buttons() -> None:
 def test_overdue_snoozed_and_done_cards() -> None:
     late = action(due_date=TODAY - timedelta(days=3), snoozed_until=TODAY + timedelta(days=1))
     text = json.dumps(rendered(action_card_blocks(late, today=TODAY)))
-    assert "*overdue* by 3 days" in text and ":warning: Overdue" in text
+    assert "*overdue by 3 days*" in text and ":warning: Overdue" in text
     assert "snoozed until 2026-03-11" in text
     done = action(status="done", realised_impact=2.8e5,
                   milestones=(milestone(1, "Agree the plan", 5, done=True),))

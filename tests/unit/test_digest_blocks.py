@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from slack_sdk.models.blocks import Block
 
-from bot.blocks.digest import digest_blocks, digest_text
+from bot.blocks.digest import coverage_line, digest_blocks, digest_text
 from bot.blocks.meeting import meeting_text, recurrence
 from sop_core.gaps import TriggerRule
 from sop_core.meetings import Every, Meeting
@@ -92,7 +92,7 @@ def test_every_part_of_the_pack_is_there() -> None:
                                "revenue fy: *-10.0%* (-400K) · moved from -8.8% (-50.0K) "
                                "since the last digest · 25% covered by 1 open action: "
                                "300K (75%) not yet covered")
-    assert texts[1] == ("*Coverage by actions*\n• *revenue* (3 open gaps, |gap| 1.20M): 300K "
+    assert texts[1] == ("*Coverage by actions*\n• *revenue* fy (3 open gaps, |gap| 1.20M): 300K "
                         "(25%) covered by actions · *900K (75%) not yet covered*")
     assert "how to close the 300K (75%) no action covers yet" in texts[2]
     assert "agree the root cause" in texts[2]
@@ -100,9 +100,9 @@ def test_every_part_of_the_pack_is_there() -> None:
     assert texts[3].startswith("*Overdue (1)*\n• “Action 2: win back &lt;b&gt;listings"
                                "&lt;/b&gt; &amp; promo xxx")
     assert "xxx…” · " in texts[3]  # long titles are cut
-    assert "<@U0002> · due Sun 1 Nov (36 days overdue)" in texts[3]
+    assert "<@U0002> · due Sun 1 Nov (overdue by 36 days)" in texts[3]
     assert texts[4].startswith("*Due before the following meeting, by Fri 8 Jan 2027 (1)*")
-    assert "due Sun 20 Dec · expected impact +50.0K · region=EU" in texts[4]
+    assert "due Sun 20 Dec (in 13 days) · expected impact +50.0K · region=EU" in texts[4]
     assert texts[5].startswith("*Completed since the last digest (Sat 7 Nov) (1)*")
     assert "realised +30.0K of +50.0K expected (60%)" in texts[5]
     assert texts[6] == ("*Root causes confirmed since the last digest (Sat 7 Nov) (1)*\n"
@@ -141,10 +141,10 @@ def test_an_empty_channel_and_a_digest_without_a_meeting() -> None:
         coverage=(), decisions=(), snapshot_id=None, as_of=None, due_until=date(2027, 1, 6)))
     texts = sections(blocks)
     assert dicts(blocks)[0]["text"]["text"] == "Gap digest"
-    assert texts[0] == "*Open gaps (0)*\n_No open trigger points in this channel._"
-    assert texts[1] == "*Decisions needed (0)*\n_None._"
-    assert texts[3] == "*Due by Wed 6 Jan 2027 (0)*\n_None._"
-    assert texts[4].startswith("*Completed in the last 30 days (0)*")
+    # No empty sections: one line says there is nothing to review.
+    assert texts == ["_Nothing to review: no open gaps and no actions due, overdue or "
+                     "completed in this channel._"]
+    assert "_None._" not in text_of(blocks)
     context = dicts(blocks)[1]["elements"][0]["text"]
     assert context.startswith("No planning data loaded yet")
     assert "first digest: movement since each gap was posted" in context
@@ -173,8 +173,40 @@ def test_meeting_reply_shows_the_next_occurrences_in_the_meetings_zone() -> None
     text = meeting_text(meeting, datetime(2026, 10, 13, tzinfo=UTC), changed=True)
     assert text.splitlines()[0] == ("*S&amp;OP meeting set for this channel:* every week on "
                                     "Mondays, 10:00 Europe/Paris; the digest is posted here "
-                                    "24h before each meeting.")
-    assert "• Mon 19 Oct 2026, 10:00 CEST (digest Sun 18 Oct 2026, 10:00 CEST)" in text
-    assert "• Mon 26 Oct 2026, 10:00 CET (digest Sun 25 Oct 2026, 10:00 CET)" in text
+                                    "24h before each meeting (on the Friday before when "
+                                    "that is a weekend).")
+    assert "• Mon 19 Oct 2026, 10:00 CEST (digest Fri 16 Oct 2026, 10:00 CEST)" in text
+    assert "• Mon 26 Oct 2026, 10:00 CET (digest Fri 23 Oct 2026, 10:00 CEST)" in text
     assert recurrence(Meeting(first=datetime(2026, 1, 31, 9, 0), tz="UTC")) == (
         "every month on the 31st (the last day in shorter months), 09:00 UTC")
+
+
+def test_empty_sections_are_left_out_and_the_others_keep_their_order() -> None:
+    due = action(1, due=date(2026, 12, 20))
+    blocks = digest_blocks(digest(due_soon=Listed((due,), 1)))
+    titles = [t.split("\n")[0] for t in sections(blocks)]
+    assert titles[0] == "*Open gaps (3)*" and titles[1] == "*Coverage by actions*"
+    assert titles[-1].startswith("*Due before the following meeting")
+    assert not any("Overdue" in t or "Completed" in t or "Root causes" in t for t in titles)
+    assert "_None._" not in text_of(blocks)
+    assert [b["type"] for b in dicts(blocks)].count("divider") == 1
+
+
+def nested(i: int, gap_amount: float, metric: str = "revenue", **scope: list[str]
+           ) -> GapLine:
+    return GapLine(**{**gap(i, gap=gap_amount, impacts=()).__dict__, "scope": scope,
+                      "metric": metric})
+
+
+def test_coverage_never_adds_nested_scopes() -> None:
+    eu = nested(1, -1_000_000.0, region=["EU"])
+    eu_snacks = nested(2, -300_000.0, region=["EU"], category=["Snacks"])
+    snacks = nested(3, -200_000.0, category=["Snacks"])
+    na = nested(4, -100_000.0, region=["NA"], category=["Drinks"])
+    [total] = _coverage_totals([eu, eu_snacks, snacks, na])
+    assert total.size == 1_100_000.0 and total.gaps == 2  # EU + NA·Drinks only
+    assert total.left_out == ({"region": ["EU"], "category": ["Snacks"]},
+                              {"category": ["Snacks"]})
+    line = coverage_line(total)
+    assert "|gap| 1.10M" in line and "1.30M" not in line and "1.60M" not in line
+    assert "not added: region=EU · category=Snacks, category=Snacks" in line

@@ -20,3 +20,12 @@ def test_the_command_events_and_interactivity_are_declared() -> None:
     assert {"app_home_opened", "message.channels", "message.groups"} <= events
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_the_message_shortcut_is_declared_with_the_codes_callback_id() -> None:
+    from bot.ids import CallbackId
+
+    [shortcut] = MANIFEST["features"]["shortcuts"]
+    assert shortcut == {**shortcut, "type": "message", "name": "Create SMART action",
+                        "callback_id": CallbackId.SMART_ACTION_SHORTCUT.value}
+    assert len(shortcut["description"]) <= 80

@@ -149,3 +149,25 @@ def test_a_wall_clock_time_inside_the_spring_gap() -> None:
 def test_a_meeting_needs_a_naive_local_time() -> None:
     with pytest.raises(ValueError, match="naive"):
         Meeting(first=utc(2026, 12, 8), tz="UTC")
+
+
+def test_a_digest_due_on_a_weekend_goes_out_on_the_friday_before() -> None:
+    # Monday 7 Dec 2026, 10:00 in Sydney; 24 h lead = Sunday 6 Dec 10:00 Sydney.
+    sydney = ZoneInfo("Australia/Sydney")
+    meeting = Meeting(first=datetime(2026, 12, 7, 10, 0), tz="Australia/Sydney",
+                      lead=timedelta(hours=24))
+    start = meeting.occurrence(0)
+    assert meeting.digest_at(start).astimezone(sydney).weekday() == 6
+    friday = datetime(2026, 12, 4, 10, 0, tzinfo=sydney)
+    assert meeting.send_at(start) == friday.astimezone(UTC)
+    assert meeting.due_digest(friday.astimezone(UTC) - timedelta(minutes=1)) is None
+    assert meeting.due_digest(friday.astimezone(UTC)) == start
+    # Saturday in Sydney although it is still Friday in UTC: the zone that counts is the
+    # meeting's (Saturday 09:00 Sydney is Friday 22:00 UTC).
+    saturday = Meeting(first=datetime(2026, 12, 7, 9, 0), tz="Australia/Sydney",
+                       lead=timedelta(hours=48))
+    assert saturday.send_at(saturday.occurrence(0)) == datetime(
+        2026, 12, 4, 9, 0, tzinfo=sydney).astimezone(UTC)
+    # A weekday digest instant is not moved.
+    tuesday = Meeting(first=datetime(2026, 12, 9, 10, 0), tz="Europe/Paris")
+    assert tuesday.send_at(tuesday.occurrence(0)) == tuesday.digest_at(tuesday.occurrence(0))
