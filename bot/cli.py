@@ -52,6 +52,8 @@ def _rule(settings: Settings) -> TriggerRule:
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if "--help" in sys.argv[1:]:
+        return  # help needs no settings (and stays quick: no pydantic import)
     from pydantic import ValidationError
 
     from sop_core.config import get_settings

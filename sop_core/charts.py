@@ -374,13 +374,16 @@ AXIS_BREAK = "axis-break"  # the gid of the marks drawn where a cut axis is brok
 
 
 def _axis_break(axes: Axes, bars: Sequence[Bar], x: np.ndarray, width: float) -> None:
-    """Show that the axis does not start at zero: a break mark on the axis line and a
-    white slash through each bar drawn from zero (those bars are shorter than they are)."""
+    """Show that the axis does not reach zero: a break mark on the axis line and a white
+    slash through each bar drawn from zero (those bars are shorter than they are), at the
+    end of the axis nearest zero (the top when every level is below zero)."""
     low, high = axes.get_ylim()
-    at = low + 0.035 * (high - low)
+    near_top = high <= 0
+    fraction = 0.97 if near_top else 0.03
+    at = low + (1 - 0.035 if near_top else 0.035) * (high - low)
     rise = 0.012 * (high - low)
     for dy in (-0.012, 0.012):  # "//" across the axis line, in axes coordinates
-        axes.plot([-0.012, 0.012], [0.03 + dy - 0.01, 0.03 + dy + 0.01],
+        axes.plot([-0.012, 0.012], [fraction + dy - 0.01, fraction + dy + 0.01],
                   transform=axes.transAxes, color=INK, linewidth=1.2, clip_on=False,
                   zorder=5, gid=AXIS_BREAK)
     for i, bar in enumerate(bars):

@@ -4,6 +4,7 @@ root-cause thread, and the comment on an export's files."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from slack_sdk.models.blocks import (
     Block,
@@ -63,12 +64,12 @@ def _root_cause(gap: PastGap) -> str:
     return f"Root cause: *{escape(category_label(gap.root_cause_category))}*{summary}"
 
 
-def _action_line(action: PastAction) -> str:
+def _action_line(action: PastAction, metric: str | None = None) -> str:
     parts = [mention(action.owner_id), escape(action.status)]
     if action.realised_impact is not None:
-        parts.append(f"realised {fmt.amount(action.realised_impact, signed=True)}")
+        parts.append(f"realised {fmt.amount(action.realised_impact, signed=True, metric=metric)}")
     else:
-        parts.append(f"expected {fmt.amount(action.expected_impact, signed=True)}")
+        parts.append(f"expected {fmt.amount(action.expected_impact, signed=True, metric=metric)}")
     if action.status == Status.OPEN:
         parts.append(f"due {action.due_date:%Y-%m-%d}")
     return f"• {escape(cut(action.title, TITLE_SHOWN))} — " + " · ".join(parts)
@@ -78,10 +79,11 @@ def impact_text(gap: PastGap) -> str:
     """``2 actions: realised +150K of +200K expected`` (or what is expected so far)."""
     count = len(gap.actions)
     what = f"{count} action{'s' if count != 1 else ''}"
+    amount = partial(fmt.amount, signed=True, metric=gap.metric)  # in the gap's unit
     if gap.realised_impact is not None:
-        return (f"{what}: impact realised {fmt.amount(gap.realised_impact, signed=True)} of "
-                f"{fmt.amount(gap.expected_impact, signed=True)} expected")
-    return f"{what}: {fmt.amount(gap.expected_impact, signed=True)} expected, none realised yet"
+        return (f"{what}: impact realised {amount(gap.realised_impact)} of "
+                f"{amount(gap.expected_impact)} expected")
+    return f"{what}: {amount(gap.expected_impact)} expected, none realised yet"
 
 
 def past_gap_text(gap: PastGap) -> str:
@@ -99,7 +101,7 @@ def past_gap_text(gap: PastGap) -> str:
     ]
     if gap.actions:
         lines.append(impact_text(gap))
-        actions = bullet_list([_action_line(a) for a in gap.actions], most=MAX_ACTIONS,
+        actions = bullet_list([_action_line(a, gap.metric) for a in gap.actions], most=MAX_ACTIONS,
                               limit=SECTION_TEXT_MAX - 1200)
         lines.append(actions)
     else:
@@ -185,7 +187,7 @@ def similar_text(gap: PastGap) -> str:
              _root_cause(gap)]
     if gap.actions:
         lines.append("What was done: " + impact_text(gap))
-        lines.append(bullet_list([_action_line(a) for a in gap.actions], most=2,
+        lines.append(bullet_list([_action_line(a, gap.metric) for a in gap.actions], most=2,
                                  limit=SECTION_TEXT_MAX - 1200))
     else:
         lines.append("What was done: no action recorded.")

@@ -409,3 +409,16 @@ def test_gap_percent_ticks_read_back_as_their_values() -> None:
     assert any(round(position * 10) != position * 10 for position, _ in ticks)  # 0.25 steps
     for position, label in ticks:
         assert float(label.rstrip("%")) == pytest.approx(position), label
+
+
+def test_an_all_negative_bridge_is_broken_at_the_top() -> None:
+    steps = [Step("Plan", -210_000.0, StepKind.TOTAL), Step("A", -20_000.0, StepKind.DELTA),
+             Step("Latest view", -230_000.0, StepKind.TOTAL)]
+    figure = charts.bridge_figure(steps, "t", "s")
+    [axes] = figure.axes
+    high = axes.get_ylim()[1]
+    assert high < 0
+    assert figure.get_supxlabel() == f"The axis is broken: it ends at {fmt.amount(high)}, not zero."
+    slashes = [line for line in axes.lines if line.get_gid() == charts.AXIS_BREAK
+               and line.get_transform() is not axes.transAxes]
+    assert len(slashes) == 2 and all(min(line.get_ydata()) > -210_000 for line in slashes)
