@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     refresh_cron: str = "0 6 * * *"
     # The source the refresh loads: it replaces that source's rows only (sopgap load --source).
     refresh_source: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+    # Operations: the clock's sweep interval, and how old its last pass may be before
+    # readiness calls it stopped (default: three intervals); snapshots kept (a count
+    # and/or days; the latest of each source and those open gaps use are always kept);
+    # settled outbox records kept; log format ("text" or "json"); the small health and
+    # metrics port of the Socket Mode and clock processes (off when unset).
+    clock_interval: float = Field(60.0, gt=0)
+    clock_stale_after: float | None = Field(None, gt=0)
+    keep_snapshots: int | None = Field(None, ge=1)
+    keep_snapshot_days: int | None = Field(None, ge=1)
+    keep_outbox_days: int = Field(400, ge=1)
+    log_format: Literal["text", "json"] = "text"
+    health_port: int | None = Field(None, ge=1, le=65535)
+
+    @property
+    def clock_stale_seconds(self) -> float:
+        return self.clock_stale_after or 3 * self.clock_interval
 
     @field_validator("database_url")
     @classmethod
