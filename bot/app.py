@@ -24,6 +24,7 @@ from bot.slack_client import (
     dependable_respond,
     error_code,
     make_client,
+    metered,
 )
 from sop_core.config import Settings
 from sop_core.db import get_engine, insert_ignore, session_factory
@@ -126,6 +127,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         context["settings"] = settings
         context["sessions"] = sessions
         context["work_slots"] = work_slots
+        context["client"] = metered(context.client)  # Slack calls counted in /metrics
         dependable_respond(context, settings)
         return next()
 

@@ -404,9 +404,18 @@ def serve(
     run(options)
 
 
+def _single_process_metrics() -> None:
+    """One process serves its own metrics (on SOPGAP_HEALTH_PORT): gunicorn's shared
+    folder, if the environment names one, is not for it (the web's start empties it)."""
+    import os
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
 @app.command()
 def socket() -> None:
     """The Slack app over Socket Mode (no public URL needed)."""
+    _single_process_metrics()
     from bot.app import ConfigurationError
     from bot.server import socket_mode
     from sop_core.config import get_settings
@@ -425,6 +434,7 @@ def socket() -> None:
 @app.command()
 def scheduler() -> None:
     """The clock process: nudges, digests, watched scopes, data refresh (run exactly one)."""
+    _single_process_metrics()
     from bot.clock import run_scheduler
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory

@@ -63,6 +63,18 @@ accesslog = "-"
 # The path without its query string: an OAuth redirect's query carries the code.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 loglevel = "info"
+if os.environ.get("SOPGAP_LOG_FORMAT", "text") == "json":
+    # Gunicorn's own lines (start, workers, access log) as JSON too, redacted.
+    logconfig_dict = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "bot.observability.JsonFormatter"}},
+        "filters": {"redact": {"()": "bot.observability.redactor"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "filters": ["redact"], "stream": "ext://sys.stderr"}},
+        "loggers": {name: {"handlers": ["stderr"], "level": "INFO", "propagate": False}
+                    for name in ("gunicorn.error", "gunicorn.access")},
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+    }
 
 
 def on_starting(server: Any) -> None:

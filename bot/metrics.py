@@ -3,8 +3,8 @@
 Under gunicorn every worker is its own process: ``PROMETHEUS_MULTIPROC_DIR`` (set up by
 ``bot.gunicorn_conf``) makes prometheus_client write each process's values to files that
 a scrape of any worker adds up. Without it (the clock, Socket Mode, tests) the values
-live in the process. The outbox backlog is read from the database at each scrape, so it
-is right whichever process answers.
+live in the process. The outbox backlog and the data loads are read from the database at
+each scrape, so they are right whichever process answers.
 """
 
 from __future__ import annotations
@@ -13,6 +13,11 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+# prometheus_client opens its files here at import (multiprocess mode): make sure the
+# folder exists rather than fail every command of a process that inherited the setting.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -58,8 +63,10 @@ LOADS = Counter("sopgap_data_loads_total", "Data loads (files, queries, refreshe
 LOADED_ROWS = Counter("sopgap_data_loaded_rows_total", "Rows stored by successful loads")
 
 
-class OutboxBacklog(Collector):
-    """Outbox rows by status, counted in the database at scrape time."""
+class DatabaseGauges(Collector):
+    """Read from the database at scrape time, so that every process agrees and loads
+    made by ``sopgap load`` (another process) show: outbox records by status (claimed =
+    the backlog), snapshots kept, and the last load's time and rows."""
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -68,21 +75,31 @@ class OutboxBacklog(Collector):
         from sqlalchemy import func, select
 
         from sop_core.db import get_sessionmaker
-        from sop_core.models import Notification
+        from sop_core.models import Notification, Snapshot
 
-        family = GaugeMetricFamily("sopgap_outbox_records",
-                                   "Outbox records by status (claimed = backlog)",
-                                   labels=["status"])
         try:
             with get_sessionmaker(self.database_url)() as session:
                 counts = dict(session.execute(select(Notification.status, func.count())
                                               .group_by(Notification.status)).tuples().all())
-        except Exception:  # the database away: the scrape still answers
-            log.warning("metrics: could not count the outbox (the database is away)")
+                kept = session.scalar(select(func.count()).select_from(Snapshot)) or 0
+                last = session.execute(select(Snapshot.loaded_at, Snapshot.rows_stored)
+                                       .order_by(Snapshot.id.desc()).limit(1)).first()
+        except Exception:  # the database away: the scrape still answers, without these
+            log.warning("metrics: could not read the database for the gauges")
             return
+        outbox = GaugeMetricFamily("sopgap_outbox_records",
+                                   "Outbox records by status (claimed = the backlog)",
+                                   labels=["status"])
         for status in ("claimed", "sent", "failed"):
-            family.add_metric([status], float(counts.get(status, 0)))
-        yield family
+            outbox.add_metric([status], float(counts.get(status, 0)))
+        yield outbox
+        yield GaugeMetricFamily("sopgap_data_snapshots", "Snapshots kept", value=kept)
+        if last is not None:
+            yield GaugeMetricFamily("sopgap_data_last_load_timestamp_seconds",
+                                    "When the latest snapshot was loaded (Unix time)",
+                                    value=last[0].timestamp())
+            yield GaugeMetricFamily("sopgap_data_last_load_rows",
+                                    "Rows stored by the latest load", value=last[1])
 
 
 def render(database_url: str | None = None) -> tuple[bytes, str]:
@@ -96,7 +113,7 @@ def render(database_url: str | None = None) -> tuple[bytes, str]:
         registry = CollectorRegistry()
         registry.register(_Forward(REGISTRY))
     if database_url is not None:
-        registry.register(OutboxBacklog(database_url))
+        registry.register(DatabaseGauges(database_url))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -2,7 +2,8 @@
 
 - ``configure_logging``: text or one JSON object a line (``SOPGAP_LOG_FORMAT=json``) with
   time, level, logger, and the request's fields (request id, team, channel, user, kind
-  and name of the command or action, duration, outcome) when there is one.
+  and id of the command, action or event: ``kind``, ``command``; duration, outcome)
+  when there is one.
 - Every handler gets :class:`Redact`: Slack tokens (``xox…-``, ``xapp-``), OAuth codes
   and the configured secrets are masked, and quoted user text is cut to 40 characters.
 - ``observe_slack``: WSGI middleware in front of Bolt: reads who and what a request is,
@@ -27,11 +28,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from bot import metrics
-
 REQUEST: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "sopgap_request", default=None)
-FIELDS = ("request_id", "team", "channel", "user", "kind", "name", "duration_ms", "outcome")
+FIELDS = ("request_id", "team", "channel", "user", "kind", "command", "duration_ms",
+          "outcome")
 USER_TEXT_MAX = 40
 TOKEN = re.compile(r"\b(xox[a-z]?|xapp)-[A-Za-z0-9-]+")
 OAUTH_CODE = re.compile(r"(?i)\b(code|state|client_secret)=[^&\s\"']+")
@@ -91,6 +91,11 @@ def known_secrets() -> list[str]:
     return [value for value in values if value]
 
 
+def redactor() -> Redact:
+    """The filter with the environment's secrets (for logging.config dictionaries)."""
+    return Redact(known_secrets())
+
+
 def configure_logging(*, level: int = logging.INFO, log_format: str | None = None) -> None:
     """The root logger, as text or JSON lines on stderr, every record redacted."""
     log_format = log_format or os.environ.get("SOPGAP_LOG_FORMAT", "text")
@@ -114,9 +119,9 @@ def describe_slack_request(body: bytes) -> dict[str, Any]:
         data: dict[str, Any] = (json.loads(form["payload"]) if "payload" in form else
                                 form if "command" in form else json.loads(body or b"{}"))
     except (ValueError, TypeError):
-        return {"kind": "unknown", "name": "unknown"}
+        return {"kind": "unknown", "command": "unknown"}
     if not isinstance(data, dict):
-        return {"kind": "unknown", "name": "unknown"}
+        return {"kind": "unknown", "command": "unknown"}
     team, channel, user = data.get("team_id"), data.get("channel_id"), data.get("user_id")
     if "command" in data:
         kind, name = "command", data["command"]
@@ -136,7 +141,7 @@ def describe_slack_request(body: bytes) -> dict[str, Any]:
     team = team or _id(data.get("team"))
     channel = channel or _id(data.get("channel"))
     user = user or _id(data.get("user"))
-    return {"kind": kind, "name": str(name)[:80], "team": team, "channel": channel,
+    return {"kind": kind, "command": str(name)[:80], "team": team, "channel": channel,
             "user": user}
 
 
@@ -149,6 +154,8 @@ log = logging.getLogger("sopgap.requests")
 
 
 def observe_slack(app: WSGIApp) -> WSGIApp:
+    from bot import metrics
+
     def observed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.monotonic()
         try:
@@ -161,7 +168,7 @@ def observe_slack(app: WSGIApp) -> WSGIApp:
         if environ.get("PATH_INFO") == "/slack/events":
             fields.update(describe_slack_request(body))
         else:
-            fields.update(kind="oauth", name=environ.get("PATH_INFO", ""))
+            fields.update(kind="oauth", command=environ.get("PATH_INFO", ""))
         status: list[str] = []
 
         def recording_start(code: str, headers: Any, *args: Any) -> Any:
@@ -174,8 +181,8 @@ def observe_slack(app: WSGIApp) -> WSGIApp:
         finally:
             seconds = time.monotonic() - started
             outcome = status[0].split()[0] if status else "error"
-            metrics.ACK_SECONDS.labels(fields["kind"], fields["name"]).observe(seconds)
-            log.info("%s %s answered %s", fields["kind"], fields["name"], outcome,
+            metrics.ACK_SECONDS.labels(fields["kind"], fields["command"]).observe(seconds)
+            log.info("%s %s answered %s", fields["kind"], fields["command"], outcome,
                      extra={"duration_ms": round(seconds * 1000, 1), "outcome": outcome})
             REQUEST.reset(token)
         return result
@@ -187,6 +194,8 @@ class ContextExecutor(ThreadPoolExecutor):
     """Runs each listener in the submitting request's logging context, timed by its name."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        from bot import metrics
+
         context = contextvars.copy_context()
 
         def timed() -> Any:
@@ -199,7 +208,7 @@ class ContextExecutor(ThreadPoolExecutor):
                 raise
             finally:
                 metrics.HANDLER_SECONDS.labels(
-                    fields.get("kind", "other"), fields.get("name", "unknown"),
+                    fields.get("kind", "other"), fields.get("command", "unknown"),
                     outcome).observe(time.monotonic() - started)
 
         return super().submit(timed)

@@ -88,8 +88,12 @@ def preflight(settings: Settings | None = None) -> Settings:
         settings = settings or Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigurationError(f"invalid setting {where.upper()}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else ""
+        alias = Settings.model_fields[field].validation_alias if field in \
+            Settings.model_fields else None
+        name = alias if isinstance(alias, str) else f"SOPGAP_{field}"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"invalid setting {name.upper()}: {message}") from None
     try:
         build_app(settings)
         session_factory(settings.database_url)

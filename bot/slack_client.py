@@ -148,6 +148,16 @@ class MeteredWebClient(WebClient):
             raise
 
 
+def metered(client: WebClient) -> WebClient:
+    """The same client, counted (Bolt builds a plain ``WebClient`` for each request)."""
+    if isinstance(client, MeteredWebClient):
+        return client
+    return MeteredWebClient(token=client.token, base_url=client.base_url,
+                            timeout=client.timeout, ssl=client.ssl, proxy=client.proxy,
+                            headers=client.headers, team_id=client.default_params.get("team_id"),
+                            logger=client.logger, retry_handlers=client.retry_handlers)
+
+
 def retry_handlers() -> list[RetryHandler]:
     return [
         RateLimitCounter(),
