@@ -1,4 +1,4 @@
-"""The ``sopgap`` command line (PRODUCT.md §5)."""
+"""The ``sopgap`` command line (docs/reference/cli.md)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def _modal(callback_id: str, title: str, blocks: list[Block], *, metadata: str,
 
 def smart_action_modal(gap: LinkedGap, *, metadata: str, owner_id: str | None = None
                        ) -> View:
-    """The SMART action form, prefilled from the gap it answers (PRODUCT.md §1)."""
+    """The SMART action form, prefilled from the gap it answers (docs/reference/workflow.md)."""
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=cut(
             ":dart: *Relevant:* " + gap_context(gap), SECTION_TEXT_MAX))),
