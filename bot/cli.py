@@ -388,8 +388,6 @@ def serve(
     from bot.app import ConfigurationError
     from bot.server import preflight
     from bot.server import serve as run
-    from sop_core.config import get_settings
-    from sop_core.db import SchemaNotReady, session_factory
 
     logging.getLogger().setLevel(logging.INFO)
     try:
@@ -496,6 +494,7 @@ def status(
     clock pass, and the outbox backlog and failures. Exit 1 when not ready."""
     from datetime import UTC, datetime, timedelta
 
+    from sop_core.config import get_settings
     from sop_core.db import get_engine, get_sessionmaker, head_revision
     from sop_core.health import operator_status, readiness
 

@@ -1,7 +1,7 @@
 """The clock's heartbeat: one row per sweep, written at the end of each pass.
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0008
 Create Date: 2026-12-06 04:50:00+00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0003'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
