@@ -37,8 +37,9 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    # The message quotes the user's input and the file's content: print it verbatim.
-    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False)
+    # The message quotes the user's input and the file's content: print it verbatim, and
+    # unwrapped (a log collector reads one line per error).
+    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -71,11 +71,17 @@ def run_process(name: str, env: dict[str, str], log: Path, cwd: Path) -> subproc
 
 
 def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read().decode()
-    except HTTPError as error:
-        return error.code, error.read().decode()
+    for attempt in range(10):  # a worker being replaced may refuse one connection
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode()
+        except HTTPError as error:
+            return error.code, error.read().decode()
+        except URLError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def wait_until(predicate, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -268,7 +274,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(sqlite_url: str, slack: FakeSlack,
                           capture_output=True, timeout=120)
     assert done.returncode == 2
     lines = done.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "SOPGAP_TIMEZONE" in lines[0] and "Mars/Olympus" in lines[0]
+    assert len(lines) == 1 and "SOPGAP_TIMEZONE" in lines[0] and "Mars/Olympus" in lines[0], lines
     del env["SLACK_SIGNING_SECRET"]
     env.pop("SOPGAP_TIMEZONE")
     done = subprocess.run(shlex.split(procfile()["web"]), env=env, cwd=tmp_path,
