@@ -111,6 +111,8 @@ def load(
     )] = False,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    from sqlalchemy.exc import DBAPIError
+
     from sop_core import formatting as fmt
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory
@@ -135,6 +137,12 @@ def load(
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
+    except (DBAPIError, OSError) as exc:  # the database away, the disk full, no permission
+        from sop_core.failures import failure_cause
+
+        logging.getLogger(__name__).info("the load failed", exc_info=True)  # --verbose
+        raise _fail(f"{failure_cause(exc)}. Nothing was loaded; the latest view is "
+                    "unchanged.") from None
     of_source = "" if source is None else f" (source {escape_markup(source_label)})"
     out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
               f"{escape_markup(table.source)}{of_source}: {escape_markup(describe(table))}; "
