@@ -232,7 +232,7 @@ class Figures:
 
 
 def _duckdb_sql(table_name: str, spec: QuerySpec) -> tuple[str, dict[str, Any]]:
-    """The gap maths of PRODUCT.md §4 in SQL, grouped by ``spec.by``."""
+    """The gap maths of docs/reference/gap-maths.md in SQL, grouped by ``spec.by``."""
     where = ["metric = $metric", "period BETWEEN $start AND $end"]
     params: dict[str, Any] = {}
     for i, (dimension, members) in enumerate(spec.scope.items()):

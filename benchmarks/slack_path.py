@@ -79,7 +79,7 @@ BOT_TOKEN = "xoxb-bench-team"
 TEAM = "T1"
 SLACK_ACK_LIMIT = 3.0  # Slack shows the user an error after 3 s without an answer
 
-# Goals (issue 6, item 1).
+# Goals (the README's Performance and reliability table).
 ACK_P99_GOAL = 0.300
 ACK_GOAL_CONCURRENCY = 20
 TRIGGER_P95_GOAL = 1.5

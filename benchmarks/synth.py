@@ -1,9 +1,9 @@
-"""Deterministic synthetic planning data in the wide CSV format of PRODUCT.md §3.
+"""Deterministic synthetic planning data in the wide CSV format of docs/reference/data-format.md.
 
 ``period,region,category,segment,channel,customer,metric,plan,forecast,actual``
 
 - 36 months, 2024-01 … 2026-12; actuals through 2026-08, blank after (as-of 2026-08).
-- 6 regions (``NA`` among them, as in PRODUCT.md's examples: text, not a missing value),
+- 6 regions (``NA``, North America's code, among them: text, not a missing value),
   20 categories, 4 segments, 5 channels; customers scale with the size
   (rows / 2,000, between 100 and 8,000: 5,000 at 10M rows). Each customer sits in one
   region and one segment and buys ~28 of the 100 (category, channel) pairs, so every

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -17,12 +17,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import listeners
+from bot.observability import ContextExecutor
 from bot.slack_client import (
     TRANSPORT_ERRORS,
     SlackUnanswered,
     dependable_respond,
     error_code,
     make_client,
+    metered,
 )
 from sop_core.config import Settings
 from sop_core.db import get_engine, insert_ignore, session_factory
@@ -89,11 +91,14 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         # Lazy work after ack() runs on Bolt's thread pool; the HTTP answer goes at once.
         "process_before_response": False,
         "raise_error_for_unhandled_request": False,
+        # No Slack call at boot: auth.test runs on the first request, then is cached, so
+        # workers start (and /healthz answers) while Slack is unreachable.
+        "token_verification_enabled": False,
     }
     # Bolt runs each listener on this pool, ack() included, while the request thread
     # waits for the ack: enough threads that a listener never waits for one. What they
     # may run at once after ack() is bounded by the work slots instead.
-    common["listener_executor"] = listener_executor or ThreadPoolExecutor(
+    common["listener_executor"] = listener_executor or ContextExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
     work_slots = threading.BoundedSemaphore(settings.work_slots)
     if settings.slack_client_id and settings.slack_client_secret:
@@ -122,6 +127,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         context["settings"] = settings
         context["sessions"] = sessions
         context["work_slots"] = work_slots
+        context["client"] = metered(context.client)  # Slack calls counted in /metrics
         dependable_respond(context, settings)
         return next()
 

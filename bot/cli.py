@@ -1,4 +1,4 @@
-"""The ``sopgap`` command line (PRODUCT.md §5)."""
+"""The ``sopgap`` command line (docs/reference/cli.md)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    # The message quotes the user's input and the file's content: print it verbatim.
-    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False)
+    # The message quotes the user's input and the file's content: print it verbatim, and
+    # unwrapped (a log collector reads one line per error).
+    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -50,8 +51,9 @@ def _rule(settings: Settings) -> TriggerRule:
 
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.observability import configure_logging
+
+    configure_logging(level=logging.INFO if verbose else logging.WARNING)
     if "--help" in sys.argv[1:]:
         return  # help needs no settings (and stays quick: no pydantic import)
     from pydantic import ValidationError
@@ -111,6 +113,8 @@ def load(
     )] = False,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    from sqlalchemy.exc import DBAPIError
+
     from sop_core import formatting as fmt
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory
@@ -135,6 +139,12 @@ def load(
         raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
+    except (DBAPIError, OSError) as exc:  # the database away, the disk full, no permission
+        from sop_core.failures import failure_cause
+
+        logging.getLogger(__name__).info("the load failed", exc_info=True)  # --verbose
+        raise _fail(f"{failure_cause(exc)}. Nothing was loaded; the latest view is "
+                    "unchanged.") from None
     of_source = "" if source is None else f" (source {escape_markup(source_label)})"
     out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
               f"{escape_markup(table.source)}{of_source}: {escape_markup(describe(table))}; "
@@ -368,29 +378,53 @@ def _db_label(settings: Settings) -> str:
 # Slack
 # --------------------------------------------------------------------------------------
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(
-    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 3000,
-    workers: Annotated[int, typer.Option(envvar="SOPGAP_WEB_WORKERS")] = 2,
-    threads: Annotated[int, typer.Option(envvar="SOPGAP_WEB_THREADS")] = 8,
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: $PORT, "
+                                             "else 3000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: "
+                                                "$WEB_CONCURRENCY, else 2).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per worker (default: "
+                                                "$SOPGAP_WEB_THREADS, else 8).")] = None,
 ) -> None:
-    """The Slack app over HTTP: POST /slack/events, GET /healthz, OAuth routes."""
-    from bot.app import ConfigurationError
-    from bot.server import serve as run
-    from sop_core.config import get_settings
-    from sop_core.db import SchemaNotReady, session_factory
+    """The Slack app over HTTP under gunicorn: POST /slack/events, OAuth routes, GET
+    /healthz, /readyz, /metrics. Settings: gunicorn.conf.py (the environment), then
+    GUNICORN_CMD_ARGS, then options here (any gunicorn option is passed on)."""
+    import os
 
-    settings = get_settings()
+    from bot.gunicorn_conf import prepare_metrics_dir
+
+    prepare_metrics_dir()  # before anything imports prometheus_client
+    from bot.app import ConfigurationError
+    from bot.server import preflight
+    from bot.server import serve as run
+
+    logging.getLogger().setLevel(logging.INFO)
     try:
-        session_factory(settings.database_url)  # fail fast on an unmigrated database
-        run(settings, port=port, workers=workers, threads=threads)
-    except (ConfigurationError, SchemaNotReady) as exc:
-        raise _fail(str(exc)) from None
+        preflight()
+    except ConfigurationError as exc:
+        sys.stderr.write(f"sopgap serve: {exc}\n")
+        raise typer.Exit(2) from None
+    os.environ["SOPGAP_PREFLIGHT_DONE"] = "1"  # the gunicorn hook need not check again
+    options = [*(["--bind", f"0.0.0.0:{port}"] if port is not None else []),
+               *(["--workers", str(workers)] if workers is not None else []),
+               *(["--threads", str(threads)] if threads is not None else []), *ctx.args]
+    run(options)
+
+
+def _single_process_metrics() -> None:
+    """One process serves its own metrics (on SOPGAP_HEALTH_PORT): gunicorn's shared
+    folder, if the environment names one, is not for it (the web's start empties it)."""
+    import os
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 @app.command()
 def socket() -> None:
     """The Slack app over Socket Mode (no public URL needed)."""
+    _single_process_metrics()
     from bot.app import ConfigurationError
     from bot.server import socket_mode
     from sop_core.config import get_settings
@@ -409,6 +443,7 @@ def socket() -> None:
 @app.command()
 def scheduler() -> None:
     """The clock process: nudges, digests, watched scopes, data refresh (run exactly one)."""
+    _single_process_metrics()
     from bot.clock import run_scheduler
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory
@@ -418,7 +453,10 @@ def scheduler() -> None:
         session_factory(settings.database_url)
     except SchemaNotReady as exc:
         raise _fail(str(exc)) from None
+    from bot.server import start_health_port
+
     logging.getLogger().setLevel(logging.INFO)
+    start_health_port(settings)
     run_scheduler(settings)
 
 
@@ -455,6 +493,65 @@ def tick(
         table.add_row(name, str(report.sent), str(report.skipped), str(report.failed))
     out.print(table)
     if any(report.failed for report in reports.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")]
+    = False,
+) -> None:
+    """Readiness as /readyz sees it (database, migrations, clock), the last load, the last
+    clock pass, and the outbox backlog and failures. Exit 1 when not ready."""
+    from datetime import UTC, datetime, timedelta
+
+    from sop_core.config import get_settings
+    from sop_core.db import get_engine, get_sessionmaker, head_revision
+    from sop_core.health import operator_status, readiness
+
+    settings = get_settings()
+    now = datetime.now(UTC)
+    ready = readiness(get_engine(settings.database_url), head_revision(), now=now,
+                      stale_after=timedelta(seconds=settings.clock_stale_seconds))
+    details = None
+    if ready.checks[0].ok:
+        with get_sessionmaker(settings.database_url)() as session:
+            try:
+                details = operator_status(session)
+            except Exception:  # an unmigrated database: the checks say so
+                logging.getLogger(__name__).debug("status details", exc_info=True)
+    if as_json:
+        body = ready.to_json()
+        if details is not None:
+            load = details.last_load
+            body.update(
+                last_load=None if load is None else {
+                    "snapshot": load.id, "source": load.source, "rows": load.rows_stored,
+                    "loaded_at": load.loaded_at.isoformat()},
+                last_clock_pass=details.last_clock_pass and details.last_clock_pass.isoformat(),
+                outbox={"backlog": details.outbox_backlog, "retrying": details.outbox_retrying,
+                        "failed": details.outbox_failed})
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    else:
+        table = Table(title=f"sopgap status · {_db_label(settings)}", title_justify="left",
+                      show_header=False, box=None)
+        table.add_column(style="bold")
+        table.add_column()
+        for check in ready.checks:
+            mark = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
+            table.add_row(check.name, f"{mark} {escape_markup(check.detail)}")
+        if details is not None:
+            load = details.last_load
+            table.add_row("last load", "none" if load is None else escape_markup(
+                f"#{load.id} {load.source} ({load.rows_stored:,} rows), "
+                f"{load.loaded_at:%Y-%m-%d %H:%M} UTC"))
+            table.add_row("last clock pass", "none" if details.last_clock_pass is None else
+                          f"{details.last_clock_pass:%Y-%m-%d %H:%M:%S} UTC")
+            table.add_row("outbox", f"{details.outbox_backlog} waiting "
+                          f"({details.outbox_retrying} after a failed attempt), "
+                          f"{details.outbox_failed} given up")
+        out.print(table)
+    if not ready.ok:
         raise typer.Exit(1)
 
 

@@ -15,21 +15,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from sqlalchemy import text
 
+from bot import metrics
 from bot.jobs import JobContext, PassReport, housekeeping, nudges, refresh
 from bot.slack_client import make_client
 from sop_core.config import Settings
-from sop_core.db import get_engine, session_factory
+from sop_core.db import get_engine, session_factory, upsert
+from sop_core.health import CLOCK_SWEEPS
+from sop_core.models import ClockHeartbeat
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +105,30 @@ def run_job(settings: Settings, name: str, now: datetime | None = None) -> PassR
             report = job(context)
     except Exception:  # the database or Slack away: the next pass catches up
         log.exception("%s pass failed; what it did not send stays due", name)
+        metrics.OUTBOX_FAILED.labels(name).inc()
         return PassReport(failed=1)
+    metrics.OUTBOX_SENT.labels(name).inc(report.sent)
+    metrics.OUTBOX_FAILED.labels(name).inc(report.failed)
     if report.sent or report.failed:
         log.info("%s: %d sent, %d skipped, %d failed", name, report.sent, report.skipped,
                  report.failed)
+    return report
+
+
+def sweep(settings: Settings, name: str) -> PassReport:
+    """One scheduled pass of a sweep, timed, then its heartbeat (see ``sop_core.health``)."""
+    started = time.monotonic()
+    report = run_job(settings, name)
+    seconds = time.monotonic() - started
+    metrics.CLOCK_PASS_SECONDS.labels(name).observe(seconds)
+    metrics.CLOCK_LAST_PASS.labels(name).set(time.time())
+    try:
+        with session_factory(settings.database_url).begin() as session:
+            upsert(session, ClockHeartbeat, ("job",), ("beat_at", "pass_seconds", "failed"),
+                   job=name, beat_at=datetime.now(UTC), pass_seconds=seconds,
+                   failed=bool(report.failed))
+    except Exception:  # the database away: readiness will say so, and the clock goes on
+        log.warning("%s: could not record the heartbeat (the database is away)", name)
     return report
 
 
@@ -120,8 +145,9 @@ def run_scheduler(settings: Settings) -> None:
         "max_instances": 1,
         "misfire_grace_time": 30,
     })
-    for name in ("watches", "nudges", "digests"):
-        scheduler.add_job(run_job, IntervalTrigger(minutes=1), args=[settings, name],
+    for name in CLOCK_SWEEPS:
+        scheduler.add_job(sweep, IntervalTrigger(seconds=settings.clock_interval),
+                          args=[settings, name],
                           id=f"sweep:{name}", name=f"{name} sweep", replace_existing=True)
     if settings.refresh_url is not None and settings.refresh_query:
         scheduler.add_job(run_job, CronTrigger.from_crontab(settings.refresh_cron,
@@ -132,6 +158,13 @@ def run_scheduler(settings: Settings) -> None:
     scheduler.add_job(run_job, CronTrigger(hour=3, minute=17, timezone=UTC),
                       args=[settings, "housekeeping"], id="housekeeping",
                       replace_existing=True, misfire_grace_time=6 * 3600)
+
+    def lag(event: JobSubmissionEvent) -> None:
+        if event.job_id.startswith("sweep:") and event.scheduled_run_times:
+            late = datetime.now(UTC) - event.scheduled_run_times[-1]
+            metrics.CLOCK_LAG_SECONDS.labels(event.job_id[6:]).set(late.total_seconds())
+
+    scheduler.add_listener(lag, EVENT_JOB_SUBMITTED)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: finishing the running passes, then stopping", signum)

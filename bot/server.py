@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from bot.app import build_app
+from bot import metrics
+from bot.app import ConfigurationError, build_app
+from bot.observability import observe_slack
 from bot.socket_mode import DedupingSocketModeHandler
-from sop_core.config import Settings
-from sop_core.db import get_engine, session_factory
+from sop_core.config import Settings, get_settings
+from sop_core.db import SchemaNotReady, get_engine, head_revision, session_factory
+from sop_core.health import readiness
 
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -23,55 +29,115 @@ SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None
                     ) -> WSGIApp:
-    """``POST /slack/events``, the OAuth routes when configured, and ``GET /healthz``.
+    """``POST /slack/events``, the OAuth routes when configured, and the operations
+    routes of :func:`health_app` (``/healthz``, ``/readyz``, ``/metrics``).
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
     not given)."""
-    slack = SlackRequestHandler(build_app(settings, listener_executor=listener_executor))
+    slack = observe_slack(SlackRequestHandler(
+        build_app(settings, listener_executor=listener_executor)))
+    operations = health_app(settings)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") in SLACK_PATHS:
+            return slack(environ, start_response)
+        return operations(environ, start_response)
+
+    return app
+
+
+def health_app(settings: Settings) -> WSGIApp:
+    """``GET /healthz`` (the process answers), ``GET /readyz`` (database, migrations,
+    clock heartbeat; JSON naming what failed) and ``GET /metrics`` (Prometheus)."""
     engine = get_engine(settings.database_url)
+    stale_after = timedelta(seconds=settings.clock_stale_seconds)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path in SLACK_PATHS:
-            return slack(environ, start_response)
         if path == "/healthz":
-            return _health(engine, start_response)
+            return _json(start_response, "200 OK", {"status": "ok"})
+        if path == "/readyz":
+            ready = readiness(engine, head_revision(), now=datetime.now(UTC),
+                              stale_after=stale_after)
+            if not ready.ok:
+                log.warning("not ready: %s", ", ".join(
+                    f"{c.name} ({c.detail})" for c in ready.checks if not c.ok))
+            return _json(start_response, "200 OK" if ready.ok else "503 Service Unavailable",
+                         ready.to_json())
+        if path == "/metrics":
+            body, content_type = metrics.render(settings.database_url)
+            start_response("200 OK", [("Content-Type", content_type)])
+            return [body]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 
     return app
 
 
-def _health(engine: Any, start_response: Callable[..., Any]) -> Iterable[bytes]:
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        status, body = "200 OK", {"status": "ok"}
-    except Exception:
-        log.exception("health check: the database does not answer")
-        status, body = "503 Service Unavailable", {"status": "database unavailable"}
+def _json(start_response: Callable[..., Any], status: str, body: object) -> Iterable[bytes]:
     start_response(status, [("Content-Type", "application/json")])
     return [json.dumps(body).encode()]
 
 
-def serve(settings: Settings, *, port: int, workers: int, threads: int) -> None:
-    """Run under gunicorn: several workers, each with threads for Bolt's lazy work."""
-    from gunicorn.app.base import BaseApplication
+def preflight(settings: Settings | None = None) -> Settings:
+    """Everything a worker needs, checked once before any worker forks: the settings,
+    the Slack credentials and the schema. Raises :class:`ConfigurationError` with a
+    one-line reason. Makes no Slack call."""
+    from pydantic import ValidationError
 
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in {
-                "bind": f"0.0.0.0:{port}", "workers": workers, "threads": threads,
-                "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
-                "accesslog": "-", "loglevel": "info",
-                # Each worker builds its own app (and database pool) after the fork.
-                "preload_app": False,
-            }.items():
-                self.cfg.set(key, value)
+    try:
+        settings = settings or Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        alias = Settings.model_fields[field].validation_alias if field in \
+            Settings.model_fields else None
+        name = alias if isinstance(alias, str) else f"SOPGAP_{field}"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"invalid setting {name.upper()}: {message}") from None
+    try:
+        build_app(settings)
+        session_factory(settings.database_url)
+    except SchemaNotReady as error:
+        raise ConfigurationError(str(error)) from None
+    except DBAPIError as error:
+        reason = type(error.orig or error).__name__
+        raise ConfigurationError(f"the database does not answer ({reason})") from None
+    finally:
+        # No connection crosses the fork: each worker opens its own pool.
+        get_engine(settings.database_url).dispose()
+    return settings
 
-        def load(self) -> WSGIApp:
-            return create_wsgi_app(settings)
 
-    Server().run()
+def create_app() -> WSGIApp:
+    """The WSGI factory for any server: ``gunicorn 'bot.server:create_app()'``."""
+    return create_wsgi_app(get_settings())
+
+
+def serve(argv: list[str]) -> None:
+    """Gunicorn with ``bot.gunicorn_conf`` (the environment: ``PORT``, ``WEB_CONCURRENCY``,
+    ``GUNICORN_CMD_ARGS``, …), then ``argv``'s options, which win."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    sys.argv = ["sopgap serve", "--config", "python:bot.gunicorn_conf", *argv,
+                "bot.server:create_app()"]
+    WSGIApplication("%(prog)s [OPTIONS]").run()
+
+
+def start_health_port(settings: Settings) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` of a process without an HTTP server
+    (Socket Mode, the clock) on ``SOPGAP_HEALTH_PORT``, in a background thread."""
+    if settings.health_port is None:
+        return
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds
+            pass
+
+    server = make_server("0.0.0.0", settings.health_port, health_app(settings),
+                         handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="sopgap-health", daemon=True).start()
+    log.info("health and metrics on port %d", settings.health_port)
 
 
 def socket_mode_handler(settings: Settings, *, ping_interval: float = 10
@@ -85,4 +151,6 @@ def socket_mode_handler(settings: Settings, *, ping_interval: float = 10
 
 
 def socket_mode(settings: Settings) -> None:
-    socket_mode_handler(settings).start()
+    handler = socket_mode_handler(settings)
+    start_health_port(settings)
+    handler.start()

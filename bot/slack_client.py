@@ -43,6 +43,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
+from bot import metrics
 from bot.errors import UserError
 from sop_core import outbox
 from sop_core.config import Settings
@@ -117,8 +118,49 @@ def method_of(url: str | None) -> str:
     return urlsplit(url or "").path.rstrip("/").rpartition("/")[2]
 
 
+class RateLimitCounter(RetryHandler):
+    """Counts every 429 answer by method (retried or not) for ``/metrics``; retries none,
+    so the handlers after it decide."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=10**9)
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest,
+                   response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if response is not None and response.status_code == 429:
+            metrics.SLACK_RATE_LIMITED.labels(method_of(request.url)).inc()
+        return False
+
+
+class MeteredWebClient(WebClient):
+    """slack_sdk's client, each API call counted by method, failures by error code."""
+
+    def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
+        metrics.SLACK_CALLS.labels(api_method).inc()
+        try:
+            return super().api_call(api_method, **kwargs)
+        except SlackApiError as error:
+            metrics.SLACK_ERRORS.labels(api_method, error_code(error) or "error").inc()
+            raise
+        except Exception as error:
+            metrics.SLACK_ERRORS.labels(api_method, type(error).__name__).inc()
+            raise
+
+
+def metered(client: WebClient) -> WebClient:
+    """The same client, counted (Bolt builds a plain ``WebClient`` for each request)."""
+    if isinstance(client, MeteredWebClient):
+        return client
+    return MeteredWebClient(token=client.token, base_url=client.base_url,
+                            timeout=client.timeout, ssl=client.ssl, proxy=client.proxy,
+                            headers=client.headers, team_id=client.default_params.get("team_id"),
+                            logger=client.logger, retry_handlers=client.retry_handlers)
+
+
 def retry_handlers() -> list[RetryHandler]:
     return [
+        RateLimitCounter(),
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=3),  # waits Retry-After
         ServerErrorRetryHandler(max_retry_count=2),
@@ -130,8 +172,8 @@ def make_client(settings: Settings, token: str | None, *,
                 timeout: float | None = None) -> WebClient:
     """A client for ``token``; ``timeout`` defaults to the listeners' (``slack_timeout``)."""
     seconds: Any = timeout or settings.slack_timeout  # slack_sdk says int; urllib takes float
-    return WebClient(token=token, base_url=settings.slack_api_url, timeout=seconds,
-                     retry_handlers=retry_handlers())
+    return MeteredWebClient(token=token, base_url=settings.slack_api_url, timeout=seconds,
+                            retry_handlers=retry_handlers())
 
 
 # ------------------------------------------------------------------------------ errors

@@ -1,4 +1,4 @@
-"""Settings from the environment (PRODUCT.md §5), read once and cached.
+"""Settings from the environment (docs/reference/cli.md), read once and cached.
 
 Slack credentials keep their conventional names (``SLACK_*``); the product's own
 settings use the ``SOPGAP_`` prefix.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "SOPGAP_DATABASE_URL"),
     )
 
-    # Slack (PRODUCT.md §5): conventional names, no prefix.
+    # Slack (docs/reference/cli.md): conventional names, no prefix.
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     # threads answering Slack, whose acks must not wait behind a burst of gap queries.
     work_slots: int = Field(2, ge=1, le=64)
 
-    # Gap maths and trigger rule (PRODUCT.md §4); channels may override the rule.
+    # Gap maths and trigger rule (docs/reference/gap-maths.md); channels may override the rule.
     threshold_pct: float = Field(5.0, ge=0)
     materiality_floor: float = Field(0.0, ge=0)
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     locale: str = "en_US"
     units: Annotated[dict[str, str], NoDecode] = {}
 
-    # Follow-up (issue 4): days before a milestone/due date when owners get a nudge.
+    # Follow-up: days before a milestone/due date when owners get a nudge.
     nudge_days_before: list[int] = [3, 1]
     nudge_hour: int = Field(9, ge=0, le=23)
     nudge_on_weekends: bool = False
@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     refresh_cron: str = "0 6 * * *"
     # The source the refresh loads: it replaces that source's rows only (sopgap load --source).
     refresh_source: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+    # Operations: the clock's sweep interval, and how old its last pass may be before
+    # readiness calls it stopped (default: three intervals); snapshots kept (a count
+    # and/or days; the latest of each source and those open gaps use are always kept);
+    # settled outbox records kept; log format ("text" or "json"); the small health and
+    # metrics port of the Socket Mode and clock processes (off when unset).
+    clock_interval: float = Field(60.0, gt=0)
+    clock_stale_after: float | None = Field(None, gt=0)
+    keep_snapshots: int | None = Field(None, ge=1)
+    keep_snapshot_days: int | None = Field(None, ge=1)
+    keep_outbox_days: int = Field(400, ge=1)
+    log_format: Literal["text", "json"] = "text"
+    health_port: int | None = Field(None, ge=1, le=65535)
+
+    @property
+    def clock_stale_seconds(self) -> float:
+        return self.clock_stale_after or 3 * self.clock_interval
 
     @field_validator("database_url")
     @classmethod

@@ -1,4 +1,4 @@
-"""The filter grammar of PRODUCT.md §5, shared by the CLI and Slack.
+"""The filter grammar (docs/reference/slack.md), shared by the CLI and Slack.
 
 ``region="North America",EU category=snacks by=channel horizon=ytd metric=revenue``
 

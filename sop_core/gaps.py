@@ -1,4 +1,4 @@
-"""Gap maths (PRODUCT.md §4): pure functions from a planning table to typed results.
+"""Gap maths (docs/reference/gap-maths.md): pure functions from a planning table to typed results.
 
 The hot path works on numpy views of the table's columns: a boolean mask for scope,
 metric and horizon, then ``bincount`` over dictionary codes for drivers. Figures that
@@ -109,7 +109,7 @@ class GapResult:
         return percent(self.gap, self.plan)
 
     def to_json(self) -> dict[str, Any]:
-        """Exactly the object of PRODUCT.md §5 (``by``/``drivers`` only when asked):
+        """Exactly the object of docs/reference/cli.md (``by``/``drivers`` only when asked):
         amounts rounded to the cent, percentages (``share`` too) in percent."""
         body: dict[str, Any] = {
             "scope": {k: list(v) for k, v in self.scope.items()},

@@ -384,3 +384,15 @@ class SlackUser(Base):
     tz: Mapped[str] = mapped_column(String(64), default="UTC")
     deleted: Mapped[bool] = mapped_column(default=False)
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClockHeartbeat(Base):
+    """The clock's last pass of each sweep: readiness checks call a clock whose oldest
+    beat is older than ``SOPGAP_CLOCK_STALE_AFTER`` stopped or hung."""
+
+    __tablename__ = "clock_heartbeats"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pass_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    failed: Mapped[bool] = mapped_column(default=False)

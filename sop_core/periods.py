@@ -1,4 +1,4 @@
-"""Months as integers and the horizons of PRODUCT.md §4.
+"""Months as integers and the horizons of docs/reference/gap-maths.md.
 
 A month is stored as ``year * 12 + (month - 1)`` so that ranges, comparisons and
 "the month after" are plain integer arithmetic on large arrays.

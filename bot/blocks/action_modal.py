@@ -134,7 +134,7 @@ def with_another_milestone(view: dict[str, Any]) -> dict[str, Any] | None:
 def smart_action_modal(gap: LinkedGap, *, metadata: str, owner_id: str | None = None,
                        expected_impact: float | None = None, due_date: date | None = None,
                        title: str | None = None) -> View:
-    """The SMART action form, prefilled from the gap it answers (PRODUCT.md §1).
+    """The SMART action form, prefilled from the gap it answers (docs/reference/workflow.md).
 
     ``expected_impact``: what is not yet covered by other actions (by default the whole
     gap); ``due_date``: e.g. the day before the channel's next meeting; ``title``: from a

@@ -1,4 +1,4 @@
-"""The pre-meeting digest (PRODUCT.md §2) as one channel message within Slack's limits.
+"""The pre-meeting digest (docs/reference/workflow.md) as one channel message within Slack's limits.
 
 One section per part of the pack, each a bullet list cut to fit a section (3,000
 characters) with "…and N more" for the rest, so the message stays at a dozen blocks

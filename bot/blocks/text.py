@@ -1,4 +1,4 @@
-"""Making any text safe and short enough for Slack (PRODUCT.md §6)."""
+"""Making any text safe and short enough for Slack (docs/reference/slack.md)."""
 
 from __future__ import annotations
 

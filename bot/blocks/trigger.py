@@ -88,7 +88,7 @@ def rule_text(report: GapReport) -> str:
 
 def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = None,
                          resolved: bool = False) -> list[Block]:
-    """The message posted into a channel for a gap (PRODUCT.md §5)."""
+    """The message posted into a channel for a gap (docs/reference/slack.md)."""
     result = report.result
     amount = partial(fmt.amount, metric=result.metric)  # in the metric's unit
     status = " (resolved)" if resolved else ""

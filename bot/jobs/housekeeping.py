@@ -1,5 +1,6 @@
-"""Daily tidying: expired OAuth states and very old notification records (sent or
-given up)."""
+"""Daily tidying: old snapshots nobody needs (see ``sop_core.retention``), request
+signatures past the replay window, settled outbox records past their retention, and
+expired OAuth states. Each prune is logged with its count."""
 
 from __future__ import annotations
 
@@ -10,26 +11,32 @@ from sqlalchemy import and_, delete, or_, text
 
 from bot.jobs import JobContext, PassReport
 from sop_core.models import Notification, SeenRequest
+from sop_core.retention import prune_snapshots
 
 log = logging.getLogger(__name__)
-# Old enough that no schedule recomputes these keys (nudge keys carry their date).
-NOTIFICATION_RETENTION = timedelta(days=400)
 # Slack refuses signatures older than 5 minutes, so older ones cannot be replayed.
 SIGNATURE_RETENTION = timedelta(hours=1)
 
 
 def run(job: JobContext) -> PassReport:
+    settings = job.settings
+    # Old enough (default 400 days) that no schedule recomputes these keys (nudge keys
+    # carry their date).
+    outbox_cutoff = job.now - timedelta(days=settings.keep_outbox_days)
     with job.sessions.begin() as session:
-        cutoff = job.now - NOTIFICATION_RETENTION
-        pruned = session.execute(delete(Notification).where(or_(
-            and_(Notification.status == "sent", Notification.sent_at < cutoff),
+        snapshots = prune_snapshots(session, keep_count=settings.keep_snapshots,
+                                    keep_days=settings.keep_snapshot_days, now=job.now)
+        notifications = session.execute(delete(Notification).where(or_(
+            and_(Notification.status == "sent", Notification.sent_at < outbox_cutoff),
             # given up: claimed_at is the last attempt's
-            and_(Notification.status == "failed", Notification.claimed_at < cutoff),
-        ))).rowcount
-        session.execute(delete(SeenRequest).where(
-            SeenRequest.seen_at < job.now - SIGNATURE_RETENTION))
+            and_(Notification.status == "failed", Notification.claimed_at < outbox_cutoff),
+        ))).rowcount or 0
+        signatures = session.execute(delete(SeenRequest).where(
+            SeenRequest.seen_at < job.now - SIGNATURE_RETENTION)).rowcount or 0
         # slack_sdk's OAuth state store keeps naive UTC datetimes.
-        session.execute(text("DELETE FROM slack_oauth_states WHERE expire_at < :now"),
-                        {"now": job.now.replace(tzinfo=None)})
-    log.info("housekeeping: %d old notification records pruned", pruned)
-    return PassReport(sent=0, skipped=int(pruned or 0))
+        states = session.execute(text("DELETE FROM slack_oauth_states WHERE expire_at < :now"),
+                                 {"now": job.now.replace(tzinfo=None)}).rowcount or 0
+    log.info("housekeeping: pruned %d snapshots, %d settled outbox records, "
+             "%d request signatures, %d expired OAuth states",
+             snapshots, notifications, signatures, states)
+    return PassReport(sent=0, skipped=snapshots + notifications + signatures + states)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from bot import metrics
 from bot.jobs import JobContext, PassReport
 from sop_core.loading import LoadError, read_sql
 from sop_core.services.data import store
@@ -22,7 +23,10 @@ def run(job: JobContext) -> PassReport:
         report = store(job.sessions, table, source=settings.refresh_source)
     except LoadError as error:
         log.error("scheduled refresh rejected, the latest view is unchanged: %s", error)
+        metrics.LOADS.labels("rejected").inc()
         return PassReport(failed=1)
+    metrics.LOADS.labels("loaded").inc()
+    metrics.LOADED_ROWS.inc(table.rows)
     log.info("scheduled refresh of source %s: snapshot #%d (%s)", settings.refresh_source,
              report.snapshot_id, "unchanged" if report.unchanged else "new figures")
     from bot.jobs import watches

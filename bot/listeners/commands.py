@@ -1,4 +1,4 @@
-"""``/gap``: one slash command, several subcommands (PRODUCT.md §5)."""
+"""``/gap``: one slash command, several subcommands (docs/reference/slack.md)."""
 
 from __future__ import annotations
 

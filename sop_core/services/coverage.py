@@ -1,4 +1,4 @@
-"""Gap coverage by actions (PRODUCT.md §4), and what a person's App Home shows.
+"""Gap coverage by actions (docs/reference/gap-maths.md), and what a person's App Home shows.
 
 Coverage = Σ expected impact of the *open* actions on a gap / |gap|. A done action no
 longer counts: its effect is expected in the latest view by then, so it has shrunk the gap

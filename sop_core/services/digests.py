@@ -1,4 +1,4 @@
-"""The pre-meeting digest (PRODUCT.md §2): what is due when, and what goes into it.
+"""The pre-meeting digest (docs/reference/workflow.md): what is due when, and what goes into it.
 
 A channel with a meeting (:mod:`sop_core.meetings`) gets one digest per occurrence, at
 the occurrence − lead. Which digests are due is decided from the database alone, and

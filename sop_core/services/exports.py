@@ -1,4 +1,4 @@
-"""Exports of the register (PRODUCT.md §1): the history of gaps and actions as a
+"""Exports of the register (docs/reference/workflow.md): the history of gaps and actions as a
 spreadsheet, CSV and XLSX.
 
 Two kinds: ``actions`` (one row per SMART action, with its gap's scope, horizon and

@@ -1,4 +1,4 @@
-"""The searchable history of gaps (PRODUCT.md §1): past trigger points with their
+"""The searchable history of gaps (docs/reference/workflow.md): past trigger points with their
 confirmed root causes, actions and the impact those actions realised.
 
 **Overlap.** A trigger point's scope *overlaps* the filters when, for every dimension

@@ -1,4 +1,4 @@
-"""The root-cause conversation in a trigger point's thread (PRODUCT.md §1, §5).
+"""The root-cause conversation in a trigger point's thread (docs/reference/workflow.md, slack.md).
 
 Everything said there is kept as :class:`RootCauseNote` rows, one per Slack message
 (unique on ``(trigger_point_id, message_ts)``), so a redelivered event is stored once.

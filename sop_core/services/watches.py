@@ -1,4 +1,4 @@
-"""Watched scopes (PRODUCT.md §5 ``/gap watch``): a channel subscribed to a scope.
+"""Watched scopes (``/gap watch``, docs/reference/slack.md): a channel subscribed to a scope.
 
 After every new snapshot each watch is evaluated against it. The candidate scopes are
 the watched scope and, with ``by=D``, each member's sub-scope (the scope narrowed to that

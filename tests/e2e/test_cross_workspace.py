@@ -1,4 +1,4 @@
-"""Cross-workspace attempts on every id-bearing interaction (issue 6).
+"""Cross-workspace attempts on every id-bearing interaction.
 
 Two workspaces installed over OAuth, each with its own bot token, so FakeSlack knows
 which workspace every Web API call was made for. Workspace T1 creates a trigger point, a

@@ -1,4 +1,4 @@
-"""Hostile text in every modal and in ``/gap`` (issue 6), over signed HTTP.
+"""Hostile text in every modal and in ``/gap``, over signed HTTP.
 
 Each modal (SMART action, progress, complete, reassign, confirm root cause, history
 search) and the slash command get a fixed list of hostile texts (10,000 characters,

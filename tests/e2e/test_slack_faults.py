@@ -1,4 +1,4 @@
-"""Slack failing on every kind of call the bot makes (issue 6): 429 with Retry-After, a 500
+"""Slack failing on every kind of call the bot makes: 429 with Retry-After, a 500
 once, a 500 on every attempt of the call, no answer once (a timeout). The real app over
 signed HTTP and the real clock (``bot.clock.run_job``), FakeSlack as Slack.
 

@@ -1,6 +1,7 @@
-"""`sopgap gaps --json` agrees to the cent with an independent reading of PRODUCT.md §4.
+"""`sopgap gaps --json` agrees to the cent with an independent reading of the gap maths
+(docs/reference/gap-maths.md).
 
-The reference below is written from the brief alone, in plain Python: the csv module,
+The reference below is written from docs/reference/ alone, in plain Python: the csv module,
 dicts and ``math.fsum``; nothing from ``sop_core`` computes any of it. The product is
 driven only through its command line (``sopgap load``, then ``sopgap gaps … --json``).
 """
@@ -27,12 +28,12 @@ from sop_core.sample_data import SAMPLE_CSV
 # The JSON rounds amounts to the cent and percentages to 4 decimals (sop_core/formatting.py).
 AMOUNT_TOLERANCE = 0.005 + 1e-6  # half a cent
 PERCENT_TOLERANCE = 0.00005 + 1e-6
-THRESHOLD_PCT = 5.0  # PRODUCT.md §4 defaults
+THRESHOLD_PCT = 5.0  # docs/reference/gap-maths.md defaults
 FLOOR = 0.0
 
 
 # --------------------------------------------------------------------------------------
-# The reference: PRODUCT.md §3 and §4 in plain Python
+# The reference: docs/reference/data-format.md and gap-maths.md in plain Python
 # --------------------------------------------------------------------------------------
 
 MEASURE_WORDS = {

@@ -1,4 +1,4 @@
-"""Malformed planning files (issue 6), through ``read_file`` and through ``sopgap load``.
+"""Malformed planning files, through ``read_file`` and through ``sopgap load``.
 
 A file people would export from their tools in a form the loader does not expect: a
 50 MB CSV with a bad number on its very last row, other encodings than UTF-8, XLSX with

@@ -33,7 +33,7 @@ from sop_core.services.exports import (
 
 TODAY = date(2026, 11, 22)
 POSTED = datetime(2026, 8, 14, 9, 0, tzinfo=UTC)
-PLANNER_COLUMNS = [  # what a planner expects, in this order (PRODUCT.md, the issue)
+PLANNER_COLUMNS = [  # what a planner expects, in this order
     "Gap scope", "Horizon", "Plan at posting", "Gap at posting", "Gap % at posting",
     "Plan now", "Latest view now", "Gap now", "Gap % now", "Root cause", "Action", "Owner",
     "Action metric", "Baseline", "Target", "Due date", "Milestones", "Status",

@@ -1,4 +1,4 @@
-"""The filter grammar (PRODUCT.md §5): parsing, then resolving against the data."""
+"""The filter grammar (docs/reference/slack.md): parsing, then resolving against the data."""
 
 from __future__ import annotations
 

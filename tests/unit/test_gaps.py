@@ -1,4 +1,4 @@
-"""Gap maths on small tables whose answers were worked out by hand (PRODUCT.md §4)."""
+"""Gap maths on small tables whose answers were worked out by hand (docs/reference/gap-maths.md)."""
 
 from __future__ import annotations
 

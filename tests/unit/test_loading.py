@@ -1,4 +1,5 @@
-"""Reading planning data (PRODUCT.md §3): every source, both forms, and every rejection.
+"""Reading planning data (docs/reference/data-format.md): every source, both forms, and
+every rejection.
 
 Files are built in ``tmp_path`` by the tests themselves. Row numbers follow the loader's
 convention: in CSV/TSV/XLSX the header is row 1, so the first data row is row 2; Parquet

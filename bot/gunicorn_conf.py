@@ -1,0 +1,105 @@
+"""Gunicorn's settings for ``sopgap serve`` (and ``gunicorn -c python:bot.gunicorn_conf``),
+read from the environment. ``GUNICORN_CMD_ARGS`` and command-line options override them.
+
+| variable | default | |
+|---|---|---|
+| ``PORT`` | 3000 | listens on 0.0.0.0:PORT |
+| ``WEB_CONCURRENCY`` (or ``SOPGAP_WEB_WORKERS``) | 2 | worker processes: about 1 per core |
+| ``SOPGAP_WEB_THREADS`` | 8 | threads per worker (gthread) |
+| ``FORWARDED_ALLOW_IPS`` | 127.0.0.1 | proxies trusted for X-Forwarded-* (``*`` behind a router) |
+| ``SOPGAP_MAX_REQUESTS``, ``…_JITTER`` | 2000, 200 | a worker is replaced after ~that many |
+| ``SOPGAP_KEEPALIVE`` | 5 | seconds an idle keep-alive connection stays open |
+| ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary folder | where workers keep their metrics |
+
+This module must not import prometheus_client (nor anything that does) at its top: the
+metrics folder has to be in the environment before the first import decides the mode.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+
+def _int(name: str, default: int, *fallbacks: str) -> int:
+    for key in (name, *fallbacks):
+        value = os.environ.get(key, "").strip()
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                sys.stderr.write(f"sopgap serve: {key}={value!r} is not a whole number\n")
+                os._exit(2)
+    return default
+
+
+def prepare_metrics_dir() -> str:
+    """``PROMETHEUS_MULTIPROC_DIR``, created if missing (a new temporary folder if unset)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="sopgap-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+_metrics_dir = prepare_metrics_dir()
+
+bind = f"0.0.0.0:{_int('PORT', 3000)}"
+workers = _int("WEB_CONCURRENCY", 2, "SOPGAP_WEB_WORKERS")
+threads = _int("SOPGAP_WEB_THREADS", 8)
+worker_class = "gthread"
+timeout = 60
+graceful_timeout = 20
+keepalive = _int("SOPGAP_KEEPALIVE", 5)
+max_requests = _int("SOPGAP_MAX_REQUESTS", 2000)
+max_requests_jitter = _int("SOPGAP_MAX_REQUESTS_JITTER", 200)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Each worker builds its own app (and database pool) after the fork.
+preload_app = False
+accesslog = "-"
+# The path without its query string: an OAuth redirect's query carries the code.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+loglevel = "info"
+if os.environ.get("SOPGAP_LOG_FORMAT", "text") == "json":
+    # Gunicorn's own lines (start, workers, access log) as JSON too, redacted.
+    logconfig_dict = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "bot.observability.JsonFormatter"}},
+        "filters": {"redact": {"()": "bot.observability.redactor"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "filters": ["redact"], "stream": "ext://sys.stderr"}},
+        "loggers": {name: {"handlers": ["stderr"], "level": "INFO", "propagate": False}
+                    for name in ("gunicorn.error", "gunicorn.access")},
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+    }
+
+
+def on_starting(server: Any) -> None:
+    """Check the settings before any worker forks (``sopgap serve`` did already); a bad
+    one is a single line on stderr and exit status 2. Stale metric files go."""
+    for name in os.listdir(_metrics_dir):
+        path = os.path.join(_metrics_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    if os.environ.get("SOPGAP_PREFLIGHT_DONE"):
+        return
+    from bot.app import ConfigurationError
+    from bot.server import preflight
+
+    try:
+        preflight()
+    except ConfigurationError as error:
+        sys.stderr.write(f"sopgap serve: {error}\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
