@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bot import listeners
+from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused
 from bot.slack_client import (
     TRANSPORT_ERRORS,
     SlackUnanswered,
@@ -25,8 +25,7 @@ from bot.slack_client import (
     make_client,
 )
 from sop_core.config import Settings
-from sop_core.db import get_engine, insert_ignore, session_factory
-from sop_core.models import SeenRequest, utcnow
+from sop_core.db import get_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +45,6 @@ class ConfigurationError(RuntimeError):
 def _header(req: BoltRequest, name: str) -> str | None:
     values = req.headers.get(name) or []
     return values[0] if values else None
-
-
-def seen_before(sessions: sessionmaker[Session], signature: str | None) -> bool:
-    """Record a signature; True if it was there already. The check fails open: if the
-    database is away, the request goes on (and the listener reports the outage)."""
-    if not signature:
-        return False
-    try:
-        with sessions.begin() as session:
-            return not insert_ignore(session, SeenRequest, ("signature",),
-                                     signature=signature[:100], seen_at=utcnow())
-    except DBAPIError:
-        log.warning("could not check for a replayed request: the database is away")
-        return False
 
 
 def failure_message(error: Exception) -> str:
@@ -126,18 +111,29 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         return next()
 
     if not socket_mode:
+        recent = RecentSignatures()
+
         @app.middleware
         def refuse_replays(req: BoltRequest, next: Any) -> BoltResponse:
-            """A request whose (verified) signature was already handled is a replay."""
-            if seen_before(sessions, _header(req, "x-slack-signature")):
+            """A request whose (verified) signature was already handled is a replay: this
+            worker refuses it from memory; others after the ack, by the database (see
+            bot/replays.py). Nothing here writes to the database."""
+            signature = _header(req, "x-slack-signature")
+            if not signature:
+                return next()
+            if not recent.first_time(signature):
                 req.context["logger"].warning("refused a replayed Slack request")
                 return BoltResponse(status=401, body="replayed request")
+            req.context["ack"] = ClaimingAck(sessions, signature, common["listener_executor"])
             return next()
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger,
                  respond: Respond | None = None) -> None:
         """Log with the traceback, and tell the person that their request failed."""
+        if isinstance(error, ReplayRefused):
+            logger.warning("refused a replayed Slack request (handled by another worker)")
+            return
         logger.exception("unhandled error in a Slack listener (%s)", type(error).__name__,
                          exc_info=error)
         if respond is None or not (body.get("response_url") or body.get("response_urls")):
