@@ -15,6 +15,7 @@ from bot.app import build_app
 from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory
+from sop_core.warmup import SnapshotWarmer
 
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -28,6 +29,8 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     not given)."""
     slack = SlackRequestHandler(build_app(settings, listener_executor=listener_executor))
     engine = get_engine(settings.database_url)
+    # After the fork (gunicorn builds the app in each worker): this worker's own cache.
+    SnapshotWarmer(session_factory(settings.database_url), settings).start()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -85,4 +88,6 @@ def socket_mode_handler(settings: Settings, *, ping_interval: float = 10
 
 
 def socket_mode(settings: Settings) -> None:
-    socket_mode_handler(settings).start()
+    handler = socket_mode_handler(settings)
+    SnapshotWarmer(session_factory(settings.database_url), settings).start()
+    handler.start()
