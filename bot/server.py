@@ -22,15 +22,14 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 
-def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None
-                    ) -> WSGIApp:
+def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None,
+                    warm_up: bool = False) -> WSGIApp:
     """``POST /slack/events``, the OAuth routes when configured, and ``GET /healthz``.
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
-    not given)."""
+    not given). ``warm_up``: decode the latest views in the background (a web worker;
+    the warmer is the app's ``warmer`` attribute)."""
     slack = SlackRequestHandler(build_app(settings, listener_executor=listener_executor))
     engine = get_engine(settings.database_url)
-    # After the fork (gunicorn builds the app in each worker): this worker's own cache.
-    SnapshotWarmer(session_factory(settings.database_url), settings).start()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -41,6 +40,9 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 
+    # After the fork (gunicorn builds the app in each worker): this worker's own cache.
+    app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings).start()  # type: ignore[attr-defined]
+                  if warm_up else None)
     return app
 
 
@@ -72,7 +74,7 @@ def serve(settings: Settings, *, port: int, workers: int, threads: int) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> WSGIApp:
-            return create_wsgi_app(settings)
+            return create_wsgi_app(settings, warm_up=True)
 
     Server().run()
 

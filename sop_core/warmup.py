@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -22,6 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sop_core.config import Settings
 from sop_core.gaps import TriggerRule
 from sop_core.models import Snapshot
+
+if TYPE_CHECKING:
+    from sop_core.services.data import GapReport
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # a query on the snapshots' primary key: cheap
@@ -56,15 +60,32 @@ class SnapshotWarmer:
                      if snapshot_id not in self._warm]
             for team, snapshot_id in fresh:
                 try:
-                    gap_report(session, "", team_id=team, rule=rule, explain=True,
-                               snapshot_id=snapshot_id,
-                               fy_start_month=self._settings.fiscal_year_start_month)
+                    report = gap_report(session, "", team_id=team, rule=rule, explain=True,
+                                        snapshot_id=snapshot_id,
+                                        fy_start_month=self._settings.fiscal_year_start_month)
+                    if not self._warm:
+                        self._rehearse_record(report, team)
                 except DBAPIError:
                     raise  # the database is away: try again at the next look
                 except Exception:  # e.g. no gap for the whole scope: decoded all the same
                     log.debug("warming snapshot %s stopped early", snapshot_id, exc_info=True)
                 self._warm.add(snapshot_id)
         return [snapshot_id for _, snapshot_id in fresh]
+
+    def _rehearse_record(self, report: GapReport, team: str) -> None:
+        """Once per process: record a trigger point and roll it back, so that the first
+        command does not pay the ORM's first insert (mapper set-up, compiled SQL)."""
+        from sop_core.services import triggers
+
+        with self._sessions.kw["bind"].connect() as connection:
+            transaction = connection.begin()
+            try:
+                rehearsal = sessionmaker(bind=connection,
+                                         join_transaction_mode="rollback_only")
+                triggers.record(rehearsal, report, team_id=team, channel_id="WARMUP",
+                                created_by=None)
+            finally:
+                transaction.rollback()
 
     def _run(self) -> None:
         while not self._stop.is_set():
