@@ -22,7 +22,8 @@ What happens, on a fresh database built by the real migrations (``sop_core.db``)
    holds two older sent nudges per action (history the unique index carries).
    ``now`` is Wednesday 2026-12-09 08:00:30 UTC = 09:00:30 in Paris and Berlin: the
    minute the clock sends Central Europe's morning nudges, the busiest kind of minute.
-2. **Deciding** (goal < 1 s): ``sop_core.services.followup.due_nudges`` — what
+2. **Deciding** (goal < 0.3 s for the running clock's minute sweep, < 1 s for a full
+   one): ``sop_core.services.followup.due_nudges`` — what
    ``bot/jobs/nudges.py`` calls on every sweep — median of ``--repeat`` runs after one
    warm-up, in two states of the outbox: *catch-up* (none of the current occasions sent:
    a first deployment, or the clock back after a long outage; every open item with a
@@ -33,6 +34,11 @@ What happens, on a fresh database built by the real migrations (``sop_core.db``)
    is the cost of everything that is not the database. For information: all its
    statements replayed (the item queries plus the outbox look-ups, 500 keys each), and
    ``users_to_refresh``, which the job runs before ``due_nudges`` on every sweep.
+   Those two states are full sweeps with no next nudge day stored yet (a clock's first
+   pass after the migration). Then the **running clock**: a full sweep a minute earlier
+   stored every item's next nudge day (committed); measured in that state, the minute
+   sweep (``full=False``: only items whose day has come) against the hourly full sweep
+   (the safety net). Each measured run's own writes are rolled back.
 3. **Sending** ``--send`` nudges (default 1,000): the outbox is arranged so that exactly
    the first ``--send`` of the steady-state wave are due; then the clock's own job runs,
    ``bot.clock.run_job(settings, "nudges", now)`` (refresh owners' zones → due_nudges →
