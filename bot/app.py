@@ -16,7 +16,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 
 from bot import listeners
-from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused
+from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
 from bot.slack_client import (
     TRANSPORT_ERRORS,
     SlackUnanswered,
@@ -124,6 +124,13 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
             if not recent.first_time(signature):
                 req.context["logger"].warning("refused a replayed Slack request")
                 return BoltResponse(status=401, body="replayed request")
+            if req.body.get("type") == "view_submission":
+                # A modal's change is saved before its ack (so that errors show in the
+                # form): its ack waits for that write anyway, so the claim comes first.
+                if not claim(sessions, signature):
+                    req.context["logger"].warning("refused a replayed Slack request")
+                    return BoltResponse(status=401, body="replayed request")
+                return next()
             req.context["ack"] = ClaimingAck(sessions, signature, common["listener_executor"])
             return next()
 

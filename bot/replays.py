@@ -11,7 +11,9 @@ again. Two layers refuse it:
   or this one after a restart, is acked like any request but its claim fails, so its
   listener stops there and does nothing twice. Events are acked by Bolt itself on the
   request thread: their claim is handed to the listener pool instead (their handlers
-  record each event once by its id anyway).
+  record each event once by its id anyway). A modal's submission is the exception: its
+  listener saves the change before its ack (errors show in the form), so it is claimed
+  before its listener runs (bot/app.py).
 """
 
 from __future__ import annotations

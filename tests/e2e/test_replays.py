@@ -3,16 +3,19 @@ never handled twice (see bot/replays.py)."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.parse
 
 from sqlalchemy import func, select
 
 from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
-from sop_core.models import SeenRequest
+from sop_core.models import Action, SeenRequest
 from sop_core.services.data import store
-from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
+from tests.e2e.conftest import SIGNING_SECRET, app_settings, database_rows, serve_app
 from tests.e2e.slack_sim import SlackSim, sign
+from tests.e2e.waiting import eventually
 from tests.fakeslack import FakeSlack
 
 FORM = "application/x-www-form-urlencoded"
@@ -102,3 +105,34 @@ def test_an_ack_does_not_wait_for_the_database(db_url: str, slack: FakeSlack,
             blocker.rollback()
         slack.wait_for("chat.postMessage", count=2)
     assert _seen(db_url) == 2
+
+
+def test_a_modal_replayed_to_another_worker_saves_nothing_twice(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    """A modal's change is saved before its ack: its claim comes first, so a replay to
+    another worker is refused before it saves anything."""
+    from tests.e2e.test_actions import CREATOR, open_modal, posted_point, smart_values
+
+    store(session_factory(db_url), sample_table)
+    settings = app_settings(db_url, slack)
+    with serve_app(settings) as first, serve_app(settings) as second:
+        one = SlackSim(first.url, SIGNING_SECRET, slack.root_url)
+        two = SlackSim(second.url, SIGNING_SECRET, slack.root_url)
+        point_id, ts = posted_point(one, slack, first)
+        view = open_modal(one, slack, point_id, ts)
+        now = str(int(time.time()))
+        assert one.view_submission(view, smart_values(), user=CREATOR,
+                                   timestamp=now).status == 200
+        body = urllib.parse.urlencode({"payload": json.dumps(one.sent[-1])}).encode()
+
+        def carded() -> bool:  # the first submission's work after its ack is done
+            with session_factory(db_url)() as session:
+                return session.scalar(select(Action.card_ts)) is not None
+
+        eventually(carded)
+        before = database_rows(db_url)
+        assert two.post(body, FORM, timestamp=now).status == 401
+        time.sleep(0.3)
+        assert database_rows(db_url) == before
+    with session_factory(db_url)() as session:
+        assert session.scalar(select(func.count()).select_from(Action)) == 1
