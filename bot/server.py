@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import Any
@@ -19,6 +20,7 @@ from sop_core.warmup import SnapshotWarmer
 
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ACK_SWITCH_INTERVAL = 0.0005  # seconds (Python's default: 0.005)
 SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 
@@ -74,6 +76,10 @@ def serve(settings: Settings, *, port: int, workers: int, threads: int) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> WSGIApp:
+            # A thread waiting for the interpreter lock asks for it after this long:
+            # with a command's CPU-bound work running after its ack, an ack needs the
+            # lock dozens of times, each wait up to the default 5 ms.
+            sys.setswitchinterval(ACK_SWITCH_INTERVAL)
             return create_wsgi_app(settings, warm_up=True)
 
     Server().run()
