@@ -35,7 +35,10 @@ BOT_SCOPES = [
     "groups:history", "im:write", "users:read", "files:write",
     "channels:read", "groups:read",  # conversations.info: channel names in exports
 ]
-LISTENER_THREADS = 64  # per web worker; idle ones cost a little memory only
+# Per web worker. Threads are started only when none is idle, and a command waiting for a
+# work slot holds one: with fewer, a burst of commands (each sent as soon as the last was
+# acked) used them all up, and new acks waited for a thread.
+LISTENER_THREADS = 1024
 
 
 class ConfigurationError(RuntimeError):
