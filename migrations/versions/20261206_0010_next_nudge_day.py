@@ -5,7 +5,7 @@ is near) and stores their day. Existing rows start so; done and closed ones get 
 day that the application uses for "never" (sop_core/nudge_days.py).
 
 Revision ID: 0010
-Revises: 0003
+Revises: 0008
 Create Date: 2026-12-06 04:50:00+00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0010'
-down_revision: str | None = '0003'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
