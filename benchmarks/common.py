@@ -10,6 +10,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def git_revision() -> str:
+    """The commit measured, and whether the working tree differs from it ("dirty"):
+    figures are only comparable between runs of the same clean commit."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown (not a git checkout)"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return f"{commit}{' + uncommitted changes (dirty)' if dirty else ' (clean)'}"
+
+
 def loadavg(values: tuple[float, float, float] | None = None) -> str:
     """A load average (1/5/15 min; now by default): other work shares a small machine."""
     return "/".join(f"{v:.1f}" for v in (values or os.getloadavg()))

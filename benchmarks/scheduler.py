@@ -22,7 +22,8 @@ What happens, on a fresh database built by the real migrations (``sop_core.db``)
    holds two older sent nudges per action (history the unique index carries).
    ``now`` is Wednesday 2026-12-09 08:00:30 UTC = 09:00:30 in Paris and Berlin: the
    minute the clock sends Central Europe's morning nudges, the busiest kind of minute.
-2. **Deciding** (goal < 1 s): ``sop_core.services.followup.due_nudges`` — what
+2. **Deciding** (goal < 0.3 s for the running clock's minute sweep, < 1 s for a full
+   one): ``sop_core.services.followup.due_nudges`` — what
    ``bot/jobs/nudges.py`` calls on every sweep — median of ``--repeat`` runs after one
    warm-up, in two states of the outbox: *catch-up* (none of the current occasions sent:
    a first deployment, or the clock back after a long outage; every open item with a
@@ -33,6 +34,11 @@ What happens, on a fresh database built by the real migrations (``sop_core.db``)
    is the cost of everything that is not the database. For information: all its
    statements replayed (the item queries plus the outbox look-ups, 500 keys each), and
    ``users_to_refresh``, which the job runs before ``due_nudges`` on every sweep.
+   Those two states are full sweeps with no next nudge day stored yet (a clock's first
+   pass after the migration). Then the **running clock**: a full sweep a minute earlier
+   stored every item's next nudge day (committed); measured in that state, the minute
+   sweep (``full=False``: only items whose day has come) against the hourly full sweep
+   (the safety net). Each measured run's own writes are rolled back.
 3. **Sending** ``--send`` nudges (default 1,000): the outbox is arranged so that exactly
    the first ``--send`` of the steady-state wave are due; then the clock's own job runs,
    ``bot.clock.run_job(settings, "nudges", now)`` (refresh owners' zones → due_nudges →
@@ -80,7 +86,7 @@ from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks.common import loadavg, machine, postgres_database
+from benchmarks.common import git_revision, loadavg, machine, postgres_database
 
 T = TypeVar("T")
 
@@ -98,7 +104,8 @@ ZONES = {"Europe/Paris": 18, "Europe/Berlin": 10, "Europe/London": 12,
 WORKSPACES = {"T0BENCH1": 0.6, "T0BENCH2": 0.3, "T0BENCH3": 0.1}
 CLIENT_ID = "111.222"
 BATCH = 10_000  # rows per executemany
-DUE_GOAL = 1.0  # seconds for the decision (the README's Performance and reliability table)
+DUE_GOAL = 0.3  # seconds: the minute sweep of a running clock (README's goal table)
+FULL_DUE_GOAL = 1.0  # the hourly full sweep and a clock's first one (the earlier goal)
 RETRY_AFTER = 1.0  # what FakeSlack's per-channel limit answers with
 QUICK = {"actions": 10_000, "send": 200, "repeat": 3}
 MEASURED = ("sop_core/services/followup.py", "sop_core/nudges.py", "sop_core/outbox.py",
@@ -252,6 +259,7 @@ def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owne
         Status,
         TriggerPoint,
     )
+    from sop_core.nudge_days import NEVER
 
     rng = np.random.default_rng(SEED)
     pop = Population()
@@ -345,6 +353,9 @@ def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owne
             "target": 120.0, "expected_impact": 50_000.0, "due_date": due_days[i],
             "status": names[int(statuses[i])],
             "snoozed_until": snooze_days[i] if snoozed[i] else None,
+            # As the app leaves them: closed ones never read again, open ones not
+            # worked out yet (sop_core/nudge_days.py).
+            "next_nudge_day": None if is_open[i] else NEVER,
             "created_at": created, "updated_at": created,
             "completed_at": None if is_open[i] else NOW - timedelta(days=3)})
     pop.open_actions, pop.closed_actions = actions, closed
@@ -373,7 +384,8 @@ def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owne
     done_at = NOW - timedelta(days=2)
     milestone_rows = [{
         "id": j + 1, "action_id": int(a) + 1, "name": f"Step {s + 1}", "due_date": d,
-        "done_at": done_at if f else None, "done_by": user_ids[int(owner[a])] if f else None}
+        "done_at": done_at if f else None, "done_by": user_ids[int(owner[a])] if f else None,
+        "next_nudge_day": NEVER if f else None}
         for j, (a, s, d, f) in enumerate(zip(of_action, step, m_days, done, strict=True))]
     pop.milestones = int(on_open.sum())
     pop.closed_milestones = count - pop.milestones
@@ -428,11 +440,16 @@ def _reset_sequences(engine: Engine) -> None:
 def set_outbox(engine: Engine, sent_keys: Sequence[str]) -> None:
     """Forget every nudge of the last day (the history stays), then record ``sent_keys``
     as sent by the previous sweep."""
-    from sop_core.models import Notification
+    from sop_core.models import Action, Milestone, Notification
+    from sop_core.nudge_days import NEVER
 
     recent = NOW - timedelta(days=1)
     with engine.begin() as connection:
         connection.execute(delete(Notification).where(Notification.claimed_at > recent))
+        # The next nudge days the sweeps stored follow from that history: forgotten too.
+        for table in (Action, Milestone):
+            connection.execute(update(table).where(table.next_nudge_day != NEVER)
+                               .values(next_nudge_day=None))
         rows = [{"key": key, "kind": "nudge", "team_id": "", "status": "sent", "attempts": 1,
                  "claimed_at": PREVIOUS_SWEEP, "lease_until": PREVIOUS_SWEEP,
                  "sent_at": PREVIOUS_SWEEP} for key in sent_keys]
@@ -461,6 +478,7 @@ class Decision:
     sql_items: Timing  # reference: the item queries alone, raw DBAPI
     sql_all: Timing  # every statement it sent, raw DBAPI (information)
     refresh_check: Timing  # users_to_refresh: the job runs it first on every sweep
+    reference: Timing | None = None  # the full sweep in the same state (minute sweep)
 
 
 def capture_statements(engine: Engine, fn: Callable[[], Any]) -> list[tuple[str, Any]]:
@@ -486,6 +504,8 @@ def replay(engine: Engine, statements: list[tuple[str, Any]]) -> int:
         cursor = raw.cursor()
         rows = 0
         for statement, parameters in statements:
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue  # the sweep's writes of next nudge days: not a read to replay
             cursor.execute(statement, parameters)
             rows += len(cursor.fetchall())
         cursor.close()
@@ -496,13 +516,18 @@ def replay(engine: Engine, statements: list[tuple[str, Any]]) -> int:
 
 
 def measure_decision(label: str, engine: Engine, sessions: sessionmaker[Session],
-                     settings: Any, repeat: int) -> tuple[Decision, list[Any]]:
+                     settings: Any, repeat: int, *, full: bool = True
+                     ) -> tuple[Decision, list[Any]]:
+    """``full``: the hourly sweep (every open item near its due date); else the minute
+    sweep (only items whose stored next nudge day has come). Each run's writes (the
+    next nudge days of items with nothing to send) are rolled back, so every run does
+    the same work."""
     from sop_core import outbox
     from sop_core.services.followup import due_nudges, users_to_refresh
 
     def run() -> list[Any]:
         with sessions() as session:
-            return due_nudges(session, settings, NOW)
+            return due_nudges(session, settings, NOW, full=full)
 
     def run_cold() -> list[Any]:
         outbox.forget_settled()
@@ -709,6 +734,7 @@ def print_header(database: str) -> None:
     print(f"machine     {machine()} at start")
     print(f"python      {platform.python_version()} ({sys.executable})")
     print(f"database    {database}")
+    print(f"commit      {git_revision()}")
     print(f"measured    {_fingerprint()}")
 
 
@@ -746,6 +772,9 @@ def print_decisions(decisions: list[Decision], repeat: int) -> None:
                          f"{d.cold.median / d.sql_items.median:.1f}× the item SQL"))
         print(d.sopgap.row("sopgap due_nudges, every later sweep",
                            f"{d.sopgap.median / d.sql_items.median:.1f}× the item SQL"))
+        if d.reference is not None:
+            print(d.reference.row("reference: the full sweep, same state",
+                                  f"{d.sopgap.median / d.reference.median:.2f}× of it"))
         print(d.sql_items.row("reference: its item queries, raw DBAPI", "1.0×"))
         print(d.sql_all.row(f"info: all {d.statements} statements, raw DBAPI",
                             f"{d.sql_all.median / d.sql_items.median:.1f}×"))
@@ -844,13 +873,36 @@ def main(argv: list[str] | None = None) -> None:
             steady, wave = measure_decision(
                 "steady state (the previous sweep, 1 min earlier, sent what was due then)",
                 engine, sessions, settings, repeat)
-            print_decisions([catch_up, steady], repeat)
+            # A running clock: the sweep a minute ago (a full one, say) stored each item's
+            # next nudge day; this minute's sweep reads only what can be due.
+            progress("due_nudges: running clock (minute sweep on stored next nudge days)")
+            with sessions.begin() as session:
+                due_nudges(session, settings, PREVIOUS_SWEEP, full=True)
+            minute, _ = measure_decision(
+                "running clock, minute sweep (steady state; the sweep a minute earlier "
+                "stored every item's next nudge day)", engine, sessions, settings, repeat,
+                full=False)
+            hourly, _ = measure_decision(
+                "running clock, hourly full sweep (same state: every item read, few "
+                "next nudge days to change)", engine, sessions, settings, repeat, full=True)
+            minute.reference = hourly.sopgap
+            print_decisions([catch_up, steady, minute, hourly], repeat)
+            verdicts.append((f"due_nudges < {DUE_GOAL:g} s, running clock (minute sweep): "
+                             f"{minute.sopgap.median:.3f} s, {minute.item_rows:,} item rows "
+                             f"read (reference, same state: the full sweep "
+                             f"{hourly.sopgap.median:.3f} s, {hourly.item_rows:,} rows)",
+                             minute.sopgap.median < DUE_GOAL))
             for d in (catch_up, steady):
                 name = d.label.split(" (")[0]
-                verdicts.append((f"due_nudges < {DUE_GOAL:g} s, {name}, a clock's first "
-                                 f"sweep: {d.cold.median:.3f} s", d.cold.median < DUE_GOAL))
-                verdicts.append((f"due_nudges < {DUE_GOAL:g} s, {name}, every later sweep: "
-                                 f"{d.sopgap.median:.3f} s", d.sopgap.median < DUE_GOAL))
+                verdicts.append((f"due_nudges < {FULL_DUE_GOAL:g} s, {name}, a clock's "
+                                 f"first sweep (full, next nudge days not stored yet): "
+                                 f"{d.cold.median:.3f} s", d.cold.median < FULL_DUE_GOAL))
+            verdicts.append((f"due_nudges < {FULL_DUE_GOAL:g} s, running clock, the hourly "
+                             f"full sweep (safety net): {hourly.sopgap.median:.3f} s",
+                             hourly.sopgap.median < FULL_DUE_GOAL))
+            verdicts.append((f"the minute sweep finds what the full one finds: "
+                             f"{minute.due:,} due against {steady.due:,}",
+                             minute.due == steady.due))
             sys.stdout.flush()
 
             # Sending: the first `send` nudges of this minute's wave (topped up from the

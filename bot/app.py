@@ -14,10 +14,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bot import listeners
 from bot.observability import ContextExecutor
+from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
 from bot.slack_client import (
     TRANSPORT_ERRORS,
     SlackUnanswered,
@@ -27,8 +27,7 @@ from bot.slack_client import (
     metered,
 )
 from sop_core.config import Settings
-from sop_core.db import get_engine, insert_ignore, session_factory
-from sop_core.models import SeenRequest, utcnow
+from sop_core.db import get_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,10 @@ BOT_SCOPES = [
     "groups:history", "im:write", "users:read", "files:write",
     "channels:read", "groups:read",  # conversations.info: channel names in exports
 ]
-LISTENER_THREADS = 64  # per web worker; idle ones cost a little memory only
+# Per web worker. Threads are started only when none is idle, and a command waiting for a
+# work slot holds one: with fewer, a burst of commands (each sent as soon as the last was
+# acked) used them all up, and new acks waited for a thread.
+LISTENER_THREADS = 1024
 
 
 class ConfigurationError(RuntimeError):
@@ -48,20 +50,6 @@ class ConfigurationError(RuntimeError):
 def _header(req: BoltRequest, name: str) -> str | None:
     values = req.headers.get(name) or []
     return values[0] if values else None
-
-
-def seen_before(sessions: sessionmaker[Session], signature: str | None) -> bool:
-    """Record a signature; True if it was there already. The check fails open: if the
-    database is away, the request goes on (and the listener reports the outage)."""
-    if not signature:
-        return False
-    try:
-        with sessions.begin() as session:
-            return not insert_ignore(session, SeenRequest, ("signature",),
-                                     signature=signature[:100], seen_at=utcnow())
-    except DBAPIError:
-        log.warning("could not check for a replayed request: the database is away")
-        return False
 
 
 def failure_message(error: Exception) -> str:
@@ -132,18 +120,36 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         return next()
 
     if not socket_mode:
+        recent = RecentSignatures()
+
         @app.middleware
         def refuse_replays(req: BoltRequest, next: Any) -> BoltResponse:
-            """A request whose (verified) signature was already handled is a replay."""
-            if seen_before(sessions, _header(req, "x-slack-signature")):
+            """A request whose (verified) signature was already handled is a replay: this
+            worker refuses it from memory; others after the ack, by the database (see
+            bot/replays.py). Nothing here writes to the database."""
+            signature = _header(req, "x-slack-signature")
+            if not signature:
+                return next()
+            if not recent.first_time(signature):
                 req.context["logger"].warning("refused a replayed Slack request")
                 return BoltResponse(status=401, body="replayed request")
+            if req.body.get("type") == "view_submission":
+                # A modal's change is saved before its ack (so that errors show in the
+                # form): its ack waits for that write anyway, so the claim comes first.
+                if not claim(sessions, signature):
+                    req.context["logger"].warning("refused a replayed Slack request")
+                    return BoltResponse(status=401, body="replayed request")
+                return next()
+            req.context["ack"] = ClaimingAck(sessions, signature, common["listener_executor"])
             return next()
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], logger: logging.Logger,
                  respond: Respond | None = None) -> None:
         """Log with the traceback, and tell the person that their request failed."""
+        if isinstance(error, ReplayRefused):
+            logger.warning("refused a replayed Slack request (handled by another worker)")
+            return
         logger.exception("unhandled error in a Slack listener (%s)", type(error).__name__,
                          exc_info=error)
         if respond is None or not (body.get("response_url") or body.get("response_urls")):

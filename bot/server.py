@@ -21,18 +21,21 @@ from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings, get_settings
 from sop_core.db import SchemaNotReady, get_engine, head_revision, session_factory
 from sop_core.health import readiness
+from sop_core.warmup import SnapshotWarmer
 
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ACK_SWITCH_INTERVAL = 0.0005  # seconds (Python's default: 0.005)
 SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 
-def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None
-                    ) -> WSGIApp:
+def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None,
+                    warm_up: bool = False) -> WSGIApp:
     """``POST /slack/events``, the OAuth routes when configured, and the operations
     routes of :func:`health_app` (``/healthz``, ``/readyz``, ``/metrics``).
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
-    not given)."""
+    not given). ``warm_up``: decode the latest views in the background (a web worker;
+    the warmer is the app's ``warmer`` attribute)."""
     slack = observe_slack(SlackRequestHandler(
         build_app(settings, listener_executor=listener_executor)))
     operations = health_app(settings)
@@ -42,6 +45,9 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
             return slack(environ, start_response)
         return operations(environ, start_response)
 
+    # After the fork (gunicorn builds the app in each worker): this worker's own cache.
+    app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings).start()  # type: ignore[attr-defined]
+                  if warm_up else None)
     return app
 
 
@@ -109,8 +115,13 @@ def preflight(settings: Settings | None = None) -> Settings:
 
 
 def create_app() -> WSGIApp:
-    """The WSGI factory for any server: ``gunicorn 'bot.server:create_app()'``."""
-    return create_wsgi_app(get_settings())
+    """The WSGI factory for any server: ``gunicorn 'bot.server:create_app()'``. Each
+    worker warms its own snapshot cache in the background."""
+    # A thread waiting for the interpreter lock asks for it after this long: with a
+    # command's CPU-bound work running after its ack, an ack needs the lock dozens of
+    # times, each wait up to the default 5 ms.
+    sys.setswitchinterval(ACK_SWITCH_INTERVAL)
+    return create_wsgi_app(get_settings(), warm_up=True)
 
 
 def serve(argv: list[str]) -> None:
@@ -153,4 +164,5 @@ def socket_mode_handler(settings: Settings, *, ping_interval: float = 10
 def socket_mode(settings: Settings) -> None:
     handler = socket_mode_handler(settings)
     start_health_port(settings)
+    SnapshotWarmer(session_factory(settings.database_url), settings).start()
     handler.start()

@@ -245,6 +245,9 @@ class Action(Base):
         # The nudge sweep, every minute, reads the open actions due soon or overdue.
         Index("ix_actions_open_due", "due_date", sqlite_where=text("status = 'open'"),
               postgresql_where=text("status = 'open'")),
+        # ... and now only those whose next nudge day has come (see sop_core/nudge_days.py).
+        Index("ix_actions_open_next_nudge", "next_nudge_day", "due_date",
+              sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -267,6 +270,9 @@ class Action(Base):
     due_date: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default=Status.OPEN)
     snoozed_until: Mapped[date | None] = mapped_column(Date)
+    # The local day of its next due-date nudge; None: not worked out yet (see
+    # sop_core/nudge_days.py).
+    next_nudge_day: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None]
@@ -292,6 +298,8 @@ class Milestone(Base):
         # columns the sweep reads (no lookup of each milestone's row).
         Index("ix_milestones_open_due", "due_date", "action_id", "name",
               sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
+        Index("ix_milestones_open_next_nudge", "next_nudge_day", "due_date",
+              sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -300,6 +308,7 @@ class Milestone(Base):
     due_date: Mapped[date] = mapped_column(Date, index=True)
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(32))
+    next_nudge_day: Mapped[date | None] = mapped_column(Date)  # as Action.next_nudge_day
 
     action: Mapped[Action] = relationship(back_populates="milestones")
 
@@ -396,3 +405,7 @@ class ClockHeartbeat(Base):
     beat_at: Mapped[datetime] = mapped_column(default=utcnow)
     pass_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     failed: Mapped[bool] = mapped_column(default=False)
+
+
+# Resets next_nudge_day on every change that can move a nudge (registers a flush hook).
+from sop_core import nudge_days as _nudge_days  # noqa: E402, F401

@@ -98,3 +98,24 @@ def latest_due_by(due: date, last_day: date, *, days_before: Sequence[int] = (3,
 def send_time(occasion: Occasion, *, tz: str, hour: int = 9) -> datetime:
     """When an occasion is sent, as an aware datetime in the owner's zone."""
     return datetime.combine(occasion.day, time(hour), tzinfo=ZoneInfo(tz))
+
+
+def next_occasion_day(due: date, after: date, *, days_before: Sequence[int] = (3, 1),
+                      weekends: bool = False, snoozed_until: date | None = None) -> date:
+    """The first local day after ``after`` on which ``latest_due_by`` gives a new
+    occasion: until then, an item whose occasions up to ``after`` are handled has
+    nothing to send, whatever the owner's zone (occasion days are calendar days)."""
+    escalation = due + timedelta(days=ESCALATE_AFTER)
+    days = {occasion.day for occasion in _schedule(due, days_before, after)}
+    first_week = max(1, (after - escalation).days // WEEK)
+    days |= {escalation + timedelta(days=WEEK * k) for k in range(first_week, first_week + 3)}
+    if snoozed_until is not None:
+        days.add(snoozed_until)
+    if not weekends:
+        days = {_moved_off_weekend(day) for day in days}
+    for day in sorted(d for d in days if d > after):
+        occasion = latest_due_by(due, day, days_before=days_before, weekends=weekends,
+                                 snoozed_until=snoozed_until)
+        if occasion is not None and occasion.day == day:
+            return day
+    return after + timedelta(days=1)  # not reached (weekly occasions never end): look again

@@ -156,13 +156,31 @@ def _cache_key(bind: Engine | Connection, snapshot_id: int) -> tuple[str, int]:
     return (bind.engine.url.render_as_string(hide_password=True), snapshot_id)
 
 
+_decoding: dict[tuple[str, int], Lock] = {}
+_decoding_lock = Lock()
+
+
 def read(session: Session, snapshot: Snapshot) -> PlanningTable:
     """The latest view as of a stored snapshot (decoded once per process): its own rows,
-    and those of the other sources' loads it holds."""
+    and those of the other sources' loads it holds. A second caller while it is being
+    decoded, e.g. a command during the warm-up of sop_core/warmup.py, waits for that
+    decode."""
     key = _cache_key(session.get_bind(), snapshot.id)
     cached = _cache.get(key)
     if cached is not None:
         return cached
+    with _decoding_lock:
+        lock = _decoding.setdefault(key, Lock())
+    try:
+        with lock:
+            cached = _cache.get(key)
+            return cached if cached is not None else _decode(session, snapshot, key)
+    finally:
+        with _decoding_lock:
+            _decoding.pop(key, None)
+
+
+def _decode(session: Session, snapshot: Snapshot, key: tuple[str, int]) -> PlanningTable:
     held = loads(snapshot)
     if len(held) > 1:
         tables = [read_load(session, session.get(Snapshot, load_id) if load_id != snapshot.id
@@ -204,3 +222,8 @@ def read_load(session: Session, snapshot: Snapshot | None) -> PlanningTable:
 
 def clear_cache() -> None:
     _cache.clear()
+
+
+def is_decoded(bind: Engine, snapshot_id: int) -> bool:
+    """Whether this process holds the snapshot decoded (its next read is free)."""
+    return _cache.get(_cache_key(bind, snapshot_id)) is not None

@@ -11,14 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Date, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import outbox
 from sop_core.config import Settings
 from sop_core.db import upsert
 from sop_core.models import Action, Milestone, SlackUser, Status, TriggerPoint
-from sop_core.nudges import Occasion, last_send_day, latest_due_by
+from sop_core.nudge_days import reset_owner
+from sop_core.nudges import Occasion, last_send_day, latest_due_by, next_occasion_day
 
 USER_CACHE_AGE = timedelta(days=1)
 # users.info calls in one pass at most. Owners cached together expire together: 5,000 of
@@ -92,8 +93,13 @@ def users_to_refresh(session: Session, now: datetime, *,
 
 def remember_user(sessions: sessionmaker[Session], team_id: str, user_id: str, *, tz: str,
                   deleted: bool, now: datetime) -> None:
-    """Cache a user's zone; an upsert, because a second clock may cache the same user."""
+    """Cache a user's zone; an upsert, because a second clock may cache the same user.
+    A new zone has their open items' next nudge days worked out again."""
     with sessions.begin() as session:
+        before = session.scalar(select(SlackUser.tz).where(SlackUser.team_id == team_id,
+                                                           SlackUser.user_id == user_id))
+        if before != tz:
+            reset_owner(session, team_id, user_id)
         upsert(session, SlackUser, ("team_id", "user_id"), ("tz", "deleted", "fetched_at"),
                team_id=team_id, user_id=user_id, tz=tz, deleted=deleted, fetched_at=now)
 
@@ -102,33 +108,56 @@ _ACTION_COLUMNS = (Action.id, Action.team_id, Action.owner_id, Action.creator_id
                    Action.snoozed_until, Action.channel_id, TriggerPoint.message_ts)
 
 
-def _items(session: Session, latest_due_day: date) -> Iterable[tuple]:
+def _items(session: Session, latest_due_day: date, next_day_by: date | None
+           ) -> Iterable[tuple]:
     """Open milestones, then open actions' due dates, due by ``latest_due_day``:
-    (action columns…, milestone id, what, due). Columns only: a sweep over 100,000
-    actions must not load every action's milestones as objects. Plain tuples of plain
-    values, which the garbage collector stops tracking: tens of thousands of ORM rows
-    held through a sweep would trigger full collections of the whole process."""
+    (action columns…, milestone id, what, due, stored next nudge day). With
+    ``next_day_by``, only those whose next nudge day has come by then, or is not worked
+    out yet (see sop_core/nudge_days.py); without it, all of them (the full sweep).
+    Columns only: a sweep over 100,000 actions must not load every action's milestones
+    as objects. Plain tuples of plain values, which the garbage collector stops
+    tracking: tens of thousands of ORM rows held through a sweep would trigger full
+    collections of the whole process."""
     connection = session.connection()  # Core rows: no ORM processing of 50,000 of them
-    open_milestones = connection.execute(
-        select(*_ACTION_COLUMNS, Milestone.id, Milestone.name, Milestone.due_date)
+    milestones = (
+        select(*_ACTION_COLUMNS, Milestone.id, Milestone.name, Milestone.due_date,
+               Milestone.next_nudge_day)
         .join(Milestone, Milestone.action_id == Action.id)
         .outerjoin(TriggerPoint, TriggerPoint.id == Action.trigger_point_id)
-        .where(Action.status == Status.OPEN, Milestone.done_at.is_(None),
-               Milestone.due_date <= latest_due_day))
-    yield from map(tuple, open_milestones.all())
-    open_actions = connection.execute(
-        select(*_ACTION_COLUMNS, Action.due_date)
+        .where(Action.status == Status.OPEN, Milestone.done_at.is_(None)))
+    actions = (
+        select(*_ACTION_COLUMNS, Action.due_date, Action.next_nudge_day)
         .outerjoin(TriggerPoint, TriggerPoint.id == Action.trigger_point_id)
-        .where(Action.status == Status.OPEN, Action.due_date <= latest_due_day))
-    for *columns, due in open_actions.all():
-        yield (*columns, None, "due date", due)
+        .where(Action.status == Status.OPEN))
+    if next_day_by is None:
+        milestone_queries = [milestones.where(Milestone.due_date <= latest_due_day)]
+        action_queries = [actions.where(Action.due_date <= latest_due_day)]
+    else:  # two index ranges each, rather than an OR the planners may not split
+        milestone_queries = [
+            milestones.where(Milestone.next_nudge_day.is_(None),
+                             Milestone.due_date <= latest_due_day),
+            milestones.where(Milestone.next_nudge_day <= next_day_by)]
+        action_queries = [
+            actions.where(Action.next_nudge_day.is_(None), Action.due_date <= latest_due_day),
+            actions.where(Action.next_nudge_day <= next_day_by)]
+    for query in milestone_queries:
+        yield from map(tuple, connection.execute(query).all())
+    for query in action_queries:
+        for *columns, due, next_day in connection.execute(query).all():
+            yield (*columns, None, "due date", due, next_day)
 
 
 _UNSEEN = object()
 
 
-def due_nudges(session: Session, settings: Settings, now: datetime) -> list[NudgeTask]:
+def due_nudges(session: Session, settings: Settings, now: datetime, *,
+               full: bool = True) -> list[NudgeTask]:
     """Every nudge due at ``now`` that has not been sent yet.
+
+    ``full=False`` (the clock's minute sweep) reads only the items whose stored next
+    nudge day has come; ``full=True`` reads every open item near or past its due date.
+    Either way each item read with nothing to send now gets its next nudge day stored
+    (in ``session``: the caller commits), so the next minute reads less.
 
     Per item this is ``latest_due(due, now=now, tz=owner's zone, ...)``; since ``now``
     and the settings are fixed for the sweep, the owner's zone only matters through its
@@ -149,28 +178,64 @@ def due_nudges(session: Session, settings: Settings, now: datetime) -> list[Nudg
     unknown = (last_day_in(settings.timezone), False)  # zone not fetched yet
     horizon = now.date() + _ZONE_SLACK + timedelta(days=max(settings.nudge_days_before,
                                                              default=0))
+    # No zone's local day is ahead of tomorrow in UTC: a later next day cannot be due.
+    next_day_by = None if full else now.date() + _ZONE_SLACK
+    schedule = {"days_before": settings.nudge_days_before,
+                "weekends": settings.nudge_on_weekends}
     # (due, last send day, snooze) → (occasion, its part of the key), or None: no occasion.
     found: dict[tuple[date, date, date | None], tuple[Occasion, str] | None] = {}
-    # (key, occasion, row, owner left): plain values only (see _items).
-    candidates: list[tuple[str, Occasion, tuple, bool]] = []
-    for row in _items(session, horizon):
+    # (key, occasion, row, owner left, memo): plain values only (see _items).
+    candidates: list[tuple[str, Occasion, tuple, bool, tuple]] = []
+    # Items with nothing due now: (row, memo), for their next nudge day.
+    quiet: list[tuple[tuple, tuple[date, date, date | None]]] = []
+    for row in _items(session, horizon, next_day_by):
         action_id, team_id, owner_id, snoozed_until, milestone_id, due = (
             row[0], row[1], row[2], row[4], row[7], row[9])
         last_day, left = people.get((team_id, owner_id), unknown)
         memo = (due, last_day, snoozed_until)
         hit = found.get(memo, _UNSEEN)
         if hit is _UNSEEN:
-            occasion = latest_due_by(due, last_day, days_before=settings.nudge_days_before,
-                                     weekends=settings.nudge_on_weekends,
-                                     snoozed_until=snoozed_until)
+            occasion = latest_due_by(due, last_day, snoozed_until=snoozed_until, **schedule)
             hit = found[memo] = (occasion, _occasion_part(occasion)) if occasion else None
         if hit is not None:
-            candidates.append((_key(action_id, milestone_id, hit[1]), hit[0], row, left))
+            candidates.append((_key(action_id, milestone_id, hit[1]), hit[0], row, left, memo))
+        else:
+            quiet.append((row, memo))
     sent = outbox.settled(session, [key for key, *_ in candidates])
+    quiet += [(row, memo) for key, _, row, _, memo in candidates if key in sent]
+    _store_next_days(session, quiet, schedule)
     return [NudgeTask(key=key, occasion=occasion, team_id=team_id, action_id=action_id,
                       milestone_id=milestone_id, what=what, due=due, owner_id=owner_id,
                       creator_id=creator_id, owner_left=owner_left, channel_id=channel_id,
                       thread_ts=thread_ts)
             for key, occasion, (action_id, team_id, owner_id, creator_id, _snoozed,
-                                channel_id, thread_ts, milestone_id, what, due), owner_left
-            in candidates if key not in sent]
+                                channel_id, thread_ts, milestone_id, what, due, _next),
+            owner_left, _memo in candidates if key not in sent]
+
+
+def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
+                     schedule: dict) -> None:
+    """Store the next nudge day of items that have nothing to send now (their latest
+    occasion is sent, or none has come): the first day after their owner's last send
+    day that brings a new occasion. Only where it changes; the update is conditional on
+    the day read, so a change made meanwhile (which resets it) is not overwritten."""
+    days: dict[tuple[date, date, date | None], date] = {}
+    changes: dict[str, list[dict]] = {"milestones": [], "actions": []}
+    for row, memo in quiet:
+        if memo not in days:
+            due, last_day, snoozed_until = memo
+            days[memo] = next_occasion_day(due, last_day, snoozed_until=snoozed_until,
+                                           **schedule)
+        stored, milestone_id = row[10], row[7]
+        if days[memo] != stored:
+            table = "actions" if milestone_id is None else "milestones"
+            changes[table].append({"item": row[0] if milestone_id is None else milestone_id,
+                                   "day": days[memo], "read": stored})
+    for table in (Milestone.__table__, Action.__table__):
+        rows = changes[table.name]
+        if rows:
+            session.connection().execute(
+                update(table).where(table.c.id == bindparam("item"),
+                                    table.c.next_nudge_day.is_not_distinct_from(
+                                        bindparam("read", type_=Date)))
+                .values(next_nudge_day=bindparam("day")), rows)

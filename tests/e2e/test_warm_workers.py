@@ -1,0 +1,45 @@
+"""Each web worker decodes the latest view after boot and after each load, in the
+background, before a command needs it (sop_core/warmup.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from sop_core import snapshots
+from sop_core.db import get_engine, session_factory
+from sop_core.loading import PlanningTable
+from sop_core.models import TriggerPoint
+from sop_core.services.data import store
+from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
+from tests.e2e.slack_sim import SlackSim
+from tests.e2e.waiting import eventually
+from tests.fakeslack import FakeSlack
+
+
+def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    engine = get_engine(db_url)
+    first = store(session_factory(db_url), sample_table).snapshot_id
+    snapshots.clear_cache()  # as in a worker that just booted
+    with serve_app(app_settings(db_url, slack), warm_up=True) as running:
+        warmer = running.server.get_app().warmer  # type: ignore[attr-defined]
+        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
+        assert sim.get("/healthz").status == 200  # boot did not wait for it
+        eventually(lambda: snapshots.is_decoded(engine, first))
+        # A load by another process (`sopgap load`): this one has not seen its table.
+        second = store(session_factory(db_url), sample_table).snapshot_id
+        snapshots.clear_cache()
+        eventually(lambda: snapshots.is_decoded(engine, second))
+        # ... with the one before it, for the movement since the last snapshot.
+        eventually(lambda: snapshots.is_decoded(engine, first))
+        # No command was needed for any of it, and it left nothing behind (the
+        # rehearsal of a trigger point's record is rolled back).
+        assert slack.calls_to("chat.postMessage") == []
+        warmer.stop()
+        warmer.thread.join(timeout=5)
+    assert _trigger_points(db_url) == 0
+
+
+def _trigger_points(db_url: str) -> int:
+    with session_factory(db_url)() as session:
+        return session.scalar(select(func.count()).select_from(TriggerPoint)) or 0
