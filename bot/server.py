@@ -12,6 +12,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
 
 from bot.app import build_app
+from bot.request_guard import guard_slack_requests
 from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory
@@ -27,6 +28,9 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
     not given)."""
     slack = SlackRequestHandler(build_app(settings, listener_executor=listener_executor))
+    # The signature is checked before Bolt sees anything (see bot/request_guard.py).
+    secret = settings.slack_signing_secret
+    slack = guard_slack_requests(slack, secret.get_secret_value() if secret else "")
     engine = get_engine(settings.database_url)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
