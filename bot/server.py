@@ -14,6 +14,7 @@ from sqlalchemy import text
 from bot.app import build_app
 from bot.request_guard import guard_slack_requests
 from bot.socket_mode import DedupingSocketModeHandler
+from bot.workspace_access import ACCESS_LOG_FORMAT
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory
 
@@ -67,6 +68,8 @@ def serve(settings: Settings, *, port: int, workers: int, threads: int) -> None:
                 "bind": f"0.0.0.0:{port}", "workers": workers, "threads": threads,
                 "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
                 "accesslog": "-", "loglevel": "info",
+                # No query strings: the OAuth redirect's carries the code and state.
+                "access_log_format": ACCESS_LOG_FORMAT,
                 # Each worker builds its own app (and database pool) after the fork.
                 "preload_app": False,
             }.items():

@@ -141,19 +141,14 @@ def register_token_revocation(app: App, store: EncryptedInstallationStore | None
                                     team_id=context.team_id, user_id=user_id)
 
 
-_configured_for: tuple[object, ...] | None = None
-
-
 def configure_shared_data(settings: Settings) -> None:
     """Who this process serves the shared data to (sop_core/workspaces.py); once per
     configuration, so the single token's workspace is asked of Slack once."""
-    global _configured_for
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     key = (tuple(settings.shared_data_teams) if settings.shared_data_teams is not None
            else None, settings.oauth_mode, token, settings.slack_api_url)
-    if key == _configured_for:
+    if key == workspaces.configured_key():
         return
-    _configured_for = key
     own_team = None
     if settings.shared_data_teams is None and not settings.oauth_mode \
             and settings.slack_bot_token is not None:
@@ -162,4 +157,5 @@ def configure_shared_data(settings: Settings) -> None:
         def own_team() -> str | None:
             return client.auth_test().get("team_id")
 
-    workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team))
+    workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team),
+                                     key=key)
