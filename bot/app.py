@@ -113,6 +113,9 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     common["listener_executor"] = listener_executor or ThreadPoolExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
     work_slots = threading.BoundedSemaphore(settings.work_slots)
+    if settings.allowed_teams is not None:
+        # Before Bolt looks for an installation: an outsider is answered, not authorized.
+        common["before_authorize"] = refuse_other_teams(settings.allowed_teams)
     installation_store: EncryptedInstallationStore | None = None
     if settings.slack_client_id and settings.slack_client_secret:
         engine = get_engine(settings.database_url)
@@ -174,8 +177,6 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         except Exception:
             logger.exception("could not tell the user about the error")
 
-    if settings.allowed_teams is not None:
-        app.middleware(refuse_other_teams(settings.allowed_teams))
     register_token_revocation(app, installation_store)
     listeners.register(app)
     return app

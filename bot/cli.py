@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from sop_core.loading import PlanningTable
     from sop_core.services.data import GapReport
 
+from bot.cli_security import keys_app, workspace_app
+
 # Plain help (click's): typer's rich help imports a Markdown parser and a syntax
 # highlighter, a third of a second before the first line is printed.
 app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMART actions.",
@@ -31,6 +33,8 @@ app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMAR
                   rich_markup_mode=None)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(workspace_app, name="workspace")
 
 out = Console()
 err = Console(stderr=True)
@@ -38,7 +42,8 @@ err = Console(stderr=True)
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
     # The message quotes the user's input and the file's content: print it verbatim.
-    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape_markup(message)}", highlight=False,
+              soft_wrap=True)  # one line per line of the message, whatever the width
     return typer.Exit(code)
 
 
@@ -373,13 +378,14 @@ def serve(
     threads: Annotated[int, typer.Option(envvar="SOPGAP_WEB_THREADS")] = 8,
 ) -> None:
     """The Slack app over HTTP: POST /slack/events, GET /healthz, OAuth routes."""
-    from bot.app import ConfigurationError
+    from bot.app import ConfigurationError, check_configuration
     from bot.server import serve as run
     from sop_core.config import get_settings
     from sop_core.db import SchemaNotReady, session_factory
 
     settings = get_settings()
     try:
+        check_configuration(settings)  # before gunicorn: its workers build the app
         session_factory(settings.database_url)  # fail fast on an unmigrated database
         run(settings, port=port, workers=workers, threads=threads)
     except (ConfigurationError, SchemaNotReady) as exc:
@@ -549,10 +555,13 @@ def export(
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations (the release process)."""
     from sop_core.config import get_settings
-    from sop_core.db import upgrade
+    from sop_core.db import SchemaNotReady, upgrade
 
     settings = get_settings()
-    upgrade(settings.database_url, revision)
+    try:
+        upgrade(settings.database_url, revision)
+    except SchemaNotReady as exc:  # e.g. tokens to encrypt and no SOPGAP_ENCRYPTION_KEY
+        raise _fail(str(exc)) from None
     out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)
 
 

@@ -16,11 +16,17 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Column, Connection, Integer, MetaData, Table, Text, select, update
 from sqlalchemy.types import TypeDecorator
 
+from sop_core.db import SchemaNotReady
+
 TOKEN_COLUMNS = {
     "slack_installations": ("bot_token", "bot_refresh_token", "user_token",
                             "user_refresh_token"),
     "slack_bots": ("bot_token", "bot_refresh_token"),
 }
+
+
+class EncryptionKeyMissing(SchemaNotReady):
+    """Migration 0004 cannot encrypt (or decrypt) the stored tokens without a key."""
 
 
 class TokenKeyError(RuntimeError):

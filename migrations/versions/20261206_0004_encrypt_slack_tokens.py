@@ -7,7 +7,8 @@ from the environment). Without a key the upgrade goes through only if no token i
 (a new database, or a single-token deployment, which stores none); otherwise it stops
 before changing anything and says to set the key. The downgrade decrypts them again.
 
-Self-contained on purpose (a migration must not change when the code does).
+Self-contained on purpose (a migration must not change when the code does), but for the
+exception it raises, which the command line reports in one line.
 
 Revision ID: 0004
 Revises: 0003
@@ -23,6 +24,8 @@ import sqlalchemy as sa
 from alembic import op
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from sop_core.token_crypto import EncryptionKeyMissing
+
 revision: str = '0004'
 down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
@@ -33,10 +36,6 @@ TOKEN_COLUMNS = {
                             'user_refresh_token'),
     'slack_bots': ('bot_token', 'bot_refresh_token'),
 }
-
-
-class EncryptionKeyMissing(RuntimeError):
-    pass
 
 
 def _box() -> MultiFernet | None:
