@@ -41,11 +41,23 @@ class RedactOAuthSecrets(logging.Filter):
         return True
 
 
+# The loggers that see the OAuth exchange (a logger's filter applies to its own records
+# only, so each is named): Bolt's flow, slack_sdk's stores, and slack_sdk's client, which
+# logs request bodies at DEBUG.
+OAUTH_LOGGERS = ("slack_bolt.oauth.oauth_flow", "slack_bolt.oauth.callback_options",
+                 "slack_sdk.oauth.state_store.sqlalchemy",
+                 "slack_sdk.oauth.installation_store.sqlalchemy", "slack_sdk.web.base_client",
+                 "slack_bolt.App", "sopgap.slack")
+
+
 def redacting_logger(name: str) -> logging.Logger:
-    logger = logging.getLogger(name)
-    if not any(isinstance(existing, RedactOAuthSecrets) for existing in logger.filters):
-        logger.addFilter(RedactOAuthSecrets())
-    return logger
+    """The logger ``name``, after filtering the OAuth code and state out of every logger
+    that sees them."""
+    for logger_name in (*OAUTH_LOGGERS, name):
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(existing, RedactOAuthSecrets) for existing in logger.filters):
+            logger.addFilter(RedactOAuthSecrets())
+    return logging.getLogger(name)
 
 
 # gunicorn's default access log line with the path only (%(U)s), not the request line

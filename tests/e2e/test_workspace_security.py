@@ -197,3 +197,56 @@ def test_single_token_mode_shares_the_data_with_the_tokens_own_workspace_only(
         assert sim.command("region=EU category=Snacks", team="T2").status == 200
         slack.wait_for("response_url")
         assert gap_posts(slack) == []
+
+
+def test_oauth_code_and_state_reach_no_log_under_gunicorn(
+        sqlite_url: str, slack: FakeSlack, tmp_path: Any) -> None:
+    """``sopgap serve`` as deployed: the access log and the app's own log lines (Bolt
+    logs the code of a failed exchange) carry neither the code nor the state."""
+    import re
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.e2e.test_processes import environment, free_port, start, stop
+
+    env = environment(sqlite_url, slack)
+    del env["SLACK_BOT_TOKEN"]
+    env.update({"SLACK_CLIENT_ID": "111.222", "SLACK_CLIENT_SECRET": "client-secret",
+                "SOPGAP_ENCRYPTION_KEY": ENCRYPTION_KEY})
+    port, log = free_port(), tmp_path / "serve.log"
+    process = start(["serve", "--port", str(port), "--workers", "1"], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        slack_deadline_wait(lambda: _answers(url + "/healthz"), timeout=30)
+        states = []
+        for code in ("code-T1", "code-unknown-Zq81"):
+            page = urllib.request.urlopen(url + "/slack/install", timeout=10)
+            cookie = page.headers["Set-Cookie"].split(";")[0]
+            state = re.search(r"state=([^&\"]+)", page.read().decode()).group(1)
+            states.append(state)
+            request = urllib.request.Request(
+                f"{url}/slack/oauth_redirect?code={code}&state={state}",
+                headers={"Cookie": cookie})
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+            except urllib.error.HTTPError as error:
+                error.read()
+        time.sleep(0.5)  # gunicorn writes the access log line after the answer
+    finally:
+        assert stop(process) == 0
+    text = log.read_text()
+    assert "GET /slack/oauth_redirect" in text  # requests are logged, paths only
+    assert "with code: [redacted]" in text, text  # Bolt's failed exchange, no code
+    for secret in ("code-T1", "code-unknown-Zq81", *states, ENCRYPTION_KEY, "client-secret"):
+        assert secret not in text
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
