@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core.models import Base
 
-TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,31}")
+TEAM_ID = re.compile(r"[TE][A-Z0-9]{1,31}")
 # slack_sdk's installation tables (not in our models): any rows left of the workspace.
 SLACK_SDK_TABLES = ("slack_installations", "slack_bots")
 
