@@ -1,4 +1,5 @@
-"""Slack tokens encrypted at rest: wider token columns, existing tokens encrypted.
+"""Slack tokens encrypted at rest (wider token columns, existing tokens encrypted), and
+the earlier versions of a replaced root cause (``root_cause_revisions``).
 
 The bot, user and refresh tokens of slack_sdk's installation tables are stored as Fernet
 ciphertext (bot/installations.py), which is longer than the 200 characters the columns
@@ -95,6 +96,21 @@ def _resize(length: int | None) -> None:
 def upgrade() -> None:
     connection = op.get_bind()
     box = _require_key(connection, 'encrypting')
+    op.create_table('root_cause_revisions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('trigger_point_id', sa.Integer(), nullable=False),
+    sa.Column('team_id', sa.String(length=32), nullable=False),
+    sa.Column('category', sa.String(length=50), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=True),
+    sa.Column('confirmed_by', sa.String(length=32), nullable=True),
+    sa.Column('confirmed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('replaced_by', sa.String(length=32), nullable=False),
+    sa.Column('replaced_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['trigger_point_id'], ['trigger_points.id'], name=op.f('fk_root_cause_revisions_trigger_point_id_trigger_points'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_root_cause_revisions'))
+    )
+    with op.batch_alter_table('root_cause_revisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_root_cause_revisions_trigger_point_id'), ['trigger_point_id'], unique=False)
     _resize(None)
     if box is None:
         return
@@ -115,3 +131,6 @@ def downgrade() -> None:
     if box is not None:
         _rewrite(connection, lambda stored: box.decrypt(stored.encode('ascii')).decode())
     _resize(200)
+    with op.batch_alter_table('root_cause_revisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_root_cause_revisions_trigger_point_id'))
+    op.drop_table('root_cause_revisions')
