@@ -20,3 +20,12 @@ def test_the_command_events_and_interactivity_are_declared() -> None:
     assert {"app_home_opened", "message.channels", "message.groups"} <= events
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_uninstalls_and_mentions_reach_the_app() -> None:
+    """Uninstalling deletes the tokens (bot/workspace_access.py); ``/gap leads @a`` needs
+    mentions as ``<@U123|name>``, which Slack sends only with escaping on."""
+    events = set(MANIFEST["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_uninstalled", "tokens_revoked"} <= events
+    [gap] = MANIFEST["features"]["slash_commands"]
+    assert gap["should_escape"] is True
