@@ -281,10 +281,10 @@ def load_gaps(session: Session, team_id: str, point_ids: Sequence[int]) -> list[
     points = {p.id: p for p in session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == team_id, TriggerPoint.id.in_(point_ids)))}
     actions = _actions(session, list(points))
-    revisions: dict[int, int] = dict(session.execute(
+    revisions: dict[int, int] = {row[0]: row[1] for row in session.execute(
         select(RootCauseRevision.trigger_point_id, func.count())
         .where(RootCauseRevision.trigger_point_id.in_(list(points)))
-        .group_by(RootCauseRevision.trigger_point_id)))
+        .group_by(RootCauseRevision.trigger_point_id))}
     return [dataclasses.replace(_past(points[pid], actions[pid]),
                                 root_cause_revisions=revisions.get(pid, 0))
             for pid in point_ids if pid in points]
