@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     ACTION_SNOOZE = "action_snooze"
     ACTION_COMPLETE = "action_complete"
     ACTION_REASSIGN = "action_reassign"
+    ACTION_HAND_BACK = "action_hand_back"
     HOME_REFRESH = "home_refresh"
     HOME_SEARCH_HISTORY = "home_search_history"
 

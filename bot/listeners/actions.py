@@ -29,6 +29,7 @@ from bot.blocks.action_modal import (
     smart_action_modal,
 )
 from bot.blocks.actions_list import MAX_MESSAGE_BLOCKS, register_blocks, register_text
+from bot.blocks.hand_back import owner_dm_blocks
 from bot.blocks.text import SECTION_TEXT_MAX, cut, escape
 from bot.blocks.thread import MAX_ID
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
@@ -82,6 +83,7 @@ def register(app: App) -> None:
     app.view(CallbackId.COMPLETE)(submit_complete)
     app.action(ActionId.ACTION_REASSIGN)(open_reassign)
     app.view(CallbackId.REASSIGN)(submit_reassign)
+    app.action(ActionId.ACTION_HAND_BACK)(hand_back)
 
 
 # ------------------------------------------------------------------------------------
@@ -181,9 +183,16 @@ def _update_card(ctx: Ctx, client: WebClient, action: ActionView) -> None:
         log.exception("could not update the card of action %s", action.id)
 
 
-def _dm(client: WebClient, user_id: str, text: str) -> None:
+def _dm(client: WebClient, user_id: str, text: str, *, hand_back: int | None = None) -> None:
+    """``hand_back``: the action a person was named owner of by someone else, who may
+    give it back from this DM."""
+    text = cut(text, SECTION_TEXT_MAX)
     try:
-        client.chat_postMessage(channel=user_id, text=cut(text, SECTION_TEXT_MAX))
+        if hand_back is None:
+            client.chat_postMessage(channel=user_id, text=text)
+        else:
+            client.chat_postMessage(channel=user_id, text=text,
+                                    blocks=owner_dm_blocks(text, hand_back))
     except SlackApiError:
         log.exception("could not send a DM to %s", user_id)
 
@@ -260,7 +269,8 @@ def submit_smart_action(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     _dm(client, action.owner_id,
         f"{owner_text}: *{escape(action.title)}*, due {action.due_date.isoformat()} "
         f"(expected to close {fmt.amount(action.expected_impact)} of the gap). Its card is "
-        f"in the gap's thread{_where(action)}.")
+        f"in the gap's thread{_where(action)}.",
+        hand_back=action.id if action.owner_id != action.creator_id else None)
 
 
 def _post_card(ctx: Ctx, client: WebClient, action: ActionView,
@@ -449,7 +459,34 @@ def submit_reassign(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     _dm(client, action.owner_id,
         f"{mention(ctx.user_id)} made you the owner of a SMART action: "
         f"*{escape(action.title)}*, due {action.due_date.isoformat()}. Its card is in the "
-        f"gap's thread{_where(action)}.")
+        f"gap's thread{_where(action)}.",
+        hand_back=action.id if action.owner_id != ctx.user_id else None)
+
+
+def hand_back(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+              client: WebClient) -> None:
+    """From the owner's DM: the action goes back to whoever named them owner."""
+    ack()
+    ctx = Ctx.of(context, body)
+    try:
+        action, back_to = actions.hand_back(ctx.sessions, team_id=ctx.team_id,
+                                            action_id=_id(_clicked(body).get("value")),
+                                            user_id=ctx.user_id)
+    except NotFound:
+        _tell(ctx, NOT_FOUND_ACTION)
+        return
+    except ActionRefused as refused:
+        _tell(ctx, str(refused))
+        return
+    except SQLAlchemyError:
+        log.exception("could not hand back an action")
+        _tell(ctx, SAVE_FAILED)
+        return
+    _update_card(ctx, client, action)
+    _tell(ctx, f"Handed back: {action.title} is owned by its previous owner again.")
+    _dm(client, back_to,
+        f"{mention(ctx.user_id)} handed back the SMART action *{escape(action.title)}*: "
+        f"you own it again. Its card is in the gap's thread{_where(action)}.")
 
 
 # ------------------------------------------------------------------------------------

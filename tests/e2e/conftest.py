@@ -81,7 +81,9 @@ def app_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "DATABASE_URL": db_url, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_BOT_TOKEN": TEAMS["T1"], "SLACK_API_URL": fake.url,
-        "encryption_key": ENCRYPTION_KEY, **overrides,
+        # Both test workspaces are served the data loaded without a team (tests of
+        # the default, the token's own workspace only, pass shared_data_teams=None).
+        "encryption_key": ENCRYPTION_KEY, "shared_data_teams": "T1,T2", **overrides,
     }
     return Settings(**values)
 

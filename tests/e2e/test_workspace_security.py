@@ -171,7 +171,7 @@ def test_the_refusal_page_says_why(db_url: str, slack: FakeSlack) -> None:
 def test_shared_data_is_nobodys_in_oauth_mode_unless_listed(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
     store(session_factory(db_url), sample_table)  # without --team: shared data
-    with oauth_app(db_url, slack) as running:
+    with oauth_app(db_url, slack, shared_data_teams=None) as running:
         assert install(running.url, "T1") == 200
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         reply = sim.command("region=EU category=Snacks", team="T1")
@@ -189,7 +189,7 @@ def test_shared_data_is_nobodys_in_oauth_mode_unless_listed(
 def test_single_token_mode_shares_the_data_with_the_tokens_own_workspace_only(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
     store(session_factory(db_url), sample_table)
-    with serve_app(app_settings(db_url, slack)) as running:  # the token is T1's
+    with serve_app(app_settings(db_url, slack, shared_data_teams=None)) as running:  # T1's
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         assert sim.command("region=EU category=Snacks", team="T1").status == 200
         slack.wait_for("chat.postMessage")
