@@ -12,7 +12,7 @@ Self-contained on purpose (a migration must not change when the code does), but 
 exception it raises, which the command line reports in one line.
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0008
 Create Date: 2026-12-06 04:30:00+00:00
 """
 
@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sop_core.token_crypto import EncryptionKeyMissing
 
 revision: str = '0004'
-down_revision: str | None = '0003'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -248,7 +248,7 @@ def test_a_blank_signing_secret_refuses_to_start_with_one_line(
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
     get_settings.cache_clear()
     result = CliRunner().invoke(cli, ["serve"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a setting that cannot be used
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert "SLACK_SIGNING_SECRET is empty" in lines[0]
