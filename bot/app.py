@@ -11,11 +11,11 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 
 from bot import listeners
+from bot.installations import EncryptedInstallationStore
 from bot.observability import ContextExecutor
 from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
 from bot.slack_client import (
@@ -25,6 +25,13 @@ from bot.slack_client import (
     error_code,
     make_client,
     metered,
+)
+from bot.workspace_access import (
+    AllowListOAuthFlow,
+    configure_shared_data,
+    redacting_logger,
+    refuse_other_teams,
+    register_token_revocation,
 )
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory
@@ -65,11 +72,21 @@ def failure_message(error: Exception) -> str:
     return "Something went wrong on my side (it is logged), so nothing was done. Please try again."
 
 
+def check_configuration(settings: Settings, *, socket_mode: bool = False) -> None:
+    """Refuse to start (one line) on settings that would run insecurely or not at all."""
+    if settings.slack_signing_secret is None and not socket_mode:
+        raise ConfigurationError("SLACK_SIGNING_SECRET is not set")
+    if settings.oauth_mode and not settings.encryption_keys:
+        raise ConfigurationError(
+            "SOPGAP_ENCRYPTION_KEY is not set: installing over OAuth stores Slack tokens, "
+            "which are kept encrypted (generate a key with `sopgap keys new`)")
+
+
 def build_app(settings: Settings, *, socket_mode: bool = False,
               listener_executor: Executor | None = None) -> App:
     """The app; over HTTP every request's signature is checked (Socket Mode needs none)."""
-    if settings.slack_signing_secret is None and not socket_mode:
-        raise ConfigurationError("SLACK_SIGNING_SECRET is not set")
+    check_configuration(settings, socket_mode=socket_mode)
+    configure_shared_data(settings)
     sessions = session_factory(settings.database_url)
     secret = settings.slack_signing_secret
     common: dict[str, Any] = {
@@ -89,17 +106,29 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     common["listener_executor"] = listener_executor or ContextExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
     work_slots = threading.BoundedSemaphore(settings.work_slots)
+    if settings.allowed_teams is not None:
+        # Before Bolt looks for an installation: an outsider is answered, not authorized.
+        common["before_authorize"] = refuse_other_teams(settings.allowed_teams)
+    installation_store: EncryptedInstallationStore | None = None
     if settings.slack_client_id and settings.slack_client_secret:
         engine = get_engine(settings.database_url)
-        # No token on the app's client: Bolt finds each workspace's in the installations.
-        app = App(**common, client=make_client(settings, token=None), oauth_settings=OAuthSettings(
+        # The OAuth code and state must never reach a log (README "Security model").
+        oauth_logger = redacting_logger("sopgap.oauth")
+        installation_store = EncryptedInstallationStore(
+            client_id=settings.slack_client_id, engine=engine, keys=settings.encryption_keys)
+        oauth_settings = OAuthSettings(
             client_id=settings.slack_client_id,
             client_secret=settings.slack_client_secret.get_secret_value(),
             scopes=BOT_SCOPES,
-            installation_store=SQLAlchemyInstallationStore(
-                client_id=settings.slack_client_id, engine=engine),
-            state_store=SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine),
-        ))
+            installation_store=installation_store,
+            state_store=SQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine,
+                                                  logger=oauth_logger),
+            logger=oauth_logger,
+        )
+        # No token on the app's client: Bolt finds each workspace's in the installations.
+        app = App(**common, client=make_client(settings, token=None),
+                  oauth_flow=AllowListOAuthFlow(settings=oauth_settings,
+                                                allowed_teams=settings.allowed_teams))
     elif settings.slack_bot_token is not None:
         token = settings.slack_bot_token.get_secret_value()
         app = App(**common, client=make_client(settings, token=token))
@@ -160,5 +189,6 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         except Exception:
             logger.exception("could not tell the user about the error")
 
+    register_token_revocation(app, installation_store)
     listeners.register(app)
     return app

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from sop_core.loading import PlanningTable
     from sop_core.services.data import GapReport
 
+from bot.cli_security import keys_app, workspace_app
+
 # Plain help (click's): typer's rich help imports a Markdown parser and a syntax
 # highlighter, a third of a second before the first line is printed.
 app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMART actions.",
@@ -31,6 +33,8 @@ app = typer.Typer(help="S&OP gap follow-up: trigger points, root causes and SMAR
                   rich_markup_mode=None)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(workspace_app, name="workspace")
 
 out = Console()
 err = Console(stderr=True)
@@ -648,10 +652,13 @@ def export(
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the migrations (the release process)."""
     from sop_core.config import get_settings
-    from sop_core.db import upgrade
+    from sop_core.db import SchemaNotReady, upgrade
 
     settings = get_settings()
-    upgrade(settings.database_url, revision)
+    try:
+        upgrade(settings.database_url, revision)
+    except SchemaNotReady as exc:  # e.g. tokens to encrypt and no SOPGAP_ENCRYPTION_KEY
+        raise _fail(str(exc)) from None
     out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import text
 from bot import metrics
 from bot.jobs import JobContext, PassReport, housekeeping, nudges, refresh
 from bot.slack_client import make_client
+from bot.workspace_access import configure_shared_data
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory, upsert
 from sop_core.health import CLOCK_SWEEPS
@@ -52,11 +53,13 @@ def client_resolver(settings: Settings) -> Callable[[str], WebClient | None]:
     """Team id → a client with that workspace's bot token (one token, or the installs).
     Nobody waits on the clock, so it waits longer for Slack than the listeners do."""
     timeout = settings.slack_clock_timeout
+    configure_shared_data(settings)
     if settings.slack_client_id and settings.slack_client_secret:
-        from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+        from bot.installations import EncryptedInstallationStore
 
-        store = SQLAlchemyInstallationStore(client_id=settings.slack_client_id,
-                                            engine=get_engine(settings.database_url))
+        store = EncryptedInstallationStore(client_id=settings.slack_client_id,
+                                           engine=get_engine(settings.database_url),
+                                           keys=settings.encryption_keys)
 
         def from_installation(team_id: str) -> WebClient | None:
             bot = store.find_bot(enterprise_id=None, team_id=team_id)

@@ -18,6 +18,7 @@ class ActionId(StrEnum):
     ACTION_EDIT = "action_edit"
     ACTION_CANCEL = "action_cancel"
     ADD_MILESTONE = "add_milestone"
+    ACTION_HAND_BACK = "action_hand_back"
     HOME_REFRESH = "home_refresh"
     HOME_SEARCH_HISTORY = "home_search_history"
 

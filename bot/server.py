@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import metrics
 from bot.app import ConfigurationError, build_app
 from bot.observability import observe_slack
+from bot.request_guard import guard_slack_requests
 from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings, get_settings
 from sop_core.db import SchemaNotReady, get_engine, head_revision, session_factory
@@ -36,8 +37,11 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
     not given). ``warm_up``: decode the latest views in the background (a web worker;
     the warmer is the app's ``warmer`` attribute)."""
-    slack = observe_slack(SlackRequestHandler(
-        build_app(settings, listener_executor=listener_executor)))
+    # The signature is checked before Bolt sees anything (see bot/request_guard.py).
+    secret = settings.slack_signing_secret
+    slack = observe_slack(guard_slack_requests(
+        SlackRequestHandler(build_app(settings, listener_executor=listener_executor)),
+        secret.get_secret_value() if secret else ""))
     operations = health_app(settings)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -23,6 +24,21 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _id_list(value: Any) -> Any:
+    """``T1,T2`` (or a JSON list) into a list of ids; blank means an empty list."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+TeamIds = Annotated[list[str] | None, NoDecode]
 
 
 class Settings(BaseSettings):
@@ -42,6 +58,15 @@ class Settings(BaseSettings):
     slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
     slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    # Security model (README "Security model").
+    # Fernet keys for the tokens at rest, comma-separated: the first encrypts, all decrypt.
+    encryption_key: SecretStr | None = None
+    # Workspaces served the data loaded without --team. None: in single-token mode the
+    # token's own workspace, in OAuth mode nobody; an empty value: nobody.
+    shared_data_teams: TeamIds = None
+    # Team or enterprise ids that may install and use the app. None: anyone.
+    allowed_teams: TeamIds = None
     # Seconds to wait for a Slack answer: listeners answer a person who is waiting; the
     # clock can wait longer (a timed-out send is retried by its next pass).
     slack_timeout: float = Field(10.0, gt=0)
@@ -96,6 +121,36 @@ class Settings(BaseSettings):
     def _driver_url(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _non_blank_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("SLACK_SIGNING_SECRET is empty: set it to the app's Signing "
+                             "Secret (Basic Information), or unset it for Socket Mode")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+        if not keys:
+            raise ValueError("SOPGAP_ENCRYPTION_KEY is empty: generate a key with "
+                             "`sopgap keys new`")
+        for number, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(f"SOPGAP_ENCRYPTION_KEY: key {number} is not a Fernet key "
+                                 "(generate one with `sopgap keys new`)") from None
+        return SecretStr(",".join(keys))
+
+    @field_validator("shared_data_teams", "allowed_teams", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        return _id_list(value)
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
@@ -128,6 +183,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def oauth_mode(self) -> bool:
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        return (self.encryption_key.get_secret_value().split(",")
+                if self.encryption_key is not None else [])
+
 
 
 @lru_cache

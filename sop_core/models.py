@@ -234,6 +234,23 @@ class RootCauseNote(Base):
     trigger_point: Mapped[TriggerPoint] = relationship(back_populates="notes")
 
 
+class RootCauseRevision(Base):
+    """A confirmed root cause that was later replaced: kept with its author and time."""
+
+    __tablename__ = "root_cause_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trigger_point_id: Mapped[int] = mapped_column(
+        ForeignKey("trigger_points.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(50))
+    summary: Mapped[str | None] = mapped_column(Text)
+    confirmed_by: Mapped[str | None] = mapped_column(String(32))
+    confirmed_at: Mapped[datetime | None]
+    replaced_by: Mapped[str] = mapped_column(String(32))
+    replaced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --------------------------------------------------------------------------------------
 # SMART actions
 # --------------------------------------------------------------------------------------

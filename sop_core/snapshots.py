@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
+from sop_core import workspaces
 from sop_core.loading import MEASURES, PlanningTable
 from sop_core.loading.sources import DEFAULT_SOURCE, combine
 from sop_core.models import Snapshot, SnapshotPart
@@ -92,11 +93,12 @@ def remember(bind: Engine, snapshot_id: int, table: PlanningTable) -> None:
 
 
 def data_team(session: Session, team_id: str) -> str:
-    """Whose snapshots a workspace sees: its own if it has any, else the shared ones ("")."""
+    """Whose snapshots a workspace sees: its own if it has any, else the shared ones ("")
+    if they are shared with it (sop_core/workspaces.py), else its own (none)."""
     if team_id and session.scalar(
             select(Snapshot.id).where(Snapshot.team_id == team_id).limit(1)) is not None:
         return team_id
-    return ""
+    return "" if workspaces.shares_with(team_id) else team_id
 
 
 def latest(session: Session, team_id: str = "") -> Snapshot | None:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sop_core import db, outbox, snapshots
+from sop_core import db, outbox, snapshots, workspaces
 from sop_core.config import get_settings, normalise_database_url
 from sop_core.loading import PlanningTable, read_file
 from sop_core.models import Base
@@ -41,6 +41,9 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     snapshots.clear_cache()
     outbox.forget_settled()
+    # As a single-token deployment whose token is workspace T1's: the shared data is
+    # T1's (an app or clock a test starts sets its own).
+    workspaces.configure_shared_data(workspaces.SharedDataPolicy(["T1"]))
     yield
     get_settings.cache_clear()
     snapshots.clear_cache()

@@ -18,6 +18,10 @@ USAGE = [
     ("`/gap history region=EU`", "past gaps of that scope with root causes and actions"),
     ("`/gap export actions|gaps [filters]`", "the register as CSV and XLSX files"),
     ("`/gap threshold 5% [floor=100000]`", "this channel's trigger rule"),
+    ("`/gap leads @alice @bob` · `leads`",
+     "name this channel's leads, or see them: once a channel has leads, only they or a "
+     "workspace admin change its threshold, meeting, watches and leads, or confirm a root "
+     "cause (a replaced root cause keeps its earlier versions)"),
 ]
 
 

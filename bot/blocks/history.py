@@ -61,7 +61,11 @@ def _root_cause(gap: PastGap) -> str:
         return "Root cause: _not confirmed_"
     summary = f" — “{quote(gap.root_cause_summary, SUMMARY_SHOWN)}”" \
         if gap.root_cause_summary else ""
-    return f"Root cause: *{escape(category_label(gap.root_cause_category))}*{summary}"
+    # A replaced root cause says so: its earlier versions are kept.
+    times = f" {gap.root_cause_revisions}×" if gap.root_cause_revisions > 1 else ""
+    revised = f" _(revised{times})_" if gap.root_cause_revisions else ""
+    return (f"Root cause{revised}: *{escape(category_label(gap.root_cause_category))}*"
+            f"{summary}")
 
 
 def _action_line(action: PastAction, metric: str | None = None) -> str:

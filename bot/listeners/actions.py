@@ -33,6 +33,7 @@ from bot.blocks.action_modal import (
     with_another_milestone,
 )
 from bot.blocks.actions_list import MAX_MESSAGE_BLOCKS, register_blocks, register_text
+from bot.blocks.hand_back import owner_dm_blocks
 from bot.blocks.text import SECTION_TEXT_MAX, cut, escape, unescape
 from bot.blocks.thread import MAX_ID
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
@@ -99,6 +100,7 @@ def register(app: App) -> None:
     app.view(CallbackId.CANCEL_ACTION)(submit_cancel)
     app.action(ActionId.ADD_MILESTONE)(add_milestone)
     app.shortcut(CallbackId.SMART_ACTION_SHORTCUT)(smart_action_from_message)
+    app.action(ActionId.ACTION_HAND_BACK)(hand_back)
 
 
 # ------------------------------------------------------------------------------------
@@ -198,9 +200,16 @@ def _update_card(ctx: Ctx, client: WebClient, action: ActionView) -> None:
         log.exception("could not update the card of action %s", action.id)
 
 
-def _dm(client: WebClient, user_id: str, text: str) -> None:
+def _dm(client: WebClient, user_id: str, text: str, *, hand_back: int | None = None) -> None:
+    """``hand_back``: the action a person was named owner of by someone else, who may
+    give it back from this DM."""
+    text = cut(text, SECTION_TEXT_MAX)
     try:
-        client.chat_postMessage(channel=user_id, text=cut(text, SECTION_TEXT_MAX))
+        if hand_back is None:
+            client.chat_postMessage(channel=user_id, text=text)
+        else:
+            client.chat_postMessage(channel=user_id, text=text,
+                                    blocks=owner_dm_blocks(text, hand_back))
     except SlackApiError:
         log.exception("could not send a DM to %s", user_id)
 
@@ -344,7 +353,8 @@ def submit_smart_action(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     _dm(client, action.owner_id,
         f"{owner_text}: *{escape(action.title)}*, due {action.due_date.isoformat()} "
         f"(expected to close {fmt.amount(action.expected_impact)} of the gap)."
-        f"{_card_link(client, channel_id, card_ts)}")
+        f"{_card_link(client, channel_id, card_ts)}",
+        hand_back=action.id if action.owner_id != action.creator_id else None)
 
 
 def _post_card(ctx: Ctx, client: WebClient, action: ActionView,
@@ -536,7 +546,8 @@ def submit_reassign(ack: Ack, body: dict[str, Any], context: dict[str, Any],
     _dm(client, action.owner_id,
         f"{mention(ctx.user_id)} made you the owner of a SMART action: "
         f"*{escape(action.title)}*, due {action.due_date.isoformat()}."
-        f"{_card_link(client, action.channel_id, action.card_ts)}")
+        f"{_card_link(client, action.channel_id, action.card_ts)}",
+        hand_back=action.id if action.owner_id != ctx.user_id else None)
 
 
 # ------------------------------------------------------------------------------------
@@ -613,6 +624,33 @@ def submit_cancel(ack: Ack, body: dict[str, Any], context: dict[str, Any],
                                            user_id=ctx.user_id, leads=ctx.settings.leads))
     if action is not None:
         _update_card(ctx, client, action)
+
+
+def hand_back(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+              client: WebClient) -> None:
+    """From the owner's DM: the action goes back to whoever named them owner."""
+    ack()
+    ctx = Ctx.of(context, body)
+    try:
+        action, back_to = actions.hand_back(ctx.sessions, team_id=ctx.team_id,
+                                            action_id=_id(_clicked(body).get("value")),
+                                            user_id=ctx.user_id)
+    except NotFound:
+        _tell(ctx, NOT_FOUND_ACTION)
+        return
+    except ActionRefused as refused:
+        _tell(ctx, str(refused))
+        return
+    except SQLAlchemyError:
+        log.exception("could not hand back an action")
+        _tell(ctx, SAVE_FAILED)
+        return
+    _update_card(ctx, client, action)
+    _tell(ctx, f"Handed back: {action.title} is owned by its previous owner again.")
+    _dm(client, back_to,
+        f"{mention(ctx.user_id)} handed back the SMART action *{escape(action.title)}*: "
+        f"you own it again."
+        f"{_card_link(client, action.channel_id, action.card_ts)}")
 
 
 # ------------------------------------------------------------------------------------

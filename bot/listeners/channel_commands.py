@@ -24,6 +24,7 @@ from bot.jobs import digests as digest_job
 from bot.jobs import watches as watch_job
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError
+from bot.listeners.permissions import require_rule_maker
 from sop_core.meetings import MeetingError, parse_meeting
 from sop_core.services import digests, watches
 
@@ -39,6 +40,7 @@ def _channel(ctx: Ctx) -> str:
 @subcommand("watch")
 def watch(text: str, ctx: Ctx) -> None:
     channel = _channel(ctx)
+    require_rule_maker(ctx, channel, "add a watched scope")
     added, created, checked = watches.add_watch(
         ctx.sessions, team_id=ctx.team_id, channel_id=channel, user_id=ctx.user_id, text=text,
         fy_start_month=ctx.settings.fiscal_year_start_month)
@@ -57,6 +59,7 @@ def watch(text: str, ctx: Ctx) -> None:
 @subcommand("unwatch")
 def unwatch(text: str, ctx: Ctx) -> None:
     channel = _channel(ctx)
+    require_rule_maker(ctx, channel, "remove watched scopes")
     removed = watches.remove_watches(ctx.sessions, team_id=ctx.team_id, channel_id=channel,
                                      text=text)
     with ctx.sessions() as session:
@@ -81,6 +84,7 @@ def meeting(text: str, ctx: Ctx) -> None:
             current = digests.get_meeting(session, ctx.team_id, channel)
         ctx.tell(meeting_text(current, now) if current else no_meeting_text(), escaped=True)
         return
+    require_rule_maker(ctx, channel, "change the meeting")
     if text.lower() in {"off", "none", "stop", "cancel"}:
         digests.set_meeting(ctx.sessions, ctx.team_id, channel, None)
         ctx.tell("No S&OP meeting for this channel any more: no more pre-meeting digests "

@@ -15,6 +15,7 @@ from bot.blocks.help import help_blocks
 from bot.blocks.text import escape, unescape
 from bot.blocks.trigger import headline, trigger_point_blocks
 from bot.listeners.context import Ctx, UserError, post_in_channel
+from bot.listeners.permissions import require_rule_maker
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
@@ -59,7 +60,8 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
             else:
                 post_trigger_point(text, ctx)
     except (FilterError, NoData, UserError) as problem:
-        ctx.tell(str(problem))
+        # A refusal naming leads carries @mentions built from ids (see listeners/leads.py).
+        ctx.tell(str(problem), escaped=getattr(problem, "mrkdwn", False))
 
 
 def post_trigger_point(text: str, ctx: Ctx) -> None:
@@ -97,6 +99,7 @@ def set_threshold(text: str, ctx: Ctx) -> None:
                  f"“{text}” is not a threshold: use `/gap threshold 5%` or "
                  "`/gap threshold 5% floor=100K`.")
         return
+    require_rule_maker(ctx, ctx.channel_id, "change the trigger rule")
     floor = None
     if found.group("floor"):
         floor = parse_amount(found.group("floor"))

@@ -24,6 +24,7 @@ from bot.blocks.thread import (
 )
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.context import Ctx, UserError, post_in_channel
+from bot.listeners.permissions import NotPermitted, require_rule_maker
 from sop_core.services import history, root_causes
 from sop_core.services.root_causes import (
     CATEGORIES,
@@ -145,6 +146,13 @@ def open_confirmation(ack: Ack, body: dict[str, Any], action: dict[str, Any],
     except (NotFound, NotPosted, UserError):
         ctx.tell(NOT_FOUND)
         return
+    what = ("replace the confirmed root cause" if summary.point.confirmed_by
+            else "confirm the root cause")
+    try:
+        require_rule_maker(ctx, summary.point.channel_id, what)
+    except NotPermitted as refused:
+        ctx.tell(str(refused), escaped=True)
+        return
     try:
         ctx.client.views_open(trigger_id=body["trigger_id"], view=confirm_modal(summary))
     except SlackApiError:
@@ -180,8 +188,14 @@ def submit_confirmation(ack: Ack, body: dict[str, Any], view: dict[str, Any],
         ack(response_action="errors", errors=errors)
         return
     try:
+        # Checked again on submit: the leads may have changed while the form was open.
+        channel = root_causes.point_info(ctx.sessions, ctx.team_id, point_id or 0).channel_id
+        require_rule_maker(ctx, channel, "confirm the root cause")
         point = root_causes.confirm(ctx.sessions, team_id=ctx.team_id, point_id=point_id or 0,
                                     user_id=ctx.user_id, category=category, summary=text)
+    except NotPermitted as refused:
+        ack(response_action="errors", errors={BlockId.ROOT_CAUSE_SUMMARY: refused.plain})
+        return
     except (NotFound, NotPosted):
         ack(response_action="errors", errors={BlockId.ROOT_CAUSE_SUMMARY: NOT_FOUND})
         return

@@ -486,6 +486,40 @@ def cancel(sessions: sessionmaker[Session], *, team_id: str, action_id: int, rea
                    leads=leads)
 
 
+def named_by(session: Session, action: Action) -> str:
+    """Who made the current owner the owner: the latest reassignment to them, else the
+    creator."""
+    note = session.scalar(
+        select(ActionUpdate.user_id).where(
+            ActionUpdate.action_id == action.id, ActionUpdate.kind == UpdateKind.REASSIGNED,
+            ActionUpdate.note.like(f"% -> {action.owner_id}"))
+        .order_by(ActionUpdate.id.desc()).limit(1))
+    return note or action.creator_id
+
+
+def hand_back(sessions: sessionmaker[Session], *, team_id: str, action_id: int,
+              user_id: str) -> tuple[ActionView, str]:
+    """The owner gives an action they were named to back to whoever named them; the
+    action and who owns it now."""
+    back_to: list[str] = []
+
+    def apply(session: Session, action: Action) -> tuple[UpdateKind, float | None, str | None]:
+        if action.owner_id != user_id:
+            raise InvalidChange("You no longer own this action, so there is nothing to hand "
+                                "back.")
+        giver = named_by(session, action)
+        if giver == user_id:
+            raise InvalidChange("You made yourself the owner: reassign it from its card "
+                                "instead.")
+        action.owner_id = giver
+        back_to.append(giver)
+        return UpdateKind.REASSIGNED, None, f"{user_id} -> {giver} (handed back)"
+
+    view = _change(sessions, apply, team_id=team_id, action_id=action_id, user_id=user_id,
+                   leads=())
+    return view, back_to[0]
+
+
 # ------------------------------------------------------------------------------------
 # The register
 # ------------------------------------------------------------------------------------

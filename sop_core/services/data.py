@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core import snapshots
+from sop_core import snapshots, workspaces
 from sop_core.filters import FilterError, Filters, parse_filters, resolve
 from sop_core.gaps import (
     GapQuery,
@@ -148,7 +148,7 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
         snapshot_id, table = latest_table(session, team_id)
     else:
         snapshot = session.get(snapshots.Snapshot, snapshot_id)
-        if snapshot is None or snapshot.team_id not in (team_id, ""):
+        if snapshot is None or not workspaces.may_read(team_id, snapshot.team_id):
             raise NoData()
         table = snapshots.read(session, snapshot)
     query = resolve(parsed, table, fy_start_month=fy_start_month)

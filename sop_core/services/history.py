@@ -24,18 +24,19 @@ then loaded for the page shown. Results are plain frozen values.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import filters as grammar
 from sop_core import snapshots
 from sop_core.filters import FilterError, Filters, parse_filters
 from sop_core.loading import normalise_name
-from sop_core.models import Action, Status, TriggerPoint
+from sop_core.models import Action, RootCauseRevision, Status, TriggerPoint
 from sop_core.services.triggers import get
 
 MAX_SIMILAR = 3
@@ -155,6 +156,7 @@ class PastGap:
     root_cause_confirmed_by: str | None
     root_cause_confirmed_at: datetime | None
     actions: tuple[PastAction, ...]  # due soonest first
+    root_cause_revisions: int = 0  # earlier confirmed root causes, replaced since
 
     @property
     def confirmed(self) -> bool:
@@ -279,7 +281,13 @@ def load_gaps(session: Session, team_id: str, point_ids: Sequence[int]) -> list[
     points = {p.id: p for p in session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == team_id, TriggerPoint.id.in_(point_ids)))}
     actions = _actions(session, list(points))
-    return [_past(points[pid], actions[pid]) for pid in point_ids if pid in points]
+    revisions: dict[int, int] = {row[0]: row[1] for row in session.execute(
+        select(RootCauseRevision.trigger_point_id, func.count())
+        .where(RootCauseRevision.trigger_point_id.in_(list(points)))
+        .group_by(RootCauseRevision.trigger_point_id))}
+    return [dataclasses.replace(_past(points[pid], actions[pid]),
+                                root_cause_revisions=revisions.get(pid, 0))
+            for pid in point_ids if pid in points]
 
 
 def _past(point: TriggerPoint, actions: list[PastAction]) -> PastGap:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core.db import insert_ignore, upsert
-from sop_core.models import RootCauseNote, TriggerPoint, utcnow
+from sop_core.models import RootCauseNote, RootCauseRevision, TriggerPoint, utcnow
 from sop_core.services.triggers import NotFound, by_thread, get
 
 CATEGORIES: dict[str, str] = {
@@ -174,10 +174,18 @@ def choose_category(sessions: sessionmaker[Session], *, team_id: str, point_id: 
 
 def confirm(sessions: sessionmaker[Session], *, team_id: str, point_id: int, user_id: str,
             category: str, summary: str, now: datetime | None = None) -> PointInfo:
-    """The team's conclusion: stored on the trigger point."""
+    """The team's conclusion: stored on the trigger point. Replacing one keeps the
+    earlier version (with its author and time) as a revision."""
     check_category(category)
     with sessions.begin() as session:
         point = get(session, team_id, point_id)
+        if point.root_cause_category is not None:
+            session.add(RootCauseRevision(
+                trigger_point_id=point.id, team_id=point.team_id,
+                category=point.root_cause_category, summary=point.root_cause_summary,
+                confirmed_by=point.root_cause_confirmed_by,
+                confirmed_at=point.root_cause_confirmed_at, replaced_by=user_id,
+                replaced_at=now or utcnow()))
         point.root_cause_category = category
         point.root_cause_summary = summary.strip()
         point.root_cause_confirmed_by = user_id

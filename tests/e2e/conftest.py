@@ -29,6 +29,8 @@ from tests.fakeslack import FakeSlack
 
 SIGNING_SECRET = "test-signing-secret"
 TEAMS = {"T1": "xoxb-test-team-one", "T2": "xoxb-test-team-two"}
+# A fixed Fernet key: OAuth mode keeps the Slack tokens encrypted with it.
+ENCRYPTION_KEY = "mHk5fKmvLcIqU1Qv0rN5y0dqW7rGmK6uYyXxH2m8qzs="
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -79,7 +81,10 @@ def database_rows(url: str) -> dict[str, list[str]]:
 def app_settings(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "DATABASE_URL": db_url, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_BOT_TOKEN": TEAMS["T1"], "SLACK_API_URL": fake.url, **overrides,
+        "SLACK_BOT_TOKEN": TEAMS["T1"], "SLACK_API_URL": fake.url,
+        # Both test workspaces are served the data loaded without a team (tests of
+        # the default, the token's own workspace only, pass shared_data_teams=None).
+        "encryption_key": ENCRYPTION_KEY, "shared_data_teams": "T1,T2", **overrides,
     }
     return Settings(**values)
 

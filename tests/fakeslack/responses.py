@@ -116,6 +116,7 @@ def users_info(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
         "deleted": False,
         "is_bot": False,
         "is_admin": False,
+        "is_owner": False,
         "tz": "UTC",
         "tz_offset": 0,
         "locale": "en-US",

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
-from sop_core import db, snapshots
+from sop_core import db, snapshots, workspaces
 from sop_core.config import get_settings
 from sop_core.gaps import GapQuery, TriggerRule, compute_gap
 from sop_core.loading import PlanningTable, normalise
@@ -309,7 +309,9 @@ def test_a_workspace_sees_its_own_snapshots_else_the_shared_ones(
         for team in ("T2", ""):
             with pytest.raises(NoData):
                 gap_report(session, "", team_id=team, rule=RULE)
-    shared = store(sessions, sample_table)  # team "": shared by every workspace
+    # Team "": shared with the workspaces SOPGAP_SHARED_DATA_TEAMS names (here T1 and T2).
+    workspaces.configure_shared_data(workspaces.SharedDataPolicy(["T1", "T2"]))
+    shared = store(sessions, sample_table)
     assert shared.previous_snapshot_id is None  # T1's snapshot is not the shared history
     with sessions() as session:
         assert latest_id(db_url, "T1") == mine.snapshot_id  # newer shared data is not seen
@@ -320,6 +322,11 @@ def test_a_workspace_sees_its_own_snapshots_else_the_shared_ones(
             assert report.movement is None
         with pytest.raises(NoData):  # T1's snapshot, asked for by id from T2
             gap_report(session, "", team_id="T2", rule=RULE, snapshot_id=mine.snapshot_id)
+        # A workspace the shared data is not shared with sees none of it, by id neither.
+        with pytest.raises(NoData):
+            gap_report(session, "region=EU", team_id="T3", rule=RULE)
+        with pytest.raises(NoData):
+            gap_report(session, "", team_id="T3", rule=RULE, snapshot_id=shared.snapshot_id)
     again = store(sessions, eu_rest_forecast_scaled(sample_table, 1.3), team_id="T1")
     assert again.previous_snapshot_id == mine.snapshot_id
     with sessions() as session:

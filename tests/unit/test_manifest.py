@@ -29,3 +29,12 @@ def test_the_message_shortcut_is_declared_with_the_codes_callback_id() -> None:
     assert shortcut == {**shortcut, "type": "message", "name": "Create SMART action",
                         "callback_id": CallbackId.SMART_ACTION_SHORTCUT.value}
     assert len(shortcut["description"]) <= 80
+
+
+def test_uninstalls_and_mentions_reach_the_app() -> None:
+    """Uninstalling deletes the tokens (bot/workspace_access.py); ``/gap leads @a`` needs
+    mentions as ``<@U123|name>``, which Slack sends only with escaping on."""
+    events = set(MANIFEST["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_uninstalled", "tokens_revoked"} <= events
+    [gap] = MANIFEST["features"]["slash_commands"]
+    assert gap["should_escape"] is True

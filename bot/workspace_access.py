@@ -1,0 +1,173 @@
+"""Which workspaces may install and use the app, uninstalls, and the OAuth secrets in logs."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.oauth.oauth_flow import OAuthFlow
+from slack_sdk.oauth.installation_store import Installation
+
+from bot.installations import EncryptedInstallationStore
+from bot.slack_client import make_client
+from sop_core import workspaces
+from sop_core.config import Settings
+from sop_core.workspaces import SharedDataPolicy, team_is_allowed
+
+log = logging.getLogger(__name__)
+
+# `code=…`, `code: …`, `"state": "…"`: the value up to the next separator.
+_OAUTH_SECRET = re.compile(r"""(\b(?:code|state)\b["']?\s*[=:]\s*["']?)[^\s&"',;)]+""",
+                           re.IGNORECASE)
+
+
+def redact_oauth_secrets(text: str) -> str:
+    return _OAUTH_SECRET.sub(r"\1[redacted]", text)
+
+
+class RedactOAuthSecrets(logging.Filter):
+    """Rewrites a record's message so the OAuth ``code`` and ``state`` values are gone
+    (slack_bolt logs the code of a failed exchange, slack_sdk an unknown state)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_oauth_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+# The loggers that see the OAuth exchange (a logger's filter applies to its own records
+# only, so each is named): Bolt's flow, slack_sdk's stores, and slack_sdk's client, which
+# logs request bodies at DEBUG.
+OAUTH_LOGGERS = ("slack_bolt.oauth.oauth_flow", "slack_bolt.oauth.callback_options",
+                 "slack_sdk.oauth.state_store.sqlalchemy",
+                 "slack_sdk.oauth.installation_store.sqlalchemy", "slack_sdk.web.base_client",
+                 "slack_bolt.App", "sopgap.slack")
+
+
+def redacting_logger(name: str) -> logging.Logger:
+    """The logger ``name``, after filtering the OAuth code and state out of every logger
+    that sees them."""
+    for logger_name in (*OAUTH_LOGGERS, name):
+        logger = logging.getLogger(logger_name)
+        if not any(isinstance(existing, RedactOAuthSecrets) for existing in logger.filters):
+            logger.addFilter(RedactOAuthSecrets())
+    return logging.getLogger(name)
+
+
+# gunicorn's default access log line with the path only (%(U)s), not the request line
+# (%(r)s) with its query string: /slack/oauth_redirect carries the OAuth code and state
+# there. The referrer goes too, since the page after the redirect would carry them.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
+
+class InstallRefused(Exception):
+    def __init__(self, team: str) -> None:
+        super().__init__(team)
+        self.team = team
+
+
+REFUSAL_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sopgap: not installed</title></head>
+<body><h1>sopgap cannot be installed in this workspace</h1>
+<p>This sopgap server accepts installations only from the workspaces its operator has
+allowed, and {team} is not one of them. Nothing was stored. Ask the person who runs
+sopgap to add your workspace id to <code>SOPGAP_ALLOWED_TEAMS</code>.</p></body></html>
+"""
+
+
+class AllowListOAuthFlow(OAuthFlow):
+    """Bolt's OAuth flow that refuses, with a clear page, workspaces not allowed to
+    install (the installation is checked before anything is stored)."""
+
+    def __init__(self, *, allowed_teams: Sequence[str] | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allowed_teams = allowed_teams
+
+    def store_installation(self, request: BoltRequest, installation: Installation) -> None:
+        if not team_is_allowed(self.allowed_teams, team_id=installation.team_id,
+                               enterprise_id=installation.enterprise_id):
+            raise InstallRefused(installation.team_id or installation.enterprise_id or "?")
+        super().store_installation(request, installation)
+
+    def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        try:
+            return super().handle_callback(request)
+        except InstallRefused as refused:
+            log.warning("refused an installation by workspace %s (not in "
+                        "SOPGAP_ALLOWED_TEAMS)", refused.team)
+            return BoltResponse(status=403, body=REFUSAL_PAGE.format(
+                team=f"<b>{html.escape(refused.team)}</b>"),
+                headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def refuse_other_teams(allowed_teams: Sequence[str]) -> Callable[..., BoltResponse]:
+    """A middleware: requests from workspaces outside the list do nothing. A person gets
+    a one-line answer (slash commands show it to them only); events get a bare 200 so
+    that Slack does not retry them."""
+
+    def middleware(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
+        context = req.context
+        if team_is_allowed(allowed_teams, team_id=context.team_id,
+                           enterprise_id=context.enterprise_id):
+            return next()
+        log.warning("refused a request from workspace %s (not in SOPGAP_ALLOWED_TEAMS)",
+                    context.team_id or context.enterprise_id)
+        if req.body.get("type") == "event_callback":
+            return BoltResponse(status=200, body="")
+        return BoltResponse(status=200, body="sopgap is not enabled for this workspace. "
+                            "Ask the person who runs sopgap to allow it.")
+
+    return middleware
+
+
+def register_token_revocation(app: App, store: EncryptedInstallationStore | None) -> None:
+    """``app_uninstalled`` and ``tokens_revoked``: the workspace's tokens are deleted at
+    once; its sopgap records stay until ``sopgap workspace purge``. In single-token mode
+    nothing is stored, so there is nothing to delete."""
+
+    @app.event("app_uninstalled")
+    def uninstalled(context: Any) -> None:
+        log.warning("sopgap was uninstalled from workspace %s", context.team_id)
+        if store is not None:
+            store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+
+    @app.event("tokens_revoked")
+    def revoked(event: dict[str, Any], context: Any) -> None:
+        tokens = event.get("tokens") or {}
+        log.warning("Slack revoked tokens of workspace %s", context.team_id)
+        if store is None:
+            return
+        if tokens.get("bot"):
+            # Without its bot token the workspace cannot be served: every row holding one
+            # (the installers' rows repeat it) goes.
+            store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
+            return
+        for user_id in tokens.get("oauth") or []:
+            store.forget_user_token(enterprise_id=context.enterprise_id,
+                                    team_id=context.team_id, user_id=user_id)
+
+
+def configure_shared_data(settings: Settings) -> None:
+    """Who this process serves the shared data to (sop_core/workspaces.py); once per
+    configuration, so the single token's workspace is asked of Slack once."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    key = (tuple(settings.shared_data_teams) if settings.shared_data_teams is not None
+           else None, settings.oauth_mode, token, settings.slack_api_url)
+    if key == workspaces.configured_key():
+        return
+    own_team = None
+    if settings.shared_data_teams is None and not settings.oauth_mode \
+            and settings.slack_bot_token is not None:
+        client = make_client(settings, token=settings.slack_bot_token.get_secret_value())
+
+        def own_team() -> str | None:
+            return client.auth_test().get("team_id")
+
+    workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team),
+                                     key=key)
