@@ -32,9 +32,8 @@ log = logging.getLogger(__name__)
 
 # Keep in step with slack_manifest.json (a test checks).
 BOT_SCOPES = [
-    "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
-    "groups:history", "im:write", "users:read", "files:write",
-    "channels:read", "groups:read",  # conversations.info: channel names in exports
+    "commands", "chat:write", "channels:join", "channels:history", "groups:history",
+    "channels:read", "groups:read", "im:read", "mpim:read", "users:read", "files:write",
 ]
 LISTENER_THREADS = 64  # per web worker; idle ones cost a little memory only
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.directory import DIRECTORY
 from sop_core import db, outbox, snapshots
 from sop_core.config import get_settings, normalise_database_url
 from sop_core.loading import PlanningTable, read_file
@@ -41,10 +42,12 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     snapshots.clear_cache()
     outbox.forget_settled()
+    DIRECTORY.forget_all()
     yield
     get_settings.cache_clear()
     snapshots.clear_cache()
     outbox.forget_settled()
+    DIRECTORY.forget_all()
 
 
 @pytest.fixture(scope="session")
