@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
 from bot.jobs import JobContext, PassReport, deliver, paced, send_each
+from bot.slack_client import post_in_channel
 from sop_core.models import Action
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
 
@@ -51,9 +52,9 @@ def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
     title, card = _card(job, task.action_id)
     today = job.now.astimezone(ZoneInfo(job.settings.timezone)).date()
     if task.in_thread:
-        posted = client.chat_postMessage(channel=task.destination, thread_ts=task.thread_ts,
-                                         text=escalation_text(task, title, today),
-                                         blocks=escalation_blocks(task, title, today))
+        posted = post_in_channel(client, task.destination, thread_ts=task.thread_ts,
+                                 text=escalation_text(task, title, today),
+                                 blocks=escalation_blocks(task, title, today))
         return posted["ts"]
     posted = client.chat_postMessage(channel=task.destination,
                                      text=nudge_text(task, title, today),
