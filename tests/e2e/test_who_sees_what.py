@@ -162,6 +162,22 @@ def test_leaving_a_private_channel_hides_it_at_once(sim: SlackSim, channels: Fak
     assert "GPRIV" not in leaked(json.dumps(ephemeral_after(channels, 1).args))
 
 
+def test_a_channel_shared_with_another_organisation_closes_at_once(
+        sim: SlackSim, channels: FakeSlack, world: int) -> None:
+    sim.command("export gaps", user=OUTSIDER, channel=VIEW)
+    channels.wait_for("files.completeUploadExternal", timeout=30)
+    [csv_file] = [f for f in channels.files.values() if f.filename.endswith(".csv")]
+    assert leaked(channels.uploads[csv_file.id].decode("utf-8-sig")) == {"CPUB"}
+    channels.channels["CPUB"].is_ext_shared = True  # now Slack Connect
+    sim.event({"type": "channel_shared", "connected_team_id": "TOTHER", "channel": "CPUB",
+               "event_ts": f"{time.time():.6f}"})
+    time.sleep(0.3)  # the event is handled after its ack
+    sim.command("export gaps", user=OUTSIDER, channel=VIEW)
+    told = ephemeral_after(channels, 0)
+    assert "no gaps recorded yet" in told.args["text"], told.args
+    assert len(channels.calls_to("files.completeUploadExternal")) == 1
+
+
 # ------------------------------------------------------------------ what a channel gets
 
 @pytest.mark.parametrize("where", [*SOURCES, VIEW])
