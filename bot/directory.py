@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 
 from slack_sdk import WebClient
@@ -35,6 +36,8 @@ CONVERSATION_TYPES = "public_channel,private_channel,mpim,im"
 CANNOT_SAY = ("Slack could not tell me just now who may see which channel, so I am not "
               "showing records that could be private. Try again in a minute; meanwhile "
               "each gap's thread in its own channel has its story.")
+# Slack refused or did not answer (timeouts and lost connections are OSErrors).
+NO_ANSWER = (SlackApiError, OSError, HTTPException)
 # Channels whose records are never open to the workspace and need no question to Slack.
 DIRECT_PREFIXES = ("D",)
 
@@ -119,7 +122,8 @@ class Directory:
         try:
             found = client.conversations_info(channel=channel_id)["channel"]
         except SlackApiError as error:
-            if (error.response or {}).get("error") != "channel_not_found":
+            said = error.response.get("error") if error.response is not None else None
+            if said != "channel_not_found":
                 raise
             info = None
         else:
@@ -184,7 +188,7 @@ def channel_audience(client: WebClient, sessions: sessionmaker[Session], *, team
     """What everyone in ``channel_id`` may see. Raises :class:`SlackCannotSay`."""
     try:
         facts = DIRECTORY.facts(client, _records(sessions, team_id) - {channel_id})
-    except SlackApiError:
+    except NO_ANSWER:
         raise SlackCannotSay() from None
     return visibility.for_channel(channel_id, facts)
 
@@ -195,6 +199,6 @@ def person_audience(client: WebClient, sessions: sessionmaker[Session], *, team_
     try:
         member_of = DIRECTORY.member_of(client, user_id)
         facts = DIRECTORY.facts(client, _records(sessions, team_id) - member_of)
-    except SlackApiError:
+    except NO_ANSWER:
         raise SlackCannotSay() from None
     return visibility.for_person(user_id, member_of, facts)

@@ -6,7 +6,11 @@ from __future__ import annotations
 import pytest
 from slack_sdk import WebClient
 
-from bot.directory import Directory
+from bot.directory import Directory, SlackCannotSay, channel_audience, person_audience
+from sop_core.db import get_sessionmaker
+from sop_core.loading import PlanningTable
+from sop_core.models import TriggerPoint
+from sop_core.services.data import store
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility, for_channel, for_person
 from tests.fakeslack import FakeSlack
 
@@ -104,3 +108,21 @@ def test_directory_reads_every_page(fake_slack: FakeSlack) -> None:
         fake_slack.add_channel(f"C{n:05d}", members={"U1"})
     assert len(Directory().member_of(client, "U1")) == 1203
     assert len(fake_slack.calls_to("users.conversations")) == 2
+
+
+def test_no_answer_from_slack_refuses_rather_than_guesses(
+        sqlite_url: str, sample_table: PlanningTable) -> None:
+    """A lost connection (nothing listens on the port) fails closed, like a refusal."""
+    sessions = get_sessionmaker(sqlite_url)
+    client = WebClient(token="xoxb-test", base_url="http://127.0.0.1:9/api/", timeout=1)
+    with pytest.raises(SlackCannotSay, match="Try again in a minute"):
+        person_audience(client, sessions, team_id="T1", user_id="U1")
+    snapshot = store(sessions, sample_table).snapshot_id
+    with sessions.begin() as session:  # a record elsewhere: the channel's facts are needed
+        session.add(TriggerPoint(
+            team_id="T1", channel_id="CELSE", message_ts="1.1", scope={}, scope_key="",
+            posted_snapshot_id=snapshot, snapshot_id=snapshot,
+            metric="revenue", horizon="fy", plan_at_post=1.0, gap_at_post=1.0, plan=1.0,
+            outlook=1.0, gap=1.0))
+    with pytest.raises(SlackCannotSay):
+        channel_audience(client, sessions, team_id="T1", channel_id="CHERE")
