@@ -175,6 +175,7 @@ def test_a_channel_shared_with_another_organisation_closes_at_once(
     sim.command("export gaps", user=OUTSIDER, channel=VIEW)
     told = ephemeral_after(channels, 0)
     assert "no gaps recorded yet" in told.args["text"], told.args
+    assert "can be exported from that channel" in told.args["text"]
     assert len(channels.calls_to("files.completeUploadExternal")) == 1
 
 
