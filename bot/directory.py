@@ -6,8 +6,11 @@ from it (the rule itself is ``sop_core.visibility``).
 - ``users.conversations``: the channels a person is in (with a bot token, Slack lists a
   private channel only when the bot is in it too, which is where records can be).
 
-Answers are kept ``CACHE_SECONDS`` per Slack API and token, and dropped at once when an
-event says they changed (``bot.listeners.membership``). When Slack does not answer,
+Answers are kept per Slack API and token, a person's channels ``CACHE_SECONDS``, a
+channel's facts ``FACTS_SECONDS`` (they change rarely, and Slack announces most changes),
+and dropped at once when an event says they changed (``bot.listeners.membership``).
+``conversations.info`` is rate limited per channel asked (Tier 3): the longer keep
+spares a workspace with many channels of records a burst of calls. When Slack does not answer,
 nothing is guessed: :class:`SlackCannotSay` refuses the request (fail closed).
 """
 
@@ -31,6 +34,7 @@ from sop_core.services.history import record_channels
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility
 
 CACHE_SECONDS = 60.0  # how stale a membership may be when no event said it changed
+FACTS_SECONDS = 300.0  # the same for a channel's kind, sharing and the bot's membership
 PAGE = 1000  # the largest page Slack gives for these lists
 CONVERSATION_TYPES = "public_channel,private_channel,mpim,im"
 CANNOT_SAY = ("Slack could not tell me just now who may see which channel, so I am not "
@@ -65,9 +69,10 @@ class _Kept:
 class Directory:
     """A small thread-safe cache of Slack's answers, keyed by API URL, token and id."""
 
-    def __init__(self, seconds: float = CACHE_SECONDS,
+    def __init__(self, seconds: float = CACHE_SECONDS, facts_seconds: float = FACTS_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
+        self.facts_seconds = facts_seconds
         self.clock = clock
         self._lock = threading.Lock()
         self._kept: dict[tuple[str, str, str, str], _Kept] = {}
@@ -88,8 +93,9 @@ class Directory:
             return kept
 
     def _put(self, key: tuple[str, str, str, str], value: Any) -> None:
+        seconds = self.facts_seconds if key[1] == "channel" else self.seconds
         with self._lock:
-            self._kept[key] = _Kept(value, self.clock() + self.seconds)
+            self._kept[key] = _Kept(value, self.clock() + seconds)
 
     def forget(self, *, channel: str | None = None, user: str | None = None) -> None:
         """Drop what is known about a channel and/or a person, for every workspace."""

@@ -97,9 +97,15 @@ def test_directory_caches_for_a_while_and_forgets_on_events(fake_slack: FakeSlac
     fake_slack.channels["GPRIV"].members = {"U1"}
     clock.now = 61  # expired without any event
     assert directory.member_of(client, "U1") == {"GPRIV"}
+    assert directory.channel(client, "GPRIV") == info  # asked again after the forget
     fake_slack.channels["GPRIV"].bot_member = False
-    directory.forget(channel="GPRIV")
+    clock.now = 61 + 299
+    assert directory.channel(client, "GPRIV") == info  # facts are kept longer
+    clock.now = 61 + 300
     assert directory.channel(client, "GPRIV") is None  # Slack: channel_not_found
+    fake_slack.channels["GPRIV"].bot_member = True
+    directory.forget(channel="GPRIV")  # e.g. member_joined_channel of the bot
+    assert directory.channel(client, "GPRIV") == info
 
 
 def test_directory_reads_every_page(fake_slack: FakeSlack) -> None:
