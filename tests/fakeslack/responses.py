@@ -341,15 +341,6 @@ def apps_connections_open(ws: Workspace, call: Incoming, team: Team) -> dict[str
     return {"ok": True, "url": ws.socket_mode_url}
 
 
-def conversations_info(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
-    """A channel named after its id (``C1`` → ``c1``) unless a test set ``fake.channels``."""
-    channel_id = str(call.args.get("channel") or "")
-    if not channel_id:
-        raise Rejected("channel_not_found", "conversations.info without a channel")
-    return {"ok": True, "channel": {"id": channel_id, "name": channel_id.lower(),
-                                    "is_channel": True, **ws.channels.get(channel_id, {})}}
-
-
 def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     """Every other method in the spec: accepted, nothing more to say."""
     return {"ok": True}
@@ -368,7 +359,6 @@ RESPONSES: dict[str, Builder] = {
     "conversations.join": conversations_join,
     "users.conversations": users_conversations,
     "users.info": users_info,
-    "conversations.info": conversations_info,
     "views.open": views_modal,
     "views.push": views_modal,
     "views.update": views_modal,

@@ -70,7 +70,6 @@ class FakeSlack:
         self._workspace = Workspace()
         self.teams: dict[str, Team] = self._workspace.teams
         self.users: dict[str, dict[str, Any]] = self._workspace.users
-        self.channels: dict[str, dict[str, Any]] = self._workspace.channels
         self.files: dict[str, UploadedFile] = self._workspace.files
         self.uploads: dict[str, bytes] = self._workspace.uploads
         self.channels: dict[str, Channel] = self._workspace.channels

@@ -22,7 +22,6 @@ class Workspace:
 
     teams: dict[str, Team] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # conversations.info
     files: dict[str, UploadedFile] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
     # Channels as state (see Channel); one the tests never declared is made on first use.
