@@ -40,9 +40,8 @@ log = logging.getLogger(__name__)
 
 # Keep in step with slack_manifest.json (a test checks).
 BOT_SCOPES = [
-    "commands", "chat:write", "chat:write.public", "channels:join", "channels:history",
-    "groups:history", "im:write", "users:read", "files:write",
-    "channels:read", "groups:read",  # conversations.info: channel names in exports
+    "commands", "chat:write", "channels:join", "channels:history", "groups:history",
+    "channels:read", "groups:read", "im:read", "mpim:read", "users:read", "files:write",
 ]
 # Per web worker. Threads are started only when none is idle, and a command waiting for a
 # work slot holds one: with fewer, a burst of commands (each sent as soon as the last was

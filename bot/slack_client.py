@@ -3,8 +3,11 @@
 - ``make_client``: Slack's (or ``SLACK_API_URL``'s) base URL, a timeout per process kind
   and retries: connection errors (slack_sdk's only default), 429 after ``Retry-After``,
   5xx, and timeouts of the methods that are safe to call twice.
-- ``in_channel``: a post or an upload into a channel, joining a public channel first if
-  the bot is not in it yet; ``post_in_channel`` and ``upload_files`` use it. These two
+- ``in_channel``: a post or an upload into a channel, only once the bot is in it: a
+  public channel it is not in yet is joined first (``conversations.join``), a private
+  one it is not in is refused with "invite @sopgap first" (the bot's membership comes
+  from ``conversations.info``, cached by ``bot.directory``); ``post_in_channel`` and
+  ``upload_files`` use it. These two
   raise Slack's silence (a timeout, a lost connection) as :class:`SlackUnanswered`, a
   ``SlackApiError``, so callers handle a refusal and no answer alike.
 - ``Responder``: Bolt's ``respond()`` (a ``response_url`` post) with the same retries, and
@@ -44,14 +47,17 @@ from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from bot import metrics
+from bot.directory import DIRECTORY
 from bot.errors import UserError
 from sop_core import outbox
 from sop_core.config import Settings
+from sop_core.visibility import ChannelKind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NOT_IN_CHANNEL = "I am not in this channel: invite me with `/invite @sopgap`, then try again."
+NOT_IN_CHANNEL = ("I am not in this channel and cannot join it: invite @sopgap first "
+                  "(`/invite @sopgap`), then try again.")
 NO_ANSWER = "no_answer"  # the error code of SlackUnanswered
 # Failures of the network or of Slack's side that a later attempt may not meet.
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, URLError, ConnectionError,
@@ -195,11 +201,13 @@ def _answer(method: str, error: str, *, status: int) -> SlackResponse:
 
 
 class NotInChannel(UserError):
-    """The bot is not in the channel and could not join it (private, archived, gone)."""
+    """The bot is not in the channel and could not join it (private, archived, gone).
+    ``join_error``: why (Slack's error, or what ``conversations.info`` said)."""
 
-    def __init__(self, join_error: str) -> None:
+    def __init__(self, join_error: str, *, via: str = "conversations.join") -> None:
         super().__init__(NOT_IN_CHANNEL)
         self.join_error = join_error
+        self.via = via
 
 
 def answered(method: str, call: Callable[[], T]) -> T:
@@ -227,7 +235,7 @@ def diagnose(error: Exception) -> outbox.Diagnosis:
     rate limits, 5xx, timeouts and connection errors are retried by every pass."""
     if isinstance(error, NotInChannel):
         return outbox.Diagnosis(outbox.ErrorKind.PERMANENT,
-                                f"not_in_channel (conversations.join: {error.join_error})")
+                                f"not_in_channel ({error.via}: {error.join_error})")
     if isinstance(error, SlackApiError):
         method = method_of(getattr(error.response, "api_url", ""))
         reason = f"{method}: {error_code(error) or 'error'}"
@@ -244,25 +252,48 @@ def diagnose(error: Exception) -> outbox.Diagnosis:
 
 # ------------------------------------------------------------------------------ channels
 
+def is_direct(channel: str) -> bool:
+    """A person's id (their DM with the bot) or a DM: always open to the bot."""
+    return channel[:1] in ("U", "W", "D")
+
+
 def in_channel(client: WebClient, channel: str, call: Callable[[], T]) -> T:
-    """``call()`` (a post or an upload into ``channel``); if Slack says the bot is not in
-    the channel, join it (public channels) and call again.
+    """``call()`` (a post or an upload into ``channel``) once the bot is in the channel:
+    a public channel it is not in is joined first; a private one (or one Slack does not
+    show the bot) raises :class:`NotInChannel` without any call into it. Should Slack
+    still say ``not_in_channel`` (the bot was removed since), the cache is dropped and
+    a public channel joined before the one retry.
 
     A join Slack refuses raises :class:`NotInChannel` (a ``UserError``: the person has to
-    invite the bot); a join that failed on Slack's side raises its ``SlackApiError``.
+    invite the bot); a question or a join that failed on Slack's side raises its
+    ``SlackApiError``.
     """
+    if not is_direct(channel):
+        info = answered("conversations.info", lambda: DIRECTORY.channel(client, channel))
+        if info is None:
+            raise NotInChannel("channel_not_found", via="conversations.info")
+        if not info.bot_member:
+            if info.facts.kind is not ChannelKind.PUBLIC:
+                raise NotInChannel(f"{info.facts.kind} channel", via="conversations.info")
+            _join(client, channel)
     try:
         return call()
     except SlackApiError as error:
         if error_code(error) != "not_in_channel":
             raise
+    DIRECTORY.forget(channel=channel)
+    _join(client, channel)
+    return call()
+
+
+def _join(client: WebClient, channel: str) -> None:
     try:
         answered("conversations.join", lambda: client.conversations_join(channel=channel))
     except SlackApiError as error:
         if is_transient(error):
             raise
         raise NotInChannel(error_code(error) or "error") from None
-    return call()
+    DIRECTORY.joined(client, channel)
 
 
 def post_in_channel(client: WebClient, channel: str, **message: Any) -> dict[str, Any]:

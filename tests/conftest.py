@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bot.directory import DIRECTORY
 from sop_core import db, outbox, snapshots, workspaces
 from sop_core.config import get_settings, normalise_database_url
 from sop_core.loading import PlanningTable, read_file
@@ -44,10 +45,12 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     # As a single-token deployment whose token is workspace T1's: the shared data is
     # T1's (an app or clock a test starts sets its own).
     workspaces.configure_shared_data(workspaces.SharedDataPolicy(["T1"]))
+    DIRECTORY.forget_all()
     yield
     get_settings.cache_clear()
     snapshots.clear_cache()
     outbox.forget_settled()
+    DIRECTORY.forget_all()
 
 
 @pytest.fixture(scope="session")

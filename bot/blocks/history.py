@@ -225,5 +225,9 @@ def export_comment(export: Export, user_id: str) -> str:
 
 
 def nothing_to_export(export: Export) -> str:
-    """Plain text (``Ctx.tell`` escapes it)."""
-    return f"Nothing to export: {nothing_matches(export)}"
+    """Plain text (``Ctx.tell`` escapes it). The files would go to the channel, so what a
+    private or Slack Connect channel holds is never in them: said, for a search that
+    found nothing here."""
+    return (f"Nothing to export: {nothing_matches(export)} An export here holds this "
+            "channel's records and those of public channels; a private or Slack Connect "
+            "channel's records can be exported from that channel.")

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
 from bot.jobs import JobContext, PassReport, deliver, paced, send_each
+from bot.slack_client import post_in_channel
 from sop_core.models import Action
 from sop_core.services.actions import person_today
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user, users_to_refresh
@@ -67,9 +68,9 @@ def _link(client: WebClient, channel_id: str | None, card_ts: str | None) -> str
 def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
     title, card, today, channel_id, card_ts = _card(job, task)
     if task.in_thread:
-        posted = client.chat_postMessage(channel=task.destination, thread_ts=task.thread_ts,
-                                         text=escalation_text(task, title, today),
-                                         blocks=escalation_blocks(task, title, today))
+        posted = post_in_channel(client, task.destination, thread_ts=task.thread_ts,
+                                 text=escalation_text(task, title, today),
+                                 blocks=escalation_blocks(task, title, today))
         return posted["ts"]
     link = _link(client, channel_id, card_ts)
     posted = client.chat_postMessage(channel=task.destination,

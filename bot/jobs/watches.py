@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.text import escape
 from bot.blocks.trigger import headline, trigger_point_blocks
 from bot.jobs import JobContext, PassReport, deliver, send_each
-from bot.slack_client import post_in_channel
+from bot.slack_client import in_channel, post_in_channel
 from sop_core import outbox
 from sop_core.services import triggers
 from sop_core.services.watches import (
@@ -116,8 +116,8 @@ def _send(job: JobContext, client: WebClient, step: WatchStep) -> str | None:
                                   resolved=step.kind == StepKind.RESOLVE)
     text = escape(headline(step.report.result))
     try:
-        client.chat_update(channel=step.channel_id, ts=step.message_ts, text=text,
-                           blocks=blocks)
+        in_channel(client, step.channel_id, lambda: client.chat_update(
+            channel=step.channel_id, ts=step.message_ts, text=text, blocks=blocks))
     except SlackApiError as error:
         if error.response.get("error") != "message_not_found":
             raise
@@ -126,8 +126,8 @@ def _send(job: JobContext, client: WebClient, step: WatchStep) -> str | None:
         triggers.attach_message(job.sessions, step.point_id, posted["ts"])
         apply_figures(job.sessions, step, now=job.now)
         return str(posted["ts"])
-    note = client.chat_postMessage(channel=step.channel_id, thread_ts=step.message_ts,
-                                   text=step.note, reply_broadcast=step.reopened)
+    note = post_in_channel(client, step.channel_id, thread_ts=step.message_ts,
+                           text=step.note, reply_broadcast=step.reopened)
     apply_figures(job.sessions, step, now=job.now)
     return str(note["ts"])
 

@@ -36,6 +36,7 @@ from bot.blocks.actions_list import MAX_MESSAGE_BLOCKS, register_blocks, registe
 from bot.blocks.hand_back import owner_dm_blocks
 from bot.blocks.text import SECTION_TEXT_MAX, cut, escape, unescape
 from bot.blocks.thread import MAX_ID
+from bot.directory import person_audience
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError, post_in_channel
@@ -667,9 +668,12 @@ def list_actions(text: str, ctx: Ctx) -> None:
         raise UserError(f"“{text.strip()}” is not a list I know: use `/gap actions mine`, "
                         "`/gap actions overdue` or `/gap actions all`.") from None
     today = _today(ctx)
+    audience = person_audience(ctx.client, ctx.sessions, team_id=ctx.team_id,
+                               user_id=ctx.user_id)
     with ctx.sessions() as session:
         found = actions.register(session, team_id=ctx.team_id, user_id=ctx.user_id,
-                                 which=which, today=today, limit=MAX_MESSAGE_BLOCKS)
+                                 which=which, today=today, limit=MAX_MESSAGE_BLOCKS,
+                                 visibility=audience)
     blocks = register_blocks(found, today=today)
     if ctx.respond is not None:
         ctx.respond(text=register_text(found), blocks=blocks, response_type="ephemeral",

@@ -3,7 +3,10 @@
 The subcommands register on import through ``@subcommand`` (``bot.listeners.__init__``
 imports this module); the Home button and the search modal are registered by
 ``bot.listeners.home``. Each handler: parse, one ``sop_core`` service call, a reply built
-by ``bot.blocks.history``. History and exports read the caller's workspace only.
+by ``bot.blocks.history``. History and exports read the caller's workspace only, and
+of it what the audience may see (``bot.directory``): history and the search are the
+caller's own view; an export is uploaded to the channel, so it holds what everyone in
+that channel may see.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bot.blocks.history import (
     search_modal,
 )
 from bot.blocks.text import cut
+from bot.directory import SlackCannotSay, channel_audience, person_audience
 from bot.ids import INPUT, BlockId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError
@@ -47,8 +51,11 @@ ERROR_MAX = 300  # an inline error under a modal's input
 
 @subcommand("history")
 def show_history(text: str, ctx: Ctx) -> None:
-    """Past gaps overlapping the filters, only for the caller, newest first."""
-    found = history.search(ctx.sessions, team_id=ctx.team_id, filters=text)
+    """Past gaps overlapping the filters that the caller may see, only for them."""
+    audience = person_audience(ctx.client, ctx.sessions, team_id=ctx.team_id,
+                               user_id=ctx.user_id)
+    found = history.search(ctx.sessions, team_id=ctx.team_id, filters=text,
+                           visibility=audience)
     blocks = history_blocks(found)
     if ctx.respond is not None:
         ctx.respond(text=history_text(found), blocks=blocks, response_type="ephemeral",
@@ -77,8 +84,11 @@ def submit_search(ack: Ack, view: dict[str, Any], context: dict[str, Any]) -> No
     """Search, then show the results in the same modal (bad filters: inline error)."""
     text = _typed(view)
     try:
-        found = history.search(context["sessions"], team_id=context["team_id"], filters=text)
-    except FilterError as problem:
+        audience = person_audience(context["client"], context["sessions"],
+                                   team_id=context["team_id"], user_id=context["user_id"])
+        found = history.search(context["sessions"], team_id=context["team_id"], filters=text,
+                               visibility=audience)
+    except (FilterError, SlackCannotSay) as problem:
         ack(response_action="errors",
             errors={BlockId.HISTORY_FILTERS: cut(str(problem), ERROR_MAX)})
         return
@@ -103,12 +113,16 @@ def export_register(text: str, ctx: Ctx) -> None:
     if not word:
         raise UserError(EXPORT_USAGE)
     kind = exports.parse_kind(word)
+    # The files go to the channel: only what everyone in it may see.
+    audience = channel_audience(ctx.client, ctx.sessions, team_id=ctx.team_id,
+                                channel_id=ctx.channel_id)
     result = exports.export(
         ctx.sessions, team_id=ctx.team_id, kind=kind, filters=rest,
         today=local_today(ctx.settings.timezone),
         fy_start_month=ctx.settings.fiscal_year_start_month,
         names=lambda users, channels: slack_names.names(ctx.client, ctx.team_id, users,
-                                                        channels))
+                                                        channels),
+        visibility=audience)
     if not result.rows:
         ctx.tell(nothing_to_export(result))
         return

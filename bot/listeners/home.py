@@ -10,10 +10,12 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.home import home_view
+from bot.directory import SlackCannotSay, person_audience
 from bot.ids import ActionId, CallbackId
 from bot.listeners import history
 from sop_core.services.actions import person_today
 from sop_core.services.coverage import home_data
+from sop_core.visibility import Visibility
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,17 @@ def publish(context: dict[str, Any], user_id: str) -> None:
     with context["sessions"]() as session:
         today = person_today(session, context["team_id"], user_id,
                              default_tz=context["settings"].timezone)
+    try:
+        audience = person_audience(context["client"], context["sessions"],
+                                   team_id=context["team_id"], user_id=user_id)
+    except SlackCannotSay:
+        # Fail closed: their own actions only, no gap of any channel, until Slack answers
+        # (the next open or "Refresh" asks again).
+        log.warning("Slack did not say which channels %s is in: their Home shows their "
+                    "own actions only", user_id)
+        audience = Visibility(channels=frozenset(), user_id=user_id)
     data = home_data(context["sessions"], team_id=context["team_id"], user_id=user_id,
-                     today=today)
+                     today=today, visibility=audience)
     try:
         context["client"].views_publish(user_id=user_id, view=home_view(data, today=today))
     except SlackApiError:

@@ -22,6 +22,7 @@ from bot.blocks.thread import (
     summary_blocks,
     summary_text,
 )
+from bot.directory import channel_audience
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import NotPermitted, require_rule_maker
@@ -93,7 +94,11 @@ def discuss(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: dic
         ctx.tell("The root-cause discussion is already open in this gap's thread: reply there.")
         return
     try:
-        similar = history.similar_gaps(ctx.sessions, team_id=ctx.team_id, point_id=point.id)
+        # Posted in the point's channel: only what everyone there may see.
+        audience = channel_audience(ctx.client, ctx.sessions, team_id=ctx.team_id,
+                                    channel_id=point.channel_id)
+        similar = history.similar_gaps(ctx.sessions, team_id=ctx.team_id, point_id=point.id,
+                                       visibility=audience)
     except Exception:  # the prompt matters more than the look back: post it without
         log.exception("could not look up similar past gaps of trigger point %s", point.id)
         similar = ()

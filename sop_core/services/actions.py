@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from sop_core import formatting as fmt
@@ -35,6 +35,7 @@ from sop_core.relative_days import local_date
 from sop_core.services import triggers
 from sop_core.services.triggers import NotFound
 from sop_core.smart import SmartActionInput
+from sop_core.visibility import Visibility
 
 SNOOZE_DAYS = (1, 3, 7)
 
@@ -538,8 +539,14 @@ class Register:
 
 
 def register(session: Session, *, team_id: str, user_id: str, which: Which, today: date,
-             limit: int = 50) -> Register:
+             limit: int = 50, visibility: Visibility | None = None) -> Register:
+    """The register as ``which`` selects it, only the actions the audience may see (in a
+    channel it allows, or owned or created by its person; all for ``None``)."""
     conditions: list[Any] = [Action.team_id == team_id]
+    if visibility is not None:
+        own = ((Action.owner_id == visibility.user_id, Action.creator_id == visibility.user_id)
+               if visibility.user_id is not None else ())
+        conditions.append(or_(Action.channel_id.in_(sorted(visibility.channels)), *own))
     if which is Which.MINE:
         conditions += [Action.owner_id == user_id, Action.status == Status.OPEN]
     elif which is Which.OVERDUE:

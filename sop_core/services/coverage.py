@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import formatting as fmt
 from sop_core.models import Action, RootCauseNote, Status, TriggerPoint
+from sop_core.visibility import Visibility
 
 # Below this, a gap is nothing to cover (amounts are money or units: half a unit is noise).
 ZERO_GAP = 0.5
@@ -187,9 +188,12 @@ def point_coverage(sessions: sessionmaker[Session], team_id: str, point_id: int
 
 
 def home_data(sessions: sessionmaker[Session], *, team_id: str, user_id: str, today: date,
-              most: int = 50) -> HomeData:
+              most: int = 50, visibility: Visibility | None = None) -> HomeData:
     """The person's open actions (due soonest first) and the open gaps they take part in
-    (largest first), at most ``most`` of each, with the totals for "and N more"."""
+    (largest first), at most ``most`` of each, with the totals for "and N more".
+
+    Their own actions are always theirs to see; a gap only while ``visibility`` allows
+    its channel (a private channel they have left drops out)."""
     with sessions() as session:
         actions = session.scalars(
             _my_actions(team_id, user_id).order_by(Action.due_date, Action.id).limit(most)
@@ -206,7 +210,10 @@ def home_data(sessions: sessionmaker[Session], *, team_id: str, user_id: str, to
                 for m in a.milestones if m.done_at is None)[:2],
             channel_id=a.channel_id, card_ts=a.card_ts,
         ) for a in actions)
-        points = session.scalars(_my_gaps(team_id, user_id).order_by(
+        my_gaps = _my_gaps(team_id, user_id)
+        if visibility is not None:
+            my_gaps = my_gaps.where(TriggerPoint.channel_id.in_(sorted(visibility.channels)))
+        points = session.scalars(my_gaps.order_by(
             func.abs(TriggerPoint.gap).desc(), TriggerPoint.id).limit(most)).all()
         impacts = open_impacts(session, [p.id for p in points])
         gap_items = tuple(GapItem(
@@ -218,5 +225,5 @@ def home_data(sessions: sessionmaker[Session], *, team_id: str, user_id: str, to
         actions_total = (len(action_items) if len(action_items) < most
                          else _count(session, _my_actions(team_id, user_id)))
         gaps_total = (len(gap_items) if len(gap_items) < most
-                      else _count(session, _my_gaps(team_id, user_id)))
+                      else _count(session, my_gaps))
     return HomeData(action_items, actions_total, gap_items, gaps_total)

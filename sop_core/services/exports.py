@@ -7,6 +7,9 @@ per trigger point, with its root cause, its actions and their impact). Both are 
 with the filter grammar exactly as history is (:class:`~sop_core.services.history
 .Criteria`: the gap's scope overlaps the filters) and read one workspace only. An action
 not attached to a gap is exported only when the filters name no scope, metric or horizon.
+An export for Slack takes the audience of the channel it is uploaded to (a
+:class:`~sop_core.visibility.Visibility`); the command line's exports take none and hold
+everything.
 
 The files are for people opening them in Excel:
 
@@ -15,6 +18,10 @@ The files are for people opening them in Excel:
 - text that starts with ``=``, ``+``, ``-`` or ``@`` is never a formula: in the XLSX it is a
   text cell (with Excel's quote prefix), in the CSV it is prefixed with ``'`` (OWASP's
   advice against CSV injection; Excel hides the quote). Numbers stay numbers.
+- every CSV field is quoted, and a formula start after a ``;``, ``,``, tab or line break
+  inside a text is prefixed with ``'`` too: an Excel whose list separator is ``;``
+  (French, German, Spanish, Italian) splits a comma-separated line at each ``;`` whatever
+  the quotes, so ``Dairy;=HYPERLINK(…)`` would otherwise start a formula cell there.
 
 Amounts are rounded to the cent and percentages are in percent (sop_core/formatting.py).
 Dates are UTC dates. People and channels are Slack ids, each with a name column beside it
@@ -28,9 +35,11 @@ latest view (:func:`drivers_export`).
 
 from __future__ import annotations
 
+import csv
 import enum
 import io
 import math
+import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +67,7 @@ from sop_core.services.coverage import coverage, scope_text
 from sop_core.services.data import gap_report
 from sop_core.services.history import Criteria, check_names
 from sop_core.services.root_causes import category_label
+from sop_core.visibility import Visibility
 
 
 class Kind(enum.StrEnum):
@@ -129,6 +139,9 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Excel's limit per cell; longer text would make the file unreadable to it.
 CELL_TEXT_MAX = 32_767
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A formula start at the beginning of a text, or after a character where Excel may begin
+# a new cell of a CSV line: its list separator (``,`` or ``;``), a tab, a line break.
+FORMULA_AFTER_SPLIT = re.compile(r"(^|[,;\t\r\n])(?=[=+\-@\t\r])")
 WIDTH_SAMPLE = 500  # rows looked at to size a column
 WIDTH_MIN, WIDTH_MAX = 8, 60
 
@@ -183,13 +196,21 @@ def _day(value: datetime | None) -> date | None:
     return value.astimezone(UTC).date() if value is not None else None
 
 
-def _points(session: Session, team_id: str, criteria: Criteria) -> list[TriggerPoint]:
-    """The workspace's trigger points matching, newest first (names checked)."""
+def _points(session: Session, team_id: str, criteria: Criteria,
+            visibility: Visibility | None) -> list[TriggerPoint]:
+    """The workspace's trigger points matching that the audience may see, newest first
+    (names checked)."""
     points = session.scalars(
         select(TriggerPoint).where(TriggerPoint.team_id == team_id)
         .order_by(TriggerPoint.created_at.desc(), TriggerPoint.id.desc())).all()
     check_names(session, team_id, criteria)
-    return [p for p in points if criteria.matches(p.scope, p.metric, p.horizon)]
+    return [p for p in points if criteria.matches(p.scope, p.metric, p.horizon)
+            and (visibility is None or visibility.sees_channel(p.channel_id))]
+
+
+def _visible_action(visibility: Visibility | None, action: Any) -> bool:
+    return visibility is None or visibility.sees_action(action.channel_id, action.owner_id,
+                                                        action.creator_id)
 
 
 def _dimensions(points: Sequence[TriggerPoint]) -> list[str]:
@@ -328,15 +349,16 @@ _ACTION_FIELDS = (
 
 
 def actions_frame(session: Session, *, team_id: str, criteria: Criteria,
-                  today: date) -> Frame:
+                  today: date, visibility: Visibility | None = None) -> Frame:
     """The workspace's actions on gaps matching the criteria (and, with no criteria, the
-    actions on no gap too); three queries whatever the size."""
-    points = _points(session, team_id, criteria)
+    actions on no gap too) that the audience may see; three queries whatever the size."""
+    points = _points(session, team_id, criteria, visibility)
     wanted = {p.id for p in points}
     keep_unlinked = criteria.is_empty
-    actions = [a for a in session.execute(select(*_ACTION_FIELDS).where(
+    actions = [a for a in session.execute(select(*_ACTION_FIELDS, Action.channel_id).where(
         Action.team_id == team_id))
-        if a.trigger_point_id in wanted or (a.trigger_point_id is None and keep_unlinked)]
+        if (a.trigger_point_id in wanted or (a.trigger_point_id is None and keep_unlinked))
+        and _visible_action(visibility, a)]
     milestones: defaultdict[int, list[tuple[str, date, datetime | None]]] = defaultdict(list)
     for action_id, name, due, done in session.execute(
             select(Milestone.action_id, Milestone.name, Milestone.due_date, Milestone.done_at)
@@ -348,13 +370,15 @@ def actions_frame(session: Session, *, team_id: str, criteria: Criteria,
                                today=today)
 
 
-def gaps_frame(session: Session, *, team_id: str, criteria: Criteria) -> Frame:
-    """The workspace's trigger points matching the criteria, newest first."""
-    points = _points(session, team_id, criteria)
+def gaps_frame(session: Session, *, team_id: str, criteria: Criteria,
+               visibility: Visibility | None = None) -> Frame:
+    """The workspace's trigger points matching the criteria that the audience may see,
+    newest first."""
+    points = _points(session, team_id, criteria, visibility)
     wanted = {p.id for p in points}
-    actions = [a for a in session.execute(select(*_ACTION_FIELDS).where(
+    actions = [a for a in session.execute(select(*_ACTION_FIELDS, Action.channel_id).where(
         Action.team_id == team_id, Action.trigger_point_id.is_not(None)))
-        if a.trigger_point_id in wanted]
+        if a.trigger_point_id in wanted and _visible_action(visibility, a)]
     return build_gaps_frame(points, actions)
 
 
@@ -363,17 +387,19 @@ def gaps_frame(session: Session, *, team_id: str, criteria: Criteria) -> Frame:
 # --------------------------------------------------------------------------------------
 
 def csv_safe(value: str) -> str:
-    """Text Excel would run as a formula gets a leading ``'`` (OWASP, CSV injection)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """Text Excel would run as a formula gets a ``'`` (OWASP, CSV injection): at its start,
+    and after every character some Excel splits a CSV line at (see the module doc)."""
+    return FORMULA_AFTER_SPLIT.sub(r"\1'", value)
 
 
 def to_csv(frame: Frame) -> bytes:
-    """UTF-8 with a BOM, CRLF line ends, text never read as a formula."""
+    """UTF-8 with a BOM, CRLF line ends, every field quoted, text never read as a formula."""
     data = frame.data.copy()
     for name, kind in frame.kinds.items():
         if kind is Col.TEXT:
             data[name] = data[name].map(lambda v: csv_safe(v) if isinstance(v, str) else v)
-    return data.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+    return data.to_csv(index=False, lineterminator="\r\n",
+                       quoting=csv.QUOTE_ALL).encode("utf-8-sig")
 
 
 def _xlsx_text(value: str) -> str:
@@ -483,10 +509,11 @@ def to_xlsx(frame: Frame, *, title: str, about: Sequence[tuple[str, str]] = (),
 # --------------------------------------------------------------------------------------
 
 def frame_for(session: Session, *, team_id: str, kind: Kind, criteria: Criteria,
-              today: date) -> Frame:
+              today: date, visibility: Visibility | None = None) -> Frame:
     if kind is Kind.ACTIONS:
-        return actions_frame(session, team_id=team_id, criteria=criteria, today=today)
-    return gaps_frame(session, team_id=team_id, criteria=criteria)
+        return actions_frame(session, team_id=team_id, criteria=criteria, today=today,
+                             visibility=visibility)
+    return gaps_frame(session, team_id=team_id, criteria=criteria, visibility=visibility)
 
 
 def filenames(kind: Kind, today: date) -> tuple[str, str]:
@@ -501,8 +528,9 @@ NOTES = ("Amounts rounded to the cent; percentages in percent; dates in UTC; peo
 
 def export(sessions: sessionmaker[Session], *, team_id: str, kind: Kind | str,
            filters: Filters | str, today: date, names: NameLookup | None = None,
-           fy_start_month: int = 1) -> Export:
-    """The register of one workspace as CSV and XLSX bytes (one read-only transaction).
+           fy_start_month: int = 1, visibility: Visibility | None = None) -> Export:
+    """The register of one workspace as CSV and XLSX bytes (one read-only transaction),
+    the records the audience may see only (all of them for ``None``).
 
     ``names``: given the user ids and channel ids in the register, their names (the
     caller looks them up; a plain mapping back). ``filters`` with ``by=`` on ``gaps``
@@ -519,7 +547,8 @@ def export(sessions: sessionmaker[Session], *, team_id: str, kind: Kind | str,
                           "`export gaps region=EU by=channel`)")
     criteria = Criteria.of(parsed)
     with sessions() as session:
-        frame = frame_for(session, team_id=team_id, kind=kind, criteria=criteria, today=today)
+        frame = frame_for(session, team_id=team_id, kind=kind, criteria=criteria, today=today,
+                          visibility=visibility)
     users, channels = slack_ids(frame)
     frame = with_names(frame, names(users, channels) if names is not None else {})
     csv_name, xlsx_name = filenames(kind, today)

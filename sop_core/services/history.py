@@ -17,9 +17,13 @@ dimension values (the same ``scope_key``, or a scope that restricts every dimens
 new one to overlapping values), the informative ones first (resolved, root cause
 confirmed, or with actions), then the exact same scope and metric, then the newest.
 
+**Who sees what.** Searches and similar gaps take a :class:`~sop_core.visibility.Visibility`
+(``None``: everything, for the operator's command line): only trigger points of the
+channels it allows are found, counted or offered as "Did you mean" hints.
+
 Scopes are JSON, so overlap is decided in Python over the workspace's trigger points
-(only their id, scope, metric, horizon and creation time are read for that); details are
-then loaded for the page shown. Results are plain frozen values.
+(only their id, channel, scope, metric, horizon and creation time are read for that);
+details are then loaded for the page shown. Results are plain frozen values.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from sop_core.filters import FilterError, Filters, parse_filters
 from sop_core.loading import normalise_name
 from sop_core.models import Action, RootCauseRevision, Status, TriggerPoint
 from sop_core.services.triggers import get
+from sop_core.visibility import Visibility
 
 MAX_SIMILAR = 3
 ScopeLike = Mapping[str, Sequence[str]]
@@ -198,17 +203,22 @@ class _Row:
     created_at: datetime
     status: str
     root_cause_category: str | None
+    channel_id: str
 
 
-def _rows(session: Session, team_id: str) -> list[_Row]:
-    """Every trigger point of the workspace, newest first (only the matching columns)."""
+def _rows(session: Session, team_id: str, visibility: Visibility | None = None) -> list[_Row]:
+    """The workspace's trigger points the audience may see (all of them for ``None``),
+    newest first (only the matching columns)."""
     result = session.execute(
         select(TriggerPoint.id, TriggerPoint.scope, TriggerPoint.scope_key,
                TriggerPoint.metric, TriggerPoint.horizon, TriggerPoint.created_at,
-               TriggerPoint.status, TriggerPoint.root_cause_category)
+               TriggerPoint.status, TriggerPoint.root_cause_category, TriggerPoint.channel_id)
         .where(TriggerPoint.team_id == team_id)
         .order_by(TriggerPoint.created_at.desc(), TriggerPoint.id.desc()))
-    return [_Row(*row) for row in result]
+    rows = [_Row(*row) for row in result]
+    if visibility is None:
+        return rows
+    return [row for row in rows if visibility.sees_channel(row.channel_id)]
 
 
 def check_names(session: Session, team_id: str, criteria: Criteria,
@@ -233,17 +243,21 @@ def check_names(session: Session, team_id: str, criteria: Criteria,
         raise grammar._unknown("metric", criteria.metric, sorted(metrics))
 
 
-def matching_ids(session: Session, team_id: str, criteria: Criteria) -> list[int]:
-    """Ids of the workspace's trigger points matching, newest first (names checked)."""
-    rows = _rows(session, team_id)
+def matching_ids(session: Session, team_id: str, criteria: Criteria,
+                 visibility: Visibility | None = None) -> list[int]:
+    """Ids of the workspace's trigger points matching that the audience may see, newest
+    first (names checked)."""
+    rows = _rows(session, team_id, visibility)
     check_names(session, team_id, criteria, rows)
     return [r.id for r in rows if criteria.matches(r.scope, r.metric, r.horizon)]
 
 
-def _hints(session: Session, team_id: str, criteria: Criteria) -> tuple[str, ...]:
-    """For a search that found nothing: filter values no past gap has, and the closest."""
+def _hints(session: Session, team_id: str, criteria: Criteria,
+           visibility: Visibility | None = None) -> tuple[str, ...]:
+    """For a search that found nothing: filter values no visible past gap has, and the
+    closest of those (a hidden gap's values are never suggested)."""
     seen: dict[str, dict[str, str]] = {}
-    for row in _rows(session, team_id):
+    for row in _rows(session, team_id, visibility):
         for key, values in row.scope.items():
             seen.setdefault(key.casefold(), {}).update((str(v).casefold(), str(v))
                                                        for v in values)
@@ -305,29 +319,32 @@ def _past(point: TriggerPoint, actions: list[PastAction]) -> PastGap:
 
 
 def search(sessions: sessionmaker[Session], *, team_id: str, filters: Filters | str,
-           limit: int = 20) -> History:
-    """Past trigger points of the workspace overlapping the filters, newest first.
+           limit: int = 20, visibility: Visibility | None = None) -> History:
+    """Past trigger points of the workspace overlapping the filters that the audience
+    may see (all for ``None``), newest first.
 
     Raises :class:`FilterError` for input that cannot be used (with the closest name).
     """
     criteria = Criteria.of(filters)
     with sessions() as session:
-        ids = matching_ids(session, team_id, criteria)
+        ids = matching_ids(session, team_id, criteria, visibility)
         gaps = load_gaps(session, team_id, ids[:limit])
-        hints = _hints(session, team_id, criteria) if not ids and criteria.scope else ()
+        hints = (_hints(session, team_id, criteria, visibility)
+                 if not ids and criteria.scope else ())
     return History(criteria=criteria, gaps=tuple(gaps), total=len(ids), hints=hints)
 
 
 def similar_gaps(sessions: sessionmaker[Session], *, team_id: str, point_id: int,
-                 most: int = MAX_SIMILAR) -> tuple[PastGap, ...]:
-    """Earlier trigger points of the workspace on the same dimension values as this one,
-    the informative ones first (see the module doc). Raises ``NotFound`` for a trigger
-    point of another workspace."""
+                 most: int = MAX_SIMILAR, visibility: Visibility | None = None
+                 ) -> tuple[PastGap, ...]:
+    """Earlier trigger points of the workspace on the same dimension values as this one
+    that the audience may see, the informative ones first (see the module doc). Raises
+    ``NotFound`` for a trigger point of another workspace."""
     with sessions() as session:
         point = get(session, team_id, point_id)
         new_key, new_scope, new_metric = point.scope_key, point.scope, point.metric
         earlier = (point.created_at, point.id)
-        candidates = [r for r in _rows(session, team_id)
+        candidates = [r for r in _rows(session, team_id, visibility)
                       if r.id != point.id and (r.created_at, r.id) < earlier
                       and (r.scope_key == new_key or same_values(r.scope, new_scope))]
         if not candidates:
@@ -344,3 +361,12 @@ def similar_gaps(sessions: sessionmaker[Session], *, team_id: str, point_id: int
         ranked = sorted(candidates, key=rank)  # stable: newest first within each rank
         return tuple(load_gaps(session, team_id, [r.id for r in ranked[:most]]))
 
+
+
+def record_channels(session: Session, team_id: str) -> set[str]:
+    """Every channel the workspace has records in (trigger points and action cards)."""
+    channels = set(session.scalars(select(TriggerPoint.channel_id).distinct().where(
+        TriggerPoint.team_id == team_id)))
+    channels.update(c for c in session.scalars(select(Action.channel_id).distinct().where(
+        Action.team_id == team_id)) if c)
+    return channels

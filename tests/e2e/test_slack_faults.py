@@ -472,16 +472,15 @@ def test_a_nudge_slack_refuses_for_good_is_given_up_once(
 def test_a_digest_in_a_channel_the_bot_cannot_join_is_given_up(db_url: str,
                                                                slack: FakeSlack) -> None:
     settings = fast_settings(db_url, slack)
-    digest_service.set_meeting(get_sessionmaker(db_url), "T1", "CPRIVATE", parse_meeting(MEETING))
-    slack.fail_next("chat.postMessage", status=200, error="not_in_channel")
-    slack.fail_next("conversations.join", status=200,
-                    error="method_not_supported_for_channel_type")
+    digest_service.set_meeting(get_sessionmaker(db_url), "T1", "GPRIVATE", parse_meeting(MEETING))
+    slack.add_channel("GPRIVATE", private=True, members={"U1"}, bot_member=False)
     assert run_job(settings, "digests", DIGEST_AT).failed == 1
     assert run_job(settings, "digests", DIGEST_AT + timedelta(minutes=1)).failed == 0
-    assert [c.method for c in slack.calls] == ["chat.postMessage", "conversations.join"]
+    # Asked whether it may post, never posted into a channel it is not in.
+    assert [c.method for c in slack.calls] == ["conversations.info"]
     [row] = notifications(db_url, "digest")
     assert (row.status, row.last_error) == (
-        "failed", "not_in_channel (conversations.join: method_not_supported_for_channel_type)")
+        "failed", "not_in_channel (conversations.info: channel_not_found)")
 
 
 def test_a_watch_post_refused_for_good_does_not_hold_the_watch_due(

@@ -61,6 +61,51 @@ class Team:
 
 
 @dataclass
+class Channel:
+    """A conversation as the fake keeps it: public or private, shared with another
+    organisation (Slack Connect) or not, who is in it, and whether the bot is.
+
+    ``members`` is None for "everyone in the workspace" (the default channel of tests
+    that do not care); a set lists exactly who is in (the bot counts only through
+    ``bot_member``).
+    """
+
+    id: str
+    name: str = ""
+    is_private: bool = False
+    is_ext_shared: bool = False
+    is_im: bool = False
+    is_mpim: bool = False
+    is_archived: bool = False
+    members: set[str] | None = None
+    bot_member: bool = True
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.id.lower()
+
+    def has_member(self, user_id: str) -> bool:
+        return self.members is None or user_id in self.members
+
+    @property
+    def visible_to_bot(self) -> bool:
+        """Slack answers channel_not_found about a private conversation the bot is not in."""
+        return self.bot_member or not (self.is_private or self.is_im or self.is_mpim)
+
+    def info(self, team: Team) -> dict[str, Any]:
+        """The channel object of conversations.info (the fields sopgap reads, and a few)."""
+        public = not (self.is_private or self.is_im or self.is_mpim)
+        return {
+            "id": self.id, "name": self.name, "is_channel": public,
+            "is_group": self.is_private and not self.is_mpim, "is_im": self.is_im,
+            "is_mpim": self.is_mpim, "is_private": not public, "is_archived": self.is_archived,
+            "is_general": False, "is_shared": self.is_ext_shared,
+            "is_ext_shared": self.is_ext_shared, "is_org_shared": False,
+            "is_pending_ext_shared": False, "is_member": self.bot_member,
+            "context_team_id": team.team_id, "created": 1_700_000_000,
+        }
+
+
+@dataclass
 class UploadedFile:
     """A file going through getUploadURLExternal -> upload URL -> completeUploadExternal."""
 

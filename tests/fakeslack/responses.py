@@ -6,10 +6,11 @@ still raise Rejected for conditions only the simulated state can detect.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .models import Rejected, Team, UploadedFile
+from .models import Channel, Rejected, Team, UploadedFile
 from .wire import Incoming
 from .workspace import Workspace
 
@@ -57,7 +58,103 @@ def _message(call: Incoming, team: Team, ts: str) -> dict[str, Any]:
     return message
 
 
+# -- channels as state ------------------------------------------------------------------
+
+DEFAULT_PAGE, MAX_PAGE = 100, 1000  # Slack's default and largest ``limit`` for these lists
+
+
+def _page(items: Sequence[Any], call: Incoming) -> tuple[list[Any], str]:
+    """One page of ``items`` after ``cursor``, and the next cursor ('' on the last page)."""
+    cursor = str(call.args.get("cursor") or "")
+    start = 0
+    if cursor:
+        try:
+            start = int(base64.b64decode(cursor.encode(), validate=True).decode().split(":")[1])
+        except (ValueError, IndexError):
+            raise Rejected("invalid_cursor") from None
+    try:
+        limit = min(max(int(call.args.get("limit") or DEFAULT_PAGE), 1), MAX_PAGE)
+    except ValueError:
+        raise Rejected("invalid_limit") from None
+    page = list(items[start:start + limit])
+    end = start + len(page)
+    following = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+    return page, following
+
+
+def _seen_channel(ws: Workspace, call: Incoming, argument: str = "channel") -> Channel:
+    """The channel named by ``argument``, as the bot may know it (else channel_not_found)."""
+    channel = ws.channel(str(call.args[argument]))
+    if not channel.visible_to_bot:
+        raise Rejected("channel_not_found")
+    return channel
+
+
+def _postable(ws: Workspace, call: Incoming, argument: str = "channel") -> None:
+    """A post into a channel the bot is not in is refused, as Slack does without
+    ``chat:write.public``; a user id means their DM, which is always open."""
+    channel_id = str(call.args.get(argument) or "")
+    if not channel_id or channel_id[:1] in ("U", "W", "D"):
+        return
+    channel = _seen_channel(ws, call, argument)
+    if channel.is_archived:
+        raise Rejected("is_archived")
+    if not channel.bot_member:
+        raise Rejected("not_in_channel")
+
+
+def conversations_info(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    return {"ok": True, "channel": _seen_channel(ws, call).info(team)}
+
+
+def conversations_members(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    channel = _seen_channel(ws, call)
+    people = set(ws.users) if channel.members is None else set(channel.members)
+    if channel.bot_member:
+        people.add(team.bot_user_id)
+    page, following = _page(sorted(people), call)
+    return {"ok": True, "members": page, "response_metadata": {"next_cursor": following}}
+
+
+TYPE_OF = {"public_channel": lambda c: not (c.is_private or c.is_im or c.is_mpim),
+           "private_channel": lambda c: c.is_private and not c.is_mpim,
+           "mpim": lambda c: c.is_mpim, "im": lambda c: c.is_im}
+
+
+def users_conversations(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """The conversations ``user`` (the bot by default) is in that the bot can see."""
+    user = str(call.args.get("user") or team.bot_user_id)
+    types = [t.strip() for t in str(call.args.get("types") or "public_channel").split(",")]
+    unknown = [t for t in types if t not in TYPE_OF]
+    if unknown:
+        raise Rejected("invalid_types", f"users.conversations types {unknown}")
+    exclude_archived = str(call.args.get("exclude_archived", "")).lower() in ("1", "true")
+    found = [c for _, c in sorted(ws.channels.items())
+             if any(TYPE_OF[t](c) for t in types) and c.visible_to_bot
+             and (c.bot_member if user == team.bot_user_id else c.has_member(user))
+             and not (exclude_archived and c.is_archived)]
+    page, following = _page(found, call)
+    return {"ok": True, "channels": [c.info(team) for c in page],
+            "response_metadata": {"next_cursor": following}}
+
+
+def conversations_join(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    channel = ws.channel(str(call.args["channel"]))
+    if channel.is_private or channel.is_im or channel.is_mpim:
+        raise Rejected("method_not_supported_for_channel_type" if channel.visible_to_bot
+                       else "channel_not_found")
+    if channel.is_archived:
+        raise Rejected("is_archived")
+    already = channel.bot_member
+    channel.bot_member = True
+    answer: dict[str, Any] = {"ok": True, "channel": channel.info(team)}
+    if already:
+        answer["warning"] = "already_in_channel"
+    return answer
+
+
 def chat_post_message(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    _postable(ws, call)
     ts = ws.next_ts()
     return {
         "ok": True,
@@ -68,10 +165,12 @@ def chat_post_message(ws: Workspace, call: Incoming, team: Team) -> dict[str, An
 
 
 def chat_post_ephemeral(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    _postable(ws, call)
     return {"ok": True, "message_ts": ws.next_ts()}
 
 
 def chat_update(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    _postable(ws, call)
     ts = str(call.args["ts"])
     return {
         "ok": True,
@@ -223,6 +322,7 @@ def files_complete_upload_external(ws: Workspace, call: Incoming, team: Team) ->
     entries = call.args["files"]
     if not isinstance(entries, list) or not entries:
         raise Rejected("invalid_arguments", "files must be a non-empty JSON array")
+    _postable(ws, call, "channel_id")
     records = [(_uploaded_file(ws, entry), entry) for entry in entries]
     channels = str(call.args.get("channels", "")).split(",")
     for record, entry in records:
@@ -242,15 +342,6 @@ def apps_connections_open(ws: Workspace, call: Incoming, team: Team) -> dict[str
     return {"ok": True, "url": ws.socket_mode_url}
 
 
-def conversations_info(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
-    """A channel named after its id (``C1`` → ``c1``) unless a test set ``fake.channels``."""
-    channel_id = str(call.args.get("channel") or "")
-    if not channel_id:
-        raise Rejected("channel_not_found", "conversations.info without a channel")
-    return {"ok": True, "channel": {"id": channel_id, "name": channel_id.lower(),
-                                    "is_channel": True, **ws.channels.get(channel_id, {})}}
-
-
 def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     """Every other method in the spec: accepted, nothing more to say."""
     return {"ok": True}
@@ -264,8 +355,11 @@ RESPONSES: dict[str, Builder] = {
     "chat.update": chat_update,
     "chat.getPermalink": chat_get_permalink,
     "conversations.open": conversations_open,
-    "users.info": users_info,
     "conversations.info": conversations_info,
+    "conversations.members": conversations_members,
+    "conversations.join": conversations_join,
+    "users.conversations": users_conversations,
+    "users.info": users_info,
     "views.open": views_modal,
     "views.push": views_modal,
     "views.update": views_modal,

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .checks import CHECKS, block_problems
-from .models import Call, Rejected, Team, UploadedFile
+from .models import Call, Channel, Rejected, Team, UploadedFile
 from .responses import RESPONSES, ok
 from .spec import MethodSpec, find_spec_path, load_methods
 from .wire import API_PREFIX, Incoming, LocalServer, Reply
@@ -70,9 +70,9 @@ class FakeSlack:
         self._workspace = Workspace()
         self.teams: dict[str, Team] = self._workspace.teams
         self.users: dict[str, dict[str, Any]] = self._workspace.users
-        self.channels: dict[str, dict[str, Any]] = self._workspace.channels
         self.files: dict[str, UploadedFile] = self._workspace.files
         self.uploads: dict[str, bytes] = self._workspace.uploads
+        self.channels: dict[str, Channel] = self._workspace.channels
         self.rate_limit_chat_per_channel = False
         self._calls: list[Call] = []
         self._violations: list[str] = []
@@ -147,6 +147,21 @@ class FakeSlack:
         with self._lock:
             self._workspace.app_tokens.add(app_token)
             self._workspace.socket_mode_url = url
+
+    def add_channel(self, channel_id: str, *, private: bool = False,
+                    ext_shared: bool = False, members: set[str] | list[str] | None = None,
+                    bot_member: bool = True, **details: Any) -> Channel:
+        """Declare a channel: public or ``private``, Slack Connect (``ext_shared``), who is
+        in it (None: everyone) and whether the bot is. Change the returned object's
+        ``members`` / ``bot_member`` later to model people joining and leaving.
+        ``details`` overrides other Channel fields (``is_mpim``, ``is_archived``, ``name``).
+        """
+        channel = Channel(channel_id, is_private=private, is_ext_shared=ext_shared,
+                          members=set(members) if members is not None else None,
+                          bot_member=bot_member, **details)
+        with self._lock:
+            self.channels[channel_id] = channel
+        return channel
 
     def fail_next(
         self,

@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import Team, UploadedFile
+from .models import Channel, Team, UploadedFile
 
 # Before any add_team() the fake accepts every token as this team, so simple tests need
 # no setup; once a team is added, tokens are checked like Slack does.
@@ -22,9 +22,10 @@ class Workspace:
 
     teams: dict[str, Team] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # conversations.info
     files: dict[str, UploadedFile] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    # Channels as state (see Channel); one the tests never declared is made on first use.
+    channels: dict[str, Channel] = field(default_factory=dict)
     # Views keep their id across updates: keyed by "external:<id>" or "home:<user>".
     view_ids: dict[str, str] = field(default_factory=dict)
     default_team: Team = field(default_factory=lambda: Team(DEFAULT_TEAM_ID, bot_token=""))
@@ -46,6 +47,16 @@ class Workspace:
 
     def team_for_code(self, code: str) -> Team | None:
         return next((team for team in self.teams.values() if team.oauth_code == code), None)
+
+    def channel(self, channel_id: str) -> Channel:
+        """The channel, declared or not: an undeclared ``C…`` id is a public channel that
+        everyone and the bot are in, so tests about something else need no setup; an
+        undeclared ``D…`` id is a DM with the bot."""
+        known = self.channels.get(channel_id)
+        if known is None:
+            known = Channel(channel_id, is_im=channel_id.startswith("D"))
+            self.channels[channel_id] = known
+        return known
 
     def next_ts(self) -> str:
         """A unique, increasing message timestamp shaped like Slack's ``"1700000000.000100"``."""

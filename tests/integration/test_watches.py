@@ -102,7 +102,8 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     again = store(sessions, sample_table).snapshot_id
     assert watches.after_load(job_at(db_url, fake), again).sent == 0
     assert watches.run(job_at(db_url, fake, NOW + timedelta(minutes=1))).sent == 0
-    assert [c.method for c in fake.calls] == ["chat.postMessage"]
+    # (conversations.info: the bot checks it is in the channel before its first post.)
+    assert [c.method for c in fake.calls] == ["conversations.info", "chat.postMessage"]
 
     # Better forecasts for EU Snacks: the message is updated in place, with a note.
     better = store(sessions, changed(sample_table, forecast_up(1.2))).snapshot_id

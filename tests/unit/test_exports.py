@@ -3,6 +3,7 @@ XLSX (bold frozen header, text never a formula), all in memory."""
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from datetime import UTC, date, datetime
@@ -171,7 +172,8 @@ def hostile_frame() -> Frame:
 
 def test_csv_is_utf8_with_a_bom_and_never_a_formula() -> None:
     content = to_csv(hostile_frame())
-    assert content.startswith(b"\xef\xbb\xbfAction,Expected impact,Due date,Action id\r\n")
+    assert content.startswith(
+        b'\xef\xbb\xbf"Action","Expected impact","Due date","Action id"\r\n')
     back = pd.read_csv(io.BytesIO(content), encoding="utf-8-sig", keep_default_na=False)
     assert list(back["Action"]) == ["'" + v if v[0] in "=+-@\t" else v for v in HOSTILE]
     assert back["Expected impact"].tolist()[:3] == ["-1234.5", "10.0", ""]  # not escaped
@@ -179,6 +181,56 @@ def test_csv_is_utf8_with_a_bom_and_never_a_formula() -> None:
     assert back["Action id"].tolist()[-2:] == ["7", ""]
     assert "négatif -5" in content.decode("utf-8-sig")
     assert csv_safe("=1") == "'=1" and csv_safe("1=1") == "1=1"
+
+
+SPLIT_HOSTILE = ["Dairy;=HYPERLINK(\"http://evil\",\"x\")", "EU,+1+1", "a;b;@SUM(A1)",
+                 "line\n=1+1", "tab\t-2+3", "ok; not = a formula"]
+
+
+def _formula_cells(content: bytes, delimiter: str) -> list[str]:
+    """Cells a spreadsheet splitting the lines at ``delimiter`` would read as formulas
+    (Python's csv reader splits at a separator after a closed quote, as Excel does)."""
+    rows = csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""),
+                      delimiter=delimiter)
+    return [cell for row in rows for cell in row
+            if cell[:1] in ("=", "+", "-", "@") and not _is_number(cell)]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.replace(",", "."))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_csv_has_no_formula_cell_whatever_the_list_separator(delimiter: str) -> None:
+    data = pd.DataFrame({"Action": HOSTILE + SPLIT_HOSTILE,
+                         "Expected impact": [-5.0] * (len(HOSTILE) + len(SPLIT_HOSTILE))})
+    content = to_csv(Frame(data, {"Action": Col.TEXT, "Expected impact": Col.AMOUNT}))
+    assert _formula_cells(content, delimiter) == []
+    # Every field is quoted, so a comma-separated reader gets every text back whole.
+    lines = content.decode("utf-8-sig").split("\r\n")
+    assert lines[1] == '"\'=HYPERLINK(""http://evil"",""x"")","-5.0"'
+    back = pd.read_csv(io.BytesIO(content), encoding="utf-8-sig", keep_default_na=False)
+    assert back["Action"].tolist()[len(HOSTILE):] == [
+        "Dairy;\'=HYPERLINK(\"http://evil\",\"x\")", "EU,\'+1+1", "a;b;\'@SUM(A1)",
+        "line\n\'=1+1", "tab\t\'-2+3", "ok; not = a formula"]
+
+
+def test_quoting_alone_would_let_a_formula_through_a_semicolon() -> None:
+    """The check above can fail: the former writer (minimal quoting, a leading ``'`` only)
+    and quoting every field without the inner ``'`` both hand ``;``-separator Excel a
+    formula cell when the text is not in the first column."""
+    data = pd.DataFrame({"Gap id": [1], "Action": ["Dairy;=1+1"]})
+    former = data.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
+    quoted_only = data.to_csv(index=False, lineterminator="\r\n",
+                              quoting=csv.QUOTE_ALL).encode("utf-8-sig")
+    assert _formula_cells(former, ";") == ["=1+1"]
+    assert _formula_cells(quoted_only, ";") == ['=1+1"']
+    safe = to_csv(Frame(data, {"Gap id": Col.ID, "Action": Col.TEXT}))
+    assert _formula_cells(safe, ";") == []
 
 
 def test_xlsx_has_a_bold_frozen_header_and_text_that_is_never_a_formula() -> None:
@@ -229,7 +281,7 @@ def test_xlsx_drops_what_excel_cannot_hold() -> None:
 def test_empty_frames_still_make_valid_files() -> None:
     frame = build_actions_frame([], [], {}, today=TODAY)
     assert frame.data.empty and "Action" in frame.data.columns
-    assert to_csv(frame).startswith(b"\xef\xbb\xbfGap id,Gap scope,Metric")
+    assert to_csv(frame).startswith(b'\xef\xbb\xbf"Gap id","Gap scope","Metric"')
     sheet = openpyxl.load_workbook(io.BytesIO(to_xlsx(frame, title="Actions")))["Actions"]
     assert sheet.max_row == 1
 
