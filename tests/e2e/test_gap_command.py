@@ -116,11 +116,14 @@ def test_threshold_per_channel(sim: SlackSim, slack: FakeSlack, loaded: int) -> 
     [reply] = slack.wait_for("response_url")
     assert "|gap| ≥ 15%" in reply.args["text"] and "100K" in reply.args["text"]
     sim.command("region=EU category=Snacks")
-    [post] = slack.wait_for("chat.postMessage")
-    assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(post.args["blocks"])
+    [_, private] = slack.wait_for("response_url", count=2)  # within the rule: only for me
+    assert private.args["response_type"] == "ephemeral"
+    assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(
+        private.args["blocks"])
     sim.command("region=EU category=Snacks", channel="C2")
-    posts = slack.wait_for("chat.postMessage", count=2)
-    assert "Crosses the trigger rule (|gap| ≥ 5%)" in _texts(posts[1].args["blocks"])
+    [post] = slack.wait_for("chat.postMessage")
+    assert post.args["channel"] == "C2"
+    assert "Crosses the trigger rule (|gap| ≥ 5%)" in _texts(post.args["blocks"])
 
 
 def test_healthz(sim: SlackSim, app_server: Running) -> None:
