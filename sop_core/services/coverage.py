@@ -18,6 +18,7 @@ from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import formatting as fmt
+from sop_core.lifecycle import LIVE
 from sop_core.models import Action, RootCauseNote, Status, TriggerPoint
 
 # Below this, a gap is nothing to cover (amounts are money or units: half a unit is noise).
@@ -155,7 +156,7 @@ def _my_gaps(team_id: str, user_id: str) -> Select[tuple[TriggerPoint]]:
     acts = exists().where(Action.trigger_point_id == TriggerPoint.id,
                           or_(Action.owner_id == user_id, Action.creator_id == user_id))
     return select(TriggerPoint).where(
-        TriggerPoint.team_id == team_id, TriggerPoint.status == Status.OPEN,
+        TriggerPoint.team_id == team_id, TriggerPoint.status.in_(LIVE),
         TriggerPoint.message_ts.is_not(None),
         or_(TriggerPoint.created_by == user_id, spoke, acts))
 

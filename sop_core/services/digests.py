@@ -29,6 +29,7 @@ from sop_core import outbox, snapshots
 from sop_core.config import Settings
 from sop_core.filters import FilterError, Filters, resolve
 from sop_core.gaps import GapQuery, TriggerRule, compute_gap
+from sop_core.lifecycle import LIVE
 from sop_core.loading import PlanningTable
 from sop_core.meetings import Every, Meeting
 from sop_core.models import (
@@ -331,7 +332,7 @@ def _gap_lines(session: Session, settings: Settings, team_id: str, channel_id: s
                ) -> list[GapLine]:
     points = session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == team_id, TriggerPoint.channel_id == channel_id,
-        TriggerPoint.status == Status.OPEN, TriggerPoint.message_ts.is_not(None))
+        TriggerPoint.status.in_(LIVE), TriggerPoint.message_ts.is_not(None))
         .order_by(TriggerPoint.id)).all()
     if not points:
         return []

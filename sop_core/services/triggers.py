@@ -184,8 +184,9 @@ def claim_living(sessions: sessionmaker[Session], report: GapReport, *, team_id:
 
 
 def initial_status(report: GapReport) -> GapStatus:
-    """A gap posted within the rule (``/gap … post``) starts closed: nothing to act on."""
-    return GapStatus.OPEN if report.result.triggered else GapStatus.CLOSED
+    """A posted gap starts open, also one posted deliberately within the rule (``post``):
+    someone wants it discussed. The next load that finds it within the rule closes it."""
+    return GapStatus.OPEN
 
 
 def record(sessions: sessionmaker[Session], report: GapReport, *, team_id: str,
