@@ -151,7 +151,7 @@ def _post(job: JobContext, client: WebClient, step: WatchStep) -> str:
     database is away, so the next pass finds the message and never posts it again."""
     living = triggers.claim_living(job.sessions, step.report, team_id=step.team_id,
                                    channel_id=step.channel_id, created_by=None,
-                                   watch_id=step.watch_id, now=job.now)
+                                   watch_id=step.watch_id)  # a lease in real time
     if living.claim == triggers.Claim.BUSY:
         raise PostInProgress(f"trigger point {living.point_id} is being posted")
     if living.claim == triggers.Claim.UPDATE:
