@@ -331,6 +331,8 @@ CARRY_NO_IDS = {
     ActionId.HOME_REFRESH: "value is the constant 'refresh': the Home is rebuilt for the "
                            "clicking person in the clicking workspace (test_home covers T2)",
     ActionId.HOME_SEARCH_HISTORY: "value is the constant 'search': it opens an empty modal",
+    ActionId.POST_TO_CHANNEL: "value is the filters as typed: they are resolved against the "
+                              "clicking workspace's own data, posted in its own channel",
     CallbackId.HISTORY_SEARCH: "no private_metadata: the typed filters search the "
                                "submitting workspace (the 'history' case covers the search)",
 }

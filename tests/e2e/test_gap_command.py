@@ -134,8 +134,9 @@ def test_healthz(sim: SlackSim, app_server: Running) -> None:
 def test_a_replayed_request_is_refused(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
     """Slack's signature stays valid for 5 minutes; a second delivery of the very same
     signed request (a replay) must not post a second trigger point."""
-    body = (b"command=%2Fgap&text=region%3DEU&team_id=T1&channel_id=C1&user_id=U1"
-            b"&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode() + b"/response/9")
+    body = (b"command=%2Fgap&text=region%3DEU+category%3DSnacks&team_id=T1&channel_id=C1"
+            b"&user_id=U1&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode()
+            + b"/response/9")
     form = "application/x-www-form-urlencoded"
     now = str(int(time.time()))
     signature = sign("test-signing-secret", now, body)
@@ -155,7 +156,8 @@ def test_acks_do_not_wait_for_other_commands_work(db_url: str, slack: FakeSlack,
     with serve_app(app_settings(db_url, slack, work_slots=1)) as running:
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         with ThreadPoolExecutor(3) as pool:
-            replies = list(pool.map(lambda c: sim.command("region=EU", channel=c),
+            replies = list(pool.map(lambda c: sim.command("region=EU category=Snacks",
+                                                          channel=c),
                                     ["C1", "C2", "C3"]))
         assert [r.status for r in replies] == [200] * 3
         assert max(r.elapsed for r in replies) < 0.6  # none waited for a slot
