@@ -21,6 +21,7 @@ from bot.listeners.context import Ctx, UserError, post_in_channel
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
+from sop_core.lifecycle import LifecycleError
 from sop_core.services import triggers
 from sop_core.services.data import GapReport, NoData, gap_report
 
@@ -165,6 +166,41 @@ def handle_post_to_channel(ack: Ack, body: dict[str, Any], context: dict[str, An
             post_trigger_point(filters_text, ctx, post=True)
     except (FilterError, NoData, UserError) as problem:
         ctx.tell(str(problem))
+
+
+@subcommand("close")
+def close_gap(text: str, ctx: Ctx) -> None:
+    """A lead closes a gap with a reason: the message says closed, the thread says why."""
+    assert ctx.channel_id is not None
+    filters_text, reason = triggers.split_reason(text)
+    if not filters_text or not reason:
+        raise UserError("Name the gap and say why: `/gap close region=EU category=Snacks "
+                        "reason: the promotion moved to January`.")
+    with ctx.sessions() as session:
+        rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
+        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
+                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
+        existing = triggers.living(session, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id)
+        allowed = triggers.may_close(session, ctx.settings, ctx.team_id, ctx.channel_id,
+                                     ctx.user_id)
+    if existing is None or existing.message_ts is None:
+        raise UserError("That gap has no trigger point in this channel: nothing to close.")
+    if not allowed:
+        raise UserError("Only this channel's leads can close a gap.")
+    try:
+        point = triggers.close(ctx.sessions, ctx.team_id, existing.id, user_id=ctx.user_id,
+                               reason=reason)
+    except LifecycleError as problem:
+        raise UserError(str(problem)) from None
+    ts = existing.message_ts
+    ctx.client.chat_update(
+        channel=ctx.channel_id, ts=ts, text=escape(headline(report.result)),
+        blocks=trigger_point_blocks(report, trigger_point_id=point.id, status=point.status,
+                                    status_changed_at=point.status_changed_at))
+    ctx.client.chat_postMessage(channel=ctx.channel_id, thread_ts=ts,
+                                text=f"Closed by <@{ctx.user_id}>: {escape(reason)}")
+    ctx.tell("Closed. The reason is in the gap's thread.")
 
 
 _THRESHOLD = re.compile(r"^(?P<pct>\d+(?:\.\d+)?)\s*%?(?:\s+floor\s*=\s*(?P<floor>\S+))?$",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sop_core.services.data import GapReport
 log = logging.getLogger(__name__)
 # Opening → closing quote, as sop_core.filters reads them (Slack types curly ones).
 QUOTES = {'"': '"', "'": "'", "“": "”", "”": "”", "‘": "’", "’": "’", "«": "»", "„": "“"}
+_REASON = re.compile(r"(?:^|\s)(?:reason|because)\s*[:=]?\s*", re.IGNORECASE)
 # How long a trigger point written before its post belongs to that post; past it, the
 # next /gap or watch of the same gap completes it (the poster died or lost the database).
 POST_LEASE = timedelta(minutes=5)
@@ -312,6 +314,22 @@ def refresh_coverage(session: Session, point_id: int, *, now: datetime | None = 
                                              covered_by=covered_by(session, point_id))
     _set_status(point, status, now or utcnow())
     return status
+
+
+def may_close(session: Session, settings: Settings, team_id: str, channel_id: str,
+              user_id: str) -> bool:
+    """The channel's leads and the installation's close gaps; with none named, anyone."""
+    own = session.get(ChannelSettings, (team_id, channel_id))
+    leads = set(settings.leads) | set((own.leads if own is not None else None) or [])
+    return not leads or user_id in leads
+
+
+def split_reason(text: str) -> tuple[str, str]:
+    """``region=EU reason: the promo moved`` → (``region=EU``, ``the promo moved``)."""
+    found = _REASON.search(text)
+    if found is None:
+        return text.strip(), ""
+    return text[:found.start()].strip(), text[found.end():].strip()
 
 
 def close(sessions: sessionmaker[Session], team_id: str, point_id: int, *, user_id: str,

@@ -121,6 +121,20 @@ def test_a_month_of_one_gap(sim: SlackSim, slack: FakeSlack, app_server: Running
     snacks = next(p for p in rows(url) if p.message_ts == ts)
     assert snacks.status == "reopened"
 
+    # A lead closes it with a reason: the message says closed, the thread says why.
+    slack.reset()
+    sim.command(f"close {SNACKS}", user="U2")
+    [refused] = slack.wait_for("response_url")
+    assert "say why" in refused.args["text"]
+    sim.command(f"close {SNACKS} reason: the <!channel> promo moved to January", user="U2")
+    [closed] = slack.wait_for("chat.update")
+    assert closed.args["ts"] == ts and "(closed)" in closed.args["blocks"][0]["text"]["text"]
+    [line] = eventually(lambda: thread_lines(slack, ts) or None)
+    assert line == "Closed by <@U2>: the &lt;!channel&gt; promo moved to January"
+    snacks = next(p for p in rows(url) if p.message_ts == ts)
+    assert (snacks.status, snacks.closed_by) == ("closed", "U2")
+    assert snacks.closed_reason == "the <!channel> promo moved to January"
+
     # Over the whole month: one row per gap, each with its one message.
     by_gap = [(p.scope_key, p.live_key is not None, p.message_ts is not None) for p in rows(url)]
     assert len(by_gap) == len({k for k, _, _ in by_gap}) >= 2

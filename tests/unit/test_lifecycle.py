@@ -14,7 +14,7 @@ from sop_core.lifecycle import (
     is_covered,
     status_of,
 )
-from sop_core.services.triggers import split_post_flag
+from sop_core.services.triggers import split_post_flag, split_reason
 
 OP, C, X, R = GapStatus.OPEN, GapStatus.COVERED, GapStatus.CLOSED, GapStatus.REOPENED
 
@@ -81,3 +81,13 @@ def test_identity_is_scope_metric_and_horizon() -> None:
 ])
 def test_the_post_word_outside_quotes(text: str, expected: tuple[str, bool]) -> None:
     assert split_post_flag(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("region=EU reason: promo moved", ("region=EU", "promo moved")),
+    ("region=EU because the promo moved", ("region=EU", "the promo moved")),
+    ("region=EU REASON=late", ("region=EU", "late")),
+    ("region=EU", ("region=EU", "")),
+])
+def test_the_reason_of_a_close(text: str, expected: tuple[str, str]) -> None:
+    assert split_reason(text) == expected
