@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,6 +127,8 @@ class GapItem:
     gap_pct: float | None
     root_cause_category: str | None
     coverage: Coverage
+    status: str = "open"  # sop_core.lifecycle.GapStatus
+    status_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ def home_data(sessions: sessionmaker[Session], *, team_id: str, user_id: str, to
             metric=p.metric, horizon=p.horizon, gap=p.gap, gap_pct=p.gap_pct,
             root_cause_category=p.root_cause_category,
             coverage=coverage(p.gap, impacts[p.id]),
+            status=p.status, status_changed_at=p.status_changed_at,
         ) for p in points)
         actions_total = (len(action_items) if len(action_items) < most
                          else _count(session, _my_actions(team_id, user_id)))
