@@ -173,6 +173,8 @@ class GapLine:
     root_cause_category: str | None
     root_cause_confirmed: bool
     in_data: bool = True  # False: the scope is gone from the latest view (stored figures)
+    status: str = "open"  # sop_core.lifecycle.GapStatus
+    status_changed_at: datetime | None = None
 
     @property
     def gap_change(self) -> float | None:
@@ -360,7 +362,8 @@ def _gap_lines(session: Session, settings: Settings, team_id: str, channel_id: s
             previous_gap=previous_gap, previous_gap_pct=previous_pct, new=new,
             coverage=coverage(gap, impacts[point.id]),
             root_cause_category=point.root_cause_category,
-            root_cause_confirmed=point.root_cause_confirmed_at is not None, in_data=in_data))
+            root_cause_confirmed=point.root_cause_confirmed_at is not None, in_data=in_data,
+            status=point.status, status_changed_at=point.status_changed_at))
     lines.sort(key=lambda line: (-abs(line.gap), line.id))
     return lines
 

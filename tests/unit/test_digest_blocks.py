@@ -178,3 +178,15 @@ def test_meeting_reply_shows_the_next_occurrences_in_the_meetings_zone() -> None
     assert "• Mon 26 Oct 2026, 10:00 CET (digest Sun 25 Oct 2026, 10:00 CET)" in text
     assert recurrence(Meeting(first=datetime(2026, 1, 31, 9, 0), tz="UTC")) == (
         "every month on the 31st (the last day in shorter months), 09:00 UTC")
+
+
+
+def test_a_gap_that_is_not_simply_open_says_its_status() -> None:
+    from datetime import UTC, datetime
+
+    from bot.blocks.digest import gap_line
+
+    reopened = GapLine(**{**gap(3).__dict__, "status": "reopened",
+                          "status_changed_at": datetime(2026, 12, 1, tzinfo=UTC)})
+    assert "reopened since 2026-12-01" in gap_line(reopened, digest())
+    assert "since 2026" not in gap_line(gap(4), digest())  # open: nothing more to say
