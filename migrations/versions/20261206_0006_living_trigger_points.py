@@ -9,7 +9,7 @@
   past it, another request may complete the post.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0008
 Create Date: 2026-12-06 04:40:00+00:00
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0006'
-down_revision: str | None = '0003'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
