@@ -7,6 +7,7 @@ class ActionId(StrEnum):
     DISCUSS = "gap_discuss"
     CREATE_ACTION = "gap_create_action"
     SHOW_CHART = "gap_show_chart"
+    POST_TO_CHANNEL = "gap_post_to_channel"
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     SUMMARIZE = "root_cause_summarize"
     CONFIRM_ROOT_CAUSE = "root_cause_confirm"
@@ -57,6 +58,7 @@ class BlockId(StrEnum):
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     ROOT_CAUSE_SUMMARY = "root_cause_summary"
     TRIGGER_ACTIONS = "trigger_actions"
+    EXPLORE_ACTIONS = "explore_actions"
     ACTION_CARD = "action_card_{}"  # the card's buttons, per action id
     HISTORY_FILTERS = "history_filters"
 

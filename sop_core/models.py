@@ -175,6 +175,8 @@ class TriggerPoint(Base):
     __tablename__ = "trigger_points"
     __table_args__ = (
         UniqueConstraint("team_id", "channel_id", "message_ts"),
+        # One living trigger point per gap and channel (sop_core.lifecycle.identity_key).
+        UniqueConstraint("team_id", "channel_id", "live_key"),
         Index("ix_trigger_points_team_scope", "team_id", "channel_id", "scope_key"),
     )
 
@@ -199,11 +201,19 @@ class TriggerPoint(Base):
     outlook: Mapped[float] = mapped_column(Float)
     gap: Mapped[float] = mapped_column(Float)
     gap_pct: Mapped[float | None] = mapped_column(Float)
+    # The gap's identity in the channel; NULL on older duplicates of the same gap.
+    live_key: Mapped[str | None] = mapped_column(String(64))
+    # sop_core.lifecycle.GapStatus: open, covered, closed, reopened.
     status: Mapped[str] = mapped_column(String(16), default=Status.OPEN)
+    status_changed_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(Text)
+    closed_by: Mapped[str | None] = mapped_column(String(32))
+    # Written before the Slack post; a post in progress until then (message_ts NULL).
+    claimed_until: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    resolved_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]  # when it was last closed
     root_cause_category: Mapped[str | None] = mapped_column(String(50))
     root_cause_summary: Mapped[str | None] = mapped_column(Text)
     root_cause_confirmed_by: Mapped[str | None] = mapped_column(String(32))

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from bot.blocks.text import HEADER_MAX, SECTION_TEXT_MAX, cut, escape
 from bot.blocks.trigger import scope_label
 from sop_core import formatting as fmt
+from sop_core import lifecycle
 from sop_core.relative_days import days_until
 from sop_core.services.coverage import describe
 from sop_core.services.digests import (
@@ -110,6 +111,10 @@ def gap_line(line: GapLine, digest: Digest) -> str:
         moved = (f"moved from {fmt.percent(line.previous_gap_pct)} "
                  f"({fmt.amount(change, signed=True, metric=line.metric)}) {since}")
     parts = [head, moved, describe(line.coverage, line.metric)]
+    if lifecycle.status_of(line.status) != lifecycle.GapStatus.OPEN:
+        when = (f" since {line.status_changed_at:%Y-%m-%d}"
+                if line.status_changed_at is not None else "")
+        parts.append(f"{lifecycle.label(line.status)}{when}")
     if not line.triggered:
         parts.append(":white_check_mark: back within the rule")
     if not line.in_data:

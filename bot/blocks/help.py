@@ -6,9 +6,14 @@ from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, Sec
 
 USAGE = [
     ("`/gap region=EU category=Snacks by=channel`",
-     "post the gap for that scope here, with its drivers (`horizon=fy|ytd|rest|2026|2026-Q3|"
-     "2026-09`, `metric=revenue`; quote values with spaces: `region=\"North America\"`; "
-     "several values: `region=EU,NA`)"),
+     "the gap for that scope, with its drivers: posted here when it crosses the trigger "
+     "rule, else shown only to you with a *Post to channel* button; a gap already posted "
+     "here is updated in place (`horizon=fy|ytd|rest|2026|2026-Q3|2026-09`, "
+     "`metric=revenue`; quote values with spaces: `region=\"North America\"`; several "
+     "values: `region=EU,NA`)"),
+    ("`/gap region=EU post`", "post it here whatever the rule says"),
+    ("`/gap close region=EU category=Snacks reason: …`",
+     "close a gap (channel leads), with the reason in its thread"),
     ("`/gap actions [mine|overdue|all]`", "the SMART actions register (only you see it)"),
     ("`/gap watch region=EU` · `unwatch …` · `watches`",
      "post new trigger points for a scope here after each data load"),

@@ -22,6 +22,7 @@ from bot.blocks.thread import channel_link, mention, quote
 from bot.blocks.trigger import scope_label
 from bot.ids import INPUT, BlockId, CallbackId
 from sop_core import formatting as fmt
+from sop_core.lifecycle import GapStatus, status_of
 from sop_core.models import Status
 from sop_core.services.exports import Export, nothing_matches
 from sop_core.services.history import History, PastAction, PastGap
@@ -35,8 +36,10 @@ SUMMARY_SHOWN = 280  # characters of a root-cause summary
 TITLE_SHOWN = 120  # characters of an action title
 LABEL_SHOWN = 300  # characters of a scope label
 FILTERS_MAX = 500  # characters typed in the search box
-STATUS_MARKS: dict[str, str] = {Status.OPEN: ":red_circle: open",
-                                Status.RESOLVED: ":white_check_mark: resolved"}
+STATUS_MARKS: dict[str, str] = {
+    GapStatus.OPEN: ":red_circle: open", GapStatus.REOPENED: ":red_circle: reopened",
+    GapStatus.COVERED: ":large_yellow_circle: covered by actions",
+    GapStatus.CLOSED: ":white_check_mark: closed", Status.RESOLVED: ":white_check_mark: closed"}
 
 
 def _section(text: str) -> SectionBlock:
@@ -94,8 +97,10 @@ def past_gap_text(gap: PastGap) -> str:
     """One past gap (mrkdwn, escaped): where and when, figures then and now, root cause,
     actions and the impact they realised."""
     status = STATUS_MARKS.get(gap.status, escape(gap.status))
-    if gap.status == Status.RESOLVED and gap.resolved_at is not None:
-        status += f" {gap.resolved_at:%Y-%m-%d}"
+    changed = gap.status_changed_at or (
+        gap.resolved_at if status_of(gap.status) == GapStatus.CLOSED else None)
+    if changed is not None:
+        status += f" since {changed:%Y-%m-%d}"
     lines = [
         f"{_title(gap)} · {channel_link(gap.channel_id)} · posted "
         f"{gap.created_at:%Y-%m-%d} · {status}",

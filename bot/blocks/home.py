@@ -18,7 +18,7 @@ from slack_sdk.models.views import View
 
 from bot.blocks.text import SECTION_TEXT_MAX, cut, escape
 from bot.blocks.thread import channel_link
-from bot.blocks.trigger import scope_label
+from bot.blocks.trigger import scope_label, status_text
 from bot.ids import ActionId
 from sop_core import formatting as fmt
 from sop_core.relative_days import days_until
@@ -82,6 +82,7 @@ def gap_text(item: GapItem) -> str:
         f"{escape(item.horizon)} in {channel_link(item.channel_id)}",
         f"Gap {fmt.amount(item.gap, signed=True, metric=item.metric)} "
         f"({fmt.percent(item.gap_pct)}){cause}",
+        status_text(item.status, item.status_changed_at),
         coverage_text(item.coverage),
     ])
 

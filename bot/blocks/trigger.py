@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 
 from slack_sdk.models.blocks import (
@@ -18,7 +19,9 @@ from slack_sdk.models.blocks import (
 from bot.blocks.text import FIELD_MAX, HEADER_MAX, SECTION_TEXT_MAX, bullet_list, cut, escape
 from bot.ids import ActionId, BlockId
 from sop_core import formatting as fmt
+from sop_core import lifecycle
 from sop_core.gaps import Driver, GapResult
+from sop_core.lifecycle import GapStatus
 from sop_core.services.data import GapReport
 
 MAX_DRIVERS = 5
@@ -86,13 +89,23 @@ def rule_text(report: GapReport) -> str:
     return f"{verdict} the trigger rule (|gap| ≥ {fmt.threshold(rule.threshold_pct)}{floor})"
 
 
+def status_text(status: str, since: datetime | None) -> str:
+    """``Status: covered by actions since 2026-12-06`` (mrkdwn)."""
+    when = f" since {since:%Y-%m-%d}" if since is not None else ""
+    return f"*Status:* {lifecycle.label(status)}{when}"
+
+
 def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = None,
-                         resolved: bool = False) -> list[Block]:
+                         resolved: bool = False, status: str | None = None,
+                         status_changed_at: datetime | None = None) -> list[Block]:
     """The message posted into a channel for a gap (docs/reference/slack.md)."""
     result = report.result
     amount = partial(fmt.amount, metric=result.metric)  # in the metric's unit
-    status = " (resolved)" if resolved else ""
-    title = f"Gap {fmt.percent(result.gap_pct)}: {scope_label(result.scope)}{status}"
+    if status is None and resolved:
+        status = GapStatus.CLOSED
+    shown = lifecycle.status_of(status) if status is not None else GapStatus.OPEN
+    status_suffix = "" if shown == GapStatus.OPEN else f" ({lifecycle.label(shown)})"
+    title = f"Gap {fmt.percent(result.gap_pct)}: {scope_label(result.scope)}{status_suffix}"
     fields = [
         f"*Plan*\n{amount(result.plan)}",
         f"*Latest view*\n{amount(result.outlook)}",
@@ -121,8 +134,10 @@ def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = No
             f"*Price · volume · mix:* price {amount(pvm.price, signed=True)} · "
             f"volume {amount(pvm.volume, signed=True)} · "
             f"mix {amount(pvm.mix, signed=True)}"))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text=f"{rule_text(report)} · snapshot #{report.snapshot_id}")]))
+    context = f"{rule_text(report)} · snapshot #{report.snapshot_id}"
+    if status is not None:
+        context = f"{status_text(status, status_changed_at)} · {context}"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     if trigger_point_id is not None:
         value = str(trigger_point_id)
         blocks += [
@@ -135,4 +150,26 @@ def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = No
                 ButtonElement(text="Show chart", action_id=ActionId.SHOW_CHART, value=value),
             ]),
         ]
+    return blocks
+
+
+POST_VALUE_MAX = 2000  # a button's value
+
+
+def explore_blocks(report: GapReport, *, filters_text: str) -> list[Block]:
+    """A gap answered only to the person: the same figures and drivers, and a button
+    that posts it into the channel (its value: the filters as typed, plus ``post``)."""
+    blocks = trigger_point_blocks(report)
+    if len(filters_text) > POST_VALUE_MAX:  # too long for a button: say how instead
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text="Only you see this. To post it here, add `post` to the command.")]))
+        return blocks
+    blocks += [
+        ContextBlock(elements=[MarkdownTextObject(
+            text="Only you see this: the gap is within the channel's trigger rule.")]),
+        ActionsBlock(block_id=BlockId.EXPLORE_ACTIONS, elements=[
+            ButtonElement(text="Post to channel", action_id=ActionId.POST_TO_CHANNEL,
+                          value=filters_text, style="primary"),
+        ]),
+    ]
     return blocks

@@ -13,6 +13,7 @@ it is not retried, and does not hold the watch due.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 
 from slack_sdk import WebClient
@@ -112,37 +113,58 @@ def _send(job: JobContext, client: WebClient, step: WatchStep) -> str | None:
     if step.kind == StepKind.POST:
         return _post(job, client, step)
     assert step.point_id is not None and step.message_ts is not None
-    blocks = trigger_point_blocks(step.report, trigger_point_id=step.point_id,
-                                  resolved=step.kind == StepKind.RESOLVE)
+    return _update(job, client, step, step.point_id, step.message_ts)
+
+
+def _update(job: JobContext, client: WebClient, step: WatchStep, point_id: int,
+            message_ts: str) -> str:
+    with job.sessions() as session:
+        status, since = triggers.status_after(session, point_id, step.report, now=job.now)
+    blocks = trigger_point_blocks(step.report, trigger_point_id=point_id, status=status,
+                                  status_changed_at=since)
     text = escape(headline(step.report.result))
     try:
         in_channel(client, step.channel_id, lambda: client.chat_update(
-            channel=step.channel_id, ts=step.message_ts, text=text, blocks=blocks))
+            channel=step.channel_id, ts=message_ts, text=text, blocks=blocks))
     except SlackApiError as error:
         if error.response.get("error") != "message_not_found":
             raise
         # Someone deleted the message: post it again and keep the conversation there.
         posted = post_in_channel(client, step.channel_id, text=text, blocks=blocks)
-        triggers.attach_message(job.sessions, step.point_id, posted["ts"])
-        apply_figures(job.sessions, step, now=job.now)
+        triggers.complete_post(job.sessions, point_id, str(posted["ts"]))
+        apply_figures(job.sessions, replace(step, point_id=point_id), now=job.now)
         return str(posted["ts"])
-    note = post_in_channel(client, step.channel_id, thread_ts=step.message_ts,
+    note = post_in_channel(client, step.channel_id, thread_ts=message_ts,
                            text=step.note, reply_broadcast=step.reopened)
-    apply_figures(job.sessions, step, now=job.now)
+    apply_figures(job.sessions, replace(step, point_id=point_id), now=job.now)
     return str(note["ts"])
 
 
+class PostInProgress(RuntimeError):
+    """Another process is posting this gap's message right now: the step waits."""
+
+
 def _post(job: JobContext, client: WebClient, step: WatchStep) -> str:
-    point_id = triggers.record(job.sessions, step.report, team_id=step.team_id,
-                               channel_id=step.channel_id, created_by=None,
-                               watch_id=step.watch_id)
+    """A new trigger point, unless the gap got its message meanwhile (then updated).
+
+    The row is claimed before the post and completed after it, retrying while the
+    database is away, so the next pass finds the message and never posts it again."""
+    living = triggers.claim_living(job.sessions, step.report, team_id=step.team_id,
+                                   channel_id=step.channel_id, created_by=None,
+                                   watch_id=step.watch_id)  # a lease in real time
+    if living.claim == triggers.Claim.BUSY:
+        raise PostInProgress(f"trigger point {living.point_id} is being posted")
+    if living.claim == triggers.Claim.UPDATE:
+        assert living.message_ts is not None
+        return _update(job, client, step, living.point_id, living.message_ts)
     try:
         posted = post_in_channel(client, step.channel_id,
                                  text=escape(headline(step.report.result)),
-                                 blocks=trigger_point_blocks(step.report,
-                                                             trigger_point_id=point_id))
+                                 blocks=trigger_point_blocks(
+                                     step.report, trigger_point_id=living.point_id,
+                                     status=triggers.initial_status(step.report)))
     except Exception:
-        triggers.discard(job.sessions, point_id)
+        triggers.release(job.sessions, living)
         raise
-    triggers.attach_message(job.sessions, point_id, posted["ts"])
+    triggers.complete_post(job.sessions, living.point_id, str(posted["ts"]))
     return str(posted["ts"])

@@ -10,17 +10,21 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+from sqlalchemy.exc import DBAPIError
 
 from bot.blocks.help import help_blocks
 from bot.blocks.text import escape, unescape
-from bot.blocks.trigger import headline, trigger_point_blocks
+from bot.blocks.trigger import explore_blocks, headline, trigger_point_blocks
+from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
+from sop_core.lifecycle import LifecycleError
 from sop_core.services import triggers
-from sop_core.services.data import NoData, gap_report
+from sop_core.services.data import GapReport, NoData, gap_report
 from sop_core.suggest import unknown_subcommand
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ def subcommand(*names: str) -> Callable[[Subcommand], Subcommand]:
 
 def register(app: App) -> None:
     app.command("/gap")(handle_gap)
+    app.action(ActionId.POST_TO_CHANNEL)(handle_post_to_channel)
 
 
 def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
@@ -64,22 +69,143 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
         ctx.tell(str(problem), escaped=getattr(problem, "mrkdwn", False))
 
 
-def post_trigger_point(text: str, ctx: Ctx) -> None:
-    """Compute the gap for the filters and post it into the channel for everyone."""
+def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
+    """The gap for the filters: the channel's trigger point if it crosses the rule (or
+    ``post`` is asked), else an answer only for the person, with "Post to channel". A gap
+    that already has its message in this channel is updated in place instead."""
     assert ctx.channel_id is not None
+    filters_text, asked = triggers.split_post_flag(text)
+    post = post or asked
     with ctx.sessions() as session:
         rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
-        report = gap_report(session, text, team_id=ctx.team_id, rule=rule, explain=True,
-                            fy_start_month=ctx.settings.fiscal_year_start_month)
-    point_id = triggers.record(ctx.sessions, report, team_id=ctx.team_id,
-                               channel_id=ctx.channel_id, created_by=ctx.user_id)
+        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
+                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
+        existing = triggers.living(session, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id)
+    if existing is None and not post and not report.result.triggered:
+        _whisper(ctx, headline(report.result),
+                 explore_blocks(report, filters_text=filters_text))
+        return
+    living = triggers.claim_living(ctx.sessions, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id, created_by=ctx.user_id)
+    if living.claim == triggers.Claim.BUSY:
+        ctx.tell("This gap is being posted in this channel right now: it will be there in "
+                 "a moment.")
+    elif living.claim == triggers.Claim.UPDATE:
+        _refresh_in_place(ctx, report, living)
+    else:
+        _post_new(ctx, report, living)
+
+
+def _post_new(ctx: Ctx, report: GapReport, living: triggers.Living) -> None:
+    assert ctx.channel_id is not None
+    blocks = trigger_point_blocks(report, trigger_point_id=living.point_id,
+                                  status=triggers.initial_status(report))
     try:
         posted = post_in_channel(ctx.client, ctx.channel_id, text=escape(headline(report.result)),
-                                 blocks=trigger_point_blocks(report, trigger_point_id=point_id))
+                                 blocks=blocks)
     except (SlackApiError, UserError):
-        triggers.discard(ctx.sessions, point_id)
+        _release(ctx, living)
         raise
-    triggers.attach_message(ctx.sessions, point_id, posted["ts"])
+    if not triggers.complete_post(ctx.sessions, living.point_id, str(posted["ts"])):
+        # Slack has the message: never answer "nothing was done" for it.
+        ctx.tell("Posted. The database is not answering right now, so its thread is not "
+                 "followed yet: this completes with the next `/gap` for the same scope once "
+                 "the database is back, and the buttons work then.")
+
+
+def _release(ctx: Ctx, living: triggers.Living) -> None:
+    try:
+        triggers.release(ctx.sessions, living)
+    except DBAPIError:  # the claim's lease expires on its own
+        log.warning("trigger point %d: could not release its claim", living.point_id)
+
+
+def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> None:
+    """The gap's message, updated with the latest figures; a line in its thread; a
+    private word with its link to the person who asked."""
+    assert ctx.channel_id is not None and living.message_ts is not None
+    refreshed = triggers.refresh(ctx.sessions, living.point_id, report)
+    if refreshed is None:
+        raise UserError("That trigger point is gone: try again.")
+    blocks = trigger_point_blocks(report, trigger_point_id=living.point_id,
+                                  status=refreshed.status,
+                                  status_changed_at=refreshed.status_changed_at)
+    text = escape(headline(report.result))
+    try:
+        ctx.client.chat_update(channel=ctx.channel_id, ts=living.message_ts, text=text,
+                               blocks=blocks)
+        ts = living.message_ts
+    except SlackApiError as error:
+        if error.response.get("error") != "message_not_found":
+            raise
+        # Someone deleted the message: post it again and keep the conversation there.
+        posted = post_in_channel(ctx.client, ctx.channel_id, text=text, blocks=blocks)
+        ts = str(posted["ts"])
+        triggers.complete_post(ctx.sessions, living.point_id, ts)
+    ctx.client.chat_postMessage(channel=ctx.channel_id, thread_ts=ts, text=refreshed.note)
+    link = ctx.client.chat_getPermalink(channel=ctx.channel_id, message_ts=ts)["permalink"]
+    ctx.tell(f"This gap is already in this channel, so I updated its message with the "
+             f"latest figures ({escape(refreshed.note)}): <{link}|see it>.", escaped=True)
+
+
+def _whisper(ctx: Ctx, text: str, blocks: list[Block]) -> None:
+    """An answer only this person sees, with blocks."""
+    if ctx.respond is not None:
+        ctx.respond(text=escape(text), blocks=blocks, response_type="ephemeral",
+                    replace_original=False)
+    else:
+        assert ctx.channel_id is not None
+        ctx.client.chat_postEphemeral(channel=ctx.channel_id, user=ctx.user_id,
+                                      text=escape(text), blocks=blocks)
+
+
+def handle_post_to_channel(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                           respond: Respond) -> None:
+    """"Post to channel" on a gap answered privately: post it for everyone."""
+    ack()
+    ctx = Ctx.of(context, body, respond)
+    filters_text = str((body.get("actions") or [{}])[0].get("value") or "")
+    try:
+        with ctx.work_slot:
+            post_trigger_point(filters_text, ctx, post=True)
+    except (FilterError, NoData, UserError) as problem:
+        ctx.tell(str(problem))
+
+
+@subcommand("close")
+def close_gap(text: str, ctx: Ctx) -> None:
+    """A lead closes a gap with a reason: the message says closed, the thread says why."""
+    assert ctx.channel_id is not None
+    filters_text, reason = triggers.split_reason(text)
+    if not filters_text or not reason:
+        raise UserError("Name the gap and say why: `/gap close region=EU category=Snacks "
+                        "reason: the promotion moved to January`.")
+    with ctx.sessions() as session:
+        rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
+        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
+                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
+        existing = triggers.living(session, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id)
+        allowed = triggers.may_close(session, ctx.settings, ctx.team_id, ctx.channel_id,
+                                     ctx.user_id)
+    if existing is None or existing.message_ts is None:
+        raise UserError("That gap has no trigger point in this channel: nothing to close.")
+    if not allowed:
+        raise UserError("Only this channel's leads can close a gap.")
+    try:
+        point = triggers.close(ctx.sessions, ctx.team_id, existing.id, user_id=ctx.user_id,
+                               reason=reason)
+    except LifecycleError as problem:
+        raise UserError(str(problem)) from None
+    ts = existing.message_ts
+    ctx.client.chat_update(
+        channel=ctx.channel_id, ts=ts, text=escape(headline(report.result)),
+        blocks=trigger_point_blocks(report, trigger_point_id=point.id, status=point.status,
+                                    status_changed_at=point.status_changed_at))
+    ctx.client.chat_postMessage(channel=ctx.channel_id, thread_ts=ts,
+                                text=f"Closed by <@{ctx.user_id}>: {escape(reason)}")
+    ctx.tell("Closed. The reason is in the gap's thread.")
 
 
 _THRESHOLD = re.compile(r"^(?P<pct>\d+(?:\.\d+)?)\s*%?(?:\s+floor\s*=\s*(?P<floor>\S+))?$",

@@ -261,6 +261,7 @@ def create(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: 
         session.add(ActionUpdate(action_id=action.id, user_id=creator_id,
                                  kind=UpdateKind.CREATED, value=data.expected_impact))
         session.flush()
+        triggers.refresh_coverage(session, point.id)  # covered once actions reach the gap
         return view_of(action)
 
 
@@ -328,6 +329,8 @@ def _change(sessions: sessionmaker[Session], change: Change, *, team_id: str,
         session.add(ActionUpdate(action_id=action.id, user_id=user_id, kind=kind,
                                  value=value, note=note))
         session.flush()
+        if action.trigger_point_id is not None:  # coverage may have changed
+            triggers.refresh_coverage(session, action.trigger_point_id)
         return view_of(action)
 
 

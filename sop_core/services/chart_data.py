@@ -18,8 +18,9 @@ from sop_core import formatting as fmt
 from sop_core.config import Settings
 from sop_core.filters import FilterError, Filters, resolve
 from sop_core.gaps import GapQuery, GapResult, compute_gap
+from sop_core.lifecycle import LIVE
 from sop_core.loading import PlanningTable
-from sop_core.models import Snapshot, Status, TriggerPoint
+from sop_core.models import Snapshot, TriggerPoint
 from sop_core.periods import fiscal_year_of
 from sop_core.services import triggers
 from sop_core.services.coverage import scope_text
@@ -211,7 +212,7 @@ def gap_history(session: Session, settings: Settings, *, team_id: str, channel_i
     of the workspace's data, the ``most`` largest (by |gap| on the latest) as series."""
     points = session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == team_id, TriggerPoint.channel_id == channel_id,
-        TriggerPoint.status == Status.OPEN, TriggerPoint.message_ts.is_not(None))
+        TriggerPoint.status.in_(LIVE), TriggerPoint.message_ts.is_not(None))
         .order_by(TriggerPoint.id)).all()
     rule = channel_rule(session, settings, team_id, channel_id)
     recent = list(reversed(session.scalars(select(Snapshot).where(

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import formatting as fmt
+from sop_core.lifecycle import LIVE
 from sop_core.models import Action, RootCauseNote, Status, TriggerPoint
 from sop_core.visibility import Visibility
 
@@ -127,6 +128,8 @@ class GapItem:
     gap_pct: float | None
     root_cause_category: str | None
     coverage: Coverage
+    status: str = "open"  # sop_core.lifecycle.GapStatus
+    status_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def _my_gaps(team_id: str, user_id: str) -> Select[tuple[TriggerPoint]]:
     acts = exists().where(Action.trigger_point_id == TriggerPoint.id,
                           or_(Action.owner_id == user_id, Action.creator_id == user_id))
     return select(TriggerPoint).where(
-        TriggerPoint.team_id == team_id, TriggerPoint.status == Status.OPEN,
+        TriggerPoint.team_id == team_id, TriggerPoint.status.in_(LIVE),
         TriggerPoint.message_ts.is_not(None),
         or_(TriggerPoint.created_by == user_id, spoke, acts))
 
@@ -221,6 +224,7 @@ def home_data(sessions: sessionmaker[Session], *, team_id: str, user_id: str, to
             metric=p.metric, horizon=p.horizon, gap=p.gap, gap_pct=p.gap_pct,
             root_cause_category=p.root_cause_category,
             coverage=coverage(p.gap, impacts[p.id]),
+            status=p.status, status_changed_at=p.status_changed_at,
         ) for p in points)
         actions_total = (len(action_items) if len(action_items) < most
                          else _count(session, _my_actions(team_id, user_id)))

@@ -29,6 +29,7 @@ from sop_core import outbox, snapshots
 from sop_core.config import Settings
 from sop_core.filters import FilterError, Filters, resolve
 from sop_core.gaps import GapQuery, TriggerRule, compute_gap
+from sop_core.lifecycle import LIVE
 from sop_core.loading import PlanningTable
 from sop_core.meetings import Every, Meeting
 from sop_core.models import (
@@ -173,6 +174,8 @@ class GapLine:
     root_cause_category: str | None
     root_cause_confirmed: bool
     in_data: bool = True  # False: the scope is gone from the latest view (stored figures)
+    status: str = "open"  # sop_core.lifecycle.GapStatus
+    status_changed_at: datetime | None = None
 
     @property
     def gap_change(self) -> float | None:
@@ -336,7 +339,7 @@ def _gap_lines(session: Session, settings: Settings, team_id: str, channel_id: s
                ) -> list[GapLine]:
     points = session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == team_id, TriggerPoint.channel_id == channel_id,
-        TriggerPoint.status == Status.OPEN, TriggerPoint.message_ts.is_not(None))
+        TriggerPoint.status.in_(LIVE), TriggerPoint.message_ts.is_not(None))
         .order_by(TriggerPoint.id)).all()
     if not points:
         return []
@@ -364,7 +367,8 @@ def _gap_lines(session: Session, settings: Settings, team_id: str, channel_id: s
             previous_gap=previous_gap, previous_gap_pct=previous_pct, new=new,
             coverage=coverage(gap, impacts[point.id]),
             root_cause_category=point.root_cause_category,
-            root_cause_confirmed=point.root_cause_confirmed_at is not None, in_data=in_data))
+            root_cause_confirmed=point.root_cause_confirmed_at is not None, in_data=in_data,
+            status=point.status, status_changed_at=point.status_changed_at))
     lines.sort(key=lambda line: (-abs(line.gap), line.id))
     return lines
 

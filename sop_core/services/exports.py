@@ -104,7 +104,7 @@ GAP_COLUMNS: tuple[tuple[str, Col], ...] = (
 GAP_DETAIL_COLUMNS: tuple[tuple[str, Col], ...] = (
     ("Metric", Col.TEXT), ("Horizon", Col.TEXT), ("Channel", Col.TEXT),
     ("Gap posted on", Col.DATE), ("As of", Col.TEXT), ("Gap status", Col.TEXT),
-    ("Gap resolved on", Col.DATE),
+    ("Status since", Col.DATE),
     ("Plan at posting", Col.AMOUNT), ("Gap at posting", Col.AMOUNT),
     ("Gap % at posting", Col.PCT), ("Plan now", Col.AMOUNT),
     ("Latest view now", Col.AMOUNT), ("Gap now", Col.AMOUNT), ("Gap % now", Col.PCT),
@@ -231,7 +231,8 @@ def _gap_values(point: TriggerPoint | None, dimensions: Sequence[str]) -> list[A
         *(", ".join(point.scope[d]) if d in point.scope else None for d in dimensions),
         point.metric, point.horizon, point.channel_id, _day(point.created_at),
         format_month(point.as_of) if point.as_of is not None else None, point.status,
-        _day(point.resolved_at), point.plan_at_post, point.gap_at_post,
+        _day(point.status_changed_at or point.resolved_at),
+        point.plan_at_post, point.gap_at_post,
         point.gap_pct_at_post, point.plan, point.outlook, point.gap, point.gap_pct,
         category_label(point.root_cause_category) if confirmed else None,
         point.root_cause_summary if confirmed else None,

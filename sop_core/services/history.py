@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sop_core import filters as grammar
 from sop_core import snapshots
 from sop_core.filters import FilterError, Filters, parse_filters
+from sop_core.lifecycle import GapStatus
 from sop_core.loading import normalise_name
 from sop_core.models import Action, RootCauseRevision, Status, TriggerPoint
 from sop_core.services.triggers import get
@@ -162,6 +163,7 @@ class PastGap:
     root_cause_confirmed_at: datetime | None
     actions: tuple[PastAction, ...]  # due soonest first
     root_cause_revisions: int = 0  # earlier confirmed root causes, replaced since
+    status_changed_at: datetime | None = None
 
     @property
     def confirmed(self) -> bool:
@@ -310,6 +312,7 @@ def _past(point: TriggerPoint, actions: list[PastAction]) -> PastGap:
         scope={k: list(v) for k, v in point.scope.items()}, scope_key=point.scope_key,
         metric=point.metric, horizon=point.horizon, status=point.status,
         created_at=point.created_at, resolved_at=point.resolved_at, as_of=point.as_of,
+        status_changed_at=point.status_changed_at,
         plan_at_post=point.plan_at_post, gap_at_post=point.gap_at_post,
         gap_pct_at_post=point.gap_pct_at_post, plan=point.plan, outlook=point.outlook,
         gap=point.gap, gap_pct=point.gap_pct, root_cause_category=point.root_cause_category,
@@ -354,8 +357,8 @@ def similar_gaps(sessions: sessionmaker[Session], *, team_id: str, point_id: int
                 Action.team_id == team_id, Action.trigger_point_id.is_not(None))))
 
         def rank(row: _Row) -> tuple[bool, bool, bool]:
-            learnt = (row.status == Status.RESOLVED or row.root_cause_category is not None
-                      or row.id in with_actions)
+            learnt = (row.status in (Status.RESOLVED, GapStatus.CLOSED)
+                      or row.root_cause_category is not None or row.id in with_actions)
             return not learnt, row.scope_key != new_key, row.metric != new_metric
 
         ranked = sorted(candidates, key=rank)  # stable: newest first within each rank

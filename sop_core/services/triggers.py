@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sop_core import formatting as fmt
+from sop_core import lifecycle
 from sop_core.config import Settings
 from sop_core.gaps import TriggerRule
-from sop_core.models import ChannelSettings, Status, TriggerPoint, utcnow
+from sop_core.lifecycle import GapStatus
+from sop_core.models import Action, ChannelSettings, Status, TriggerPoint, utcnow
 from sop_core.services.data import GapReport
+
+log = logging.getLogger(__name__)
+# Opening → closing quote, as sop_core.filters reads them (Slack types curly ones).
+QUOTES = {'"': '"', "'": "'", "“": "”", "”": "”", "‘": "’", "’": "’", "«": "»", "„": "“"}
+_REASON = re.compile(r"(?:^|\s)(?:reason|because)\s*[:=]?\s*", re.IGNORECASE)
+# How long a trigger point written before its post belongs to that post; past it, the
+# next /gap or watch of the same gap completes it (the poster died or lost the database).
+POST_LEASE = timedelta(minutes=5)
+# How long a request keeps trying to record a message Slack accepted while the database
+# is away (inside POST_LEASE, so nobody takes the row over meanwhile).
+COMPLETE_RETRY_SECONDS = 120.0
 
 
 class NotFound(LookupError):
@@ -40,24 +62,140 @@ def set_channel_rule(sessions: sessionmaker[Session], team_id: str, channel_id: 
         return TriggerRule(threshold_pct, own.floor or 0.0)
 
 
+class Claim(StrEnum):
+    POST = "post"  # this caller posts the message (a new gap, or a stranded post)
+    UPDATE = "update"  # the gap has its message in the channel: update it in place
+    BUSY = "busy"  # someone else is posting it right now
+
+
+@dataclass(frozen=True)
+class Living:
+    """The channel's one trigger point for a gap, as a caller found or claimed it."""
+
+    claim: Claim
+    point_id: int
+    message_ts: str | None = None
+    new: bool = False  # written by this claim (discarded if its post fails)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A living trigger point given the latest figures."""
+
+    point_id: int
+    message_ts: str | None
+    previous_gap: float
+    previous_gap_pct: float | None
+    gap: float
+    gap_pct: float | None
+    status_before: GapStatus
+    status: GapStatus
+    status_changed_at: datetime | None
+
+    @property
+    def changed_status(self) -> bool:
+        return self.status != self.status_before
+
+    @property
+    def note(self) -> str:
+        """The thread line (plain text: figures and words of ours only)."""
+        moved = (f"refreshed: gap moved from {fmt.amount(self.previous_gap, signed=True)} "
+                 f"({fmt.percent(self.previous_gap_pct)}) to "
+                 f"{fmt.amount(self.gap, signed=True)} ({fmt.percent(self.gap_pct)})")
+        if self.previous_gap == self.gap and self.previous_gap_pct == self.gap_pct:
+            moved = (f"refreshed: gap unchanged at {fmt.amount(self.gap, signed=True)} "
+                     f"({fmt.percent(self.gap_pct)})")
+        if not self.changed_status:
+            return moved
+        return f"{moved}. Status: {lifecycle.label(self.status)}."
+
+
+def _figures(point: TriggerPoint, report: GapReport) -> None:
+    result = report.result
+    point.snapshot_id = report.snapshot_id
+    point.as_of = result.as_of
+    point.plan, point.outlook = result.plan, result.outlook
+    point.gap, point.gap_pct = result.gap, result.gap_pct
+    point.by = result.by
+
+
+def _living_query(team_id: str, channel_id: str, live_key: str) -> Any:
+    return select(TriggerPoint).where(TriggerPoint.team_id == team_id,
+                                      TriggerPoint.channel_id == channel_id,
+                                      TriggerPoint.live_key == live_key)
+
+
+def living(session: Session, report: GapReport, *, team_id: str, channel_id: str
+           ) -> TriggerPoint | None:
+    """The gap's living trigger point in the channel, if it has one."""
+    live_key = lifecycle.identity_key(report.query.scope_key(), report.result.metric,
+                                      report.query.horizon)
+    return session.scalars(_living_query(team_id, channel_id, live_key)).first()
+
+
+def claim_living(sessions: sessionmaker[Session], report: GapReport, *, team_id: str,
+                 channel_id: str, created_by: str | None, watch_id: int | None = None,
+                 now: datetime | None = None, lease: timedelta = POST_LEASE) -> Living:
+    """Find the gap's living trigger point in the channel, or write it before posting.
+
+    The row is committed before Slack is called (its id goes into the message's buttons,
+    and the unique ``live_key`` stops a second post of the same gap); no transaction is
+    held across the Slack call. A row left without a message past its lease (the poster
+    died, or the database went away before the message was recorded) is taken over.
+    """
+    now = now or utcnow()
+    result = report.result
+    live_key = lifecycle.identity_key(report.query.scope_key(), result.metric,
+                                      report.query.horizon)
+    for _attempt in range(3):
+        with sessions.begin() as session:
+            point = session.scalars(_living_query(team_id, channel_id, live_key)).first()
+            if point is not None:
+                if point.message_ts is not None:
+                    return Living(Claim.UPDATE, point.id, point.message_ts)
+                if point.claimed_until is not None and point.claimed_until > now:
+                    return Living(Claim.BUSY, point.id)
+                taken = session.execute(
+                    update(TriggerPoint).where(
+                        TriggerPoint.id == point.id, TriggerPoint.message_ts.is_(None),
+                        or_(TriggerPoint.claimed_until.is_(None),
+                            TriggerPoint.claimed_until <= now))
+                    .values(claimed_until=now + lease).returning(TriggerPoint.id)
+                ).scalar_one_or_none()
+                return Living(Claim.POST if taken else Claim.BUSY, point.id)
+        try:
+            with sessions.begin() as session:
+                point = TriggerPoint(
+                    team_id=team_id, channel_id=channel_id,
+                    scope={k: list(v) for k, v in result.scope.items()},
+                    scope_key=report.query.scope_key(), metric=result.metric,
+                    horizon=report.query.horizon, by=result.by, watch_id=watch_id,
+                    posted_snapshot_id=report.snapshot_id, snapshot_id=report.snapshot_id,
+                    as_of=result.as_of, plan_at_post=result.plan, gap_at_post=result.gap,
+                    gap_pct_at_post=result.gap_pct, plan=result.plan, outlook=result.outlook,
+                    gap=result.gap, gap_pct=result.gap_pct, created_by=created_by,
+                    live_key=live_key, claimed_until=now + lease,
+                    status=initial_status(report), status_changed_at=now,
+                )
+                session.add(point)
+                session.flush()
+                return Living(Claim.POST, point.id, new=True)
+        except IntegrityError:
+            continue  # the same gap written at the same moment: read it back
+    raise RuntimeError("could not claim the trigger point")  # pragma: no cover
+
+
+def initial_status(report: GapReport) -> GapStatus:
+    """A posted gap starts open, also one posted deliberately within the rule (``post``):
+    someone wants it discussed. The next load that finds it within the rule closes it."""
+    return GapStatus.OPEN
+
+
 def record(sessions: sessionmaker[Session], report: GapReport, *, team_id: str,
            channel_id: str, created_by: str | None, watch_id: int | None = None) -> int:
     """Keep a trigger point before it is posted (its id goes into the message's buttons)."""
-    result = report.result
-    with sessions.begin() as session:
-        point = TriggerPoint(
-            team_id=team_id, channel_id=channel_id, scope={k: list(v) for k, v in
-                                                           result.scope.items()},
-            scope_key=report.query.scope_key(), metric=result.metric,
-            horizon=report.query.horizon, by=result.by, watch_id=watch_id,
-            posted_snapshot_id=report.snapshot_id, snapshot_id=report.snapshot_id,
-            as_of=result.as_of, plan_at_post=result.plan, gap_at_post=result.gap,
-            gap_pct_at_post=result.gap_pct, plan=result.plan, outlook=result.outlook,
-            gap=result.gap, gap_pct=result.gap_pct, created_by=created_by,
-        )
-        session.add(point)
-        session.flush()
-        return point.id
+    return claim_living(sessions, report, team_id=team_id, channel_id=channel_id,
+                        created_by=created_by, watch_id=watch_id).point_id
 
 
 def attach_message(sessions: sessionmaker[Session], point_id: int, message_ts: str) -> None:
@@ -65,6 +203,33 @@ def attach_message(sessions: sessionmaker[Session], point_id: int, message_ts: s
         point = session.get(TriggerPoint, point_id)
         if point is not None:
             point.message_ts = message_ts
+            point.claimed_until = None
+
+
+def complete_post(sessions: sessionmaker[Session], point_id: int, message_ts: str, *,
+                  retry_for: float = COMPLETE_RETRY_SECONDS,
+                  sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Record the message Slack accepted, retrying while the database is away.
+
+    Slack has the message: losing its ts would leave a message whose thread is never
+    followed. Returns False if the database did not come back within ``retry_for``
+    seconds (the row stays pending; its id in the buttons still finds it).
+    """
+    deadline = time.monotonic() + retry_for
+    pause = 0.2
+    while True:
+        try:
+            attach_message(sessions, point_id, message_ts)
+            return True
+        except DBAPIError as error:
+            if time.monotonic() + pause > deadline:
+                log.error("trigger point %d: message %s posted but not recorded: %s",
+                          point_id, message_ts, type(error.orig).__name__)
+                return False
+            log.warning("trigger point %d: database away, recording message %s again in "
+                        "%.1f s", point_id, message_ts, pause)
+            sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def discard(sessions: sessionmaker[Session], point_id: int) -> None:
@@ -73,6 +238,109 @@ def discard(sessions: sessionmaker[Session], point_id: int) -> None:
         point = session.get(TriggerPoint, point_id)
         if point is not None and point.message_ts is None:
             session.delete(point)
+
+
+def release(sessions: sessionmaker[Session], living: Living) -> None:
+    """The post failed: a new row is forgotten, a taken-over one is left for later."""
+    if living.new:
+        discard(sessions, living.point_id)
+        return
+    with sessions.begin() as session:
+        session.execute(update(TriggerPoint).where(
+            TriggerPoint.id == living.point_id, TriggerPoint.message_ts.is_(None))
+            .values(claimed_until=None))
+
+
+def covered_by(session: Session, point_id: int) -> float:
+    """The open actions' expected impact on the gap."""
+    return float(session.scalar(select(func.coalesce(func.sum(Action.expected_impact), 0.0))
+                                .where(Action.trigger_point_id == point_id,
+                                       Action.status == Status.OPEN)) or 0.0)
+
+
+def _set_status(point: TriggerPoint, status: GapStatus, now: datetime) -> None:
+    if status == lifecycle.status_of(point.status):
+        return
+    point.status = status
+    point.status_changed_at = now
+    if status == GapStatus.CLOSED:
+        point.resolved_at = now
+    else:
+        point.resolved_at, point.closed_reason, point.closed_by = None, None, None
+
+
+def refresh(sessions: sessionmaker[Session], point_id: int, report: GapReport, *,
+            now: datetime | None = None) -> Refreshed | None:
+    """New figures on a living trigger point, and its status after them."""
+    now = now or utcnow()
+    with sessions.begin() as session:
+        point = session.get(TriggerPoint, point_id)
+        if point is None:
+            return None
+        before = lifecycle.status_of(point.status)
+        previous_gap, previous_pct = point.gap, point.gap_pct
+        was_crossed = report.rule.crossed(point.gap, point.gap_pct)
+        _figures(point, report)
+        status = lifecycle.after_load(point.status, crossed=report.result.triggered,
+                                      was_crossed=was_crossed, gap=point.gap,
+                                      covered_by=covered_by(session, point.id))
+        _set_status(point, status, now)
+        return Refreshed(point.id, point.message_ts, previous_gap, previous_pct, point.gap,
+                         point.gap_pct, before, status, point.status_changed_at)
+
+
+def status_after(session: Session, point_id: int, report: GapReport, *,
+                 now: datetime | None = None) -> tuple[GapStatus, datetime | None]:
+    """What :func:`refresh` would make of the status, without writing (to show it)."""
+    point = session.get(TriggerPoint, point_id)
+    if point is None:
+        return GapStatus.OPEN, None
+    current = lifecycle.status_of(point.status)
+    status = lifecycle.after_load(point.status, crossed=report.result.triggered,
+                                  was_crossed=report.rule.crossed(point.gap, point.gap_pct),
+                                  gap=report.result.gap, covered_by=covered_by(session, point_id))
+    return status, (point.status_changed_at if status == current else now or utcnow())
+
+
+def refresh_coverage(session: Session, point_id: int, *, now: datetime | None = None
+                     ) -> GapStatus | None:
+    """After an action changed: covered when the open actions reach the gap, else open.
+
+    Runs in the caller's transaction (the action's own write)."""
+    point = session.get(TriggerPoint, point_id)
+    if point is None:
+        return None
+    status = lifecycle.after_coverage_change(point.status, gap=point.gap,
+                                             covered_by=covered_by(session, point_id))
+    _set_status(point, status, now or utcnow())
+    return status
+
+
+def may_close(session: Session, settings: Settings, team_id: str, channel_id: str,
+              user_id: str) -> bool:
+    """The channel's leads and the installation's close gaps; with none named, anyone."""
+    own = session.get(ChannelSettings, (team_id, channel_id))
+    leads = set(settings.leads) | set((own.leads if own is not None else None) or [])
+    return not leads or user_id in leads
+
+
+def split_reason(text: str) -> tuple[str, str]:
+    """``region=EU reason: the promo moved`` → (``region=EU``, ``the promo moved``)."""
+    found = _REASON.search(text)
+    if found is None:
+        return text.strip(), ""
+    return text[:found.start()].strip(), text[found.end():].strip()
+
+
+def close(sessions: sessionmaker[Session], team_id: str, point_id: int, *, user_id: str,
+          reason: str, now: datetime | None = None) -> TriggerPoint:
+    """A lead closes the gap with a reason (raises LifecycleError, NotFound)."""
+    now = now or utcnow()
+    with sessions.begin() as session:
+        point = get(session, team_id, point_id)
+        _set_status(point, lifecycle.close_by_lead(point.status, reason), now)
+        point.closed_reason, point.closed_by = reason.strip(), user_id
+        return point
 
 
 def get(session: Session, team_id: str, point_id: int) -> TriggerPoint:
@@ -90,15 +358,34 @@ def by_thread(session: Session, team_id: str, channel_id: str, thread_ts: str
 
 
 def update_figures(point: TriggerPoint, report: GapReport, *, now: datetime | None = None,
-                   rule: TriggerRule) -> None:
-    """New figures from a newer snapshot; a gap back within the rule is resolved."""
-    result = report.result
-    point.snapshot_id = report.snapshot_id
-    point.as_of = result.as_of
-    point.plan, point.outlook = result.plan, result.outlook
-    point.gap, point.gap_pct = result.gap, result.gap_pct
-    if not rule.crossed(result.gap, result.gap_pct) and point.status == Status.OPEN:
-        point.status = Status.RESOLVED
-        point.resolved_at = now or utcnow()
-    elif rule.crossed(result.gap, result.gap_pct) and point.status == Status.RESOLVED:
-        point.status, point.resolved_at = Status.OPEN, None
+                   rule: TriggerRule, covered: float = 0.0) -> None:
+    """New figures from a newer snapshot, and the status they lead to (see lifecycle)."""
+    was_crossed = rule.crossed(point.gap, point.gap_pct)
+    _figures(point, report)
+    status = lifecycle.after_load(point.status, crossed=rule.crossed(point.gap, point.gap_pct),
+                                  was_crossed=was_crossed, gap=point.gap, covered_by=covered)
+    _set_status(point, status, now or utcnow())
+
+
+def split_post_flag(text: str) -> tuple[str, bool]:
+    """``region=EU post`` → (``region=EU``, True): the word ``post`` outside quotes."""
+    words: list[str] = []
+    current, closing = "", frozenset[str]()
+    for char in text:
+        if closing:
+            current += char
+            if char in closing:
+                closing = frozenset()
+        elif char in QUOTES:
+            current += char
+            closing = frozenset({char, QUOTES[char]})
+        elif char.isspace():
+            if current:
+                words.append(current)
+            current = ""
+        else:
+            current += char
+    if current:
+        words.append(current)
+    kept = [w for w in words if w.lower() != "post"]
+    return " ".join(kept), len(kept) != len(words)

@@ -8,9 +8,12 @@ for it before (if any):
 - crosses the channel's rule, nothing posted yet → **post** a new trigger point;
 - posted, figures shown have changed and it still crosses (or crosses again) →
   **update** the message in place, with a thread note "moved from … to …";
-- posted and open, back within the rule → **resolve**: update in place (marked
-  resolved), thread note, status ``resolved``;
-- otherwise (unchanged, or resolved and still within the rule) → nothing.
+- posted and live, back within the rule → **resolve**: update in place (marked
+  closed), thread note, status ``closed`` (see sop_core.lifecycle);
+- otherwise (unchanged, or closed and still within the rule) → nothing.
+
+The trigger point compared with is the gap's living one in the channel, whoever posted
+it: a watch never posts a second message for a gap a ``/gap`` already posted.
 
 Planning is read-only and decided from the database; the sending side (``bot.jobs
 .watches``) gives each step an outbox key — watch, snapshot and scope — so nothing is
@@ -36,11 +39,12 @@ from sop_core import outbox, snapshots
 from sop_core.config import Settings
 from sop_core.filters import FilterError, Filters, parse_filters, resolve
 from sop_core.gaps import GapQuery, GapResult, TriggerRule, compute_gap
+from sop_core.lifecycle import LIVE, GapStatus, identity_key, status_of
 from sop_core.loading import normalise_name
-from sop_core.models import Snapshot, Status, TriggerPoint, Watch
+from sop_core.models import Snapshot, TriggerPoint, Watch
 from sop_core.periods import HORIZON_HELP, HorizonError, resolve_horizon
 from sop_core.services.data import GapReport, NoData, gap_report
-from sop_core.services.triggers import channel_rule, update_figures
+from sop_core.services.triggers import channel_rule, covered_by, update_figures
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +278,7 @@ class WatchStep:
         load = f"snapshot #{self.report.snapshot_id}, as of {fmt.month(result.as_of)}"
         if self.kind == StepKind.RESOLVE:
             return (f"Back within the trigger rule: {moved} with {load}. "
-                    "Marked resolved.")
+                    "The gap is closed.")
         if self.reopened:
             return f"Crosses the trigger rule again: {moved} with {load}."
         return f"The gap {moved} with {load}."
@@ -321,11 +325,12 @@ def _candidates(table: Any, filters: Filters, *, fy_start_month: int, rule: Trig
 
 def _earlier_point(session: Session, watch: Watch, scope_key: str, result: GapResult
                    ) -> TriggerPoint | None:
+    """The gap's living trigger point in the channel, whoever posted it (a watch or a
+    /gap): one message per gap and channel."""
+    live_key = identity_key(scope_key, result.metric, watch.horizon)
     return session.scalars(select(TriggerPoint).where(
         TriggerPoint.team_id == watch.team_id, TriggerPoint.channel_id == watch.channel_id,
-        TriggerPoint.watch_id == watch.id, TriggerPoint.scope_key == scope_key,
-        TriggerPoint.metric == result.metric, TriggerPoint.horizon == watch.horizon,
-        TriggerPoint.message_ts.is_not(None)).order_by(TriggerPoint.id.desc()).limit(1)).first()
+        TriggerPoint.live_key == live_key, TriggerPoint.message_ts.is_not(None))).first()
 
 
 def plan_watch(session: Session, settings: Settings, watch_id: int, snapshot_id: int
@@ -364,10 +369,10 @@ def plan_watch(session: Session, settings: Settings, watch_id: int, snapshot_id:
             kind = None
         elif crossed:
             kind = StepKind.UPDATE
-        elif point.status == Status.OPEN:
+        elif status_of(point.status) in LIVE:
             kind = StepKind.RESOLVE
         else:
-            kind = None  # resolved, and still within the rule
+            kind = None  # closed, and still within the rule
         if kind is None:
             unchanged += 1
             continue
@@ -386,7 +391,7 @@ def plan_watch(session: Session, settings: Settings, watch_id: int, snapshot_id:
         steps.append(WatchStep(kind, key, watch.id, watch.team_id, watch.channel_id, report,
                                point_id=point.id, message_ts=point.message_ts,
                                previous_gap=point.gap, previous_gap_pct=point.gap_pct,
-                               reopened=point.status == Status.RESOLVED))
+                               reopened=status_of(point.status) == GapStatus.CLOSED))
     return WatchPlan(watch.id, watch.team_id, watch.channel_id, snapshot_id, tuple(steps),
                      unchanged, held_back)
 
@@ -397,4 +402,5 @@ def apply_figures(sessions: sessionmaker[Session], step: WatchStep, *, now: date
     with sessions.begin() as session:
         point = session.get(TriggerPoint, step.point_id)
         if point is not None and point.team_id == step.team_id:
-            update_figures(point, step.report, now=now, rule=step.report.rule)
+            update_figures(point, step.report, now=now, rule=step.report.rule,
+                           covered=covered_by(session, point.id))

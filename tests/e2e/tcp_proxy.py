@@ -8,8 +8,13 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and
-    refuses new ones, ``restore()`` listens again on the same port."""
+    """Forwards 127.0.0.1:<port> to a target.
+
+    ``cut()`` drops every connection, existing and new, until ``restore()``: the port
+    keeps listening (a client sees its connection closed at once, as when a server goes
+    away), but nothing reaches the target. Closing only the listener is not an outage: a
+    thread blocked in ``accept()`` keeps the socket listening and lets one more through.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -17,6 +22,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._cut = False
+        self._stopped = False
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -28,25 +35,46 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
+    @property
+    def is_cut(self) -> bool:
+        return self._cut
+
     def _accept(self, listener: socket.socket) -> None:
-        while True:
+        while not self._stopped:
             try:
                 client, _ = listener.accept()
             except OSError:
-                return  # cut
+                return  # stopped
+            if self._cut:
+                self._drop(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
-                client.close()
+                self._drop(client)
                 continue
+            upstream.settimeout(None)
             with self._lock:
+                if self._cut:  # cut while connecting: this one is dropped too
+                    self._drop(client)
+                    self._drop(upstream)
+                    continue
                 self._sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
+    @staticmethod
+    def _drop(end: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            end.close()
+
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if self._cut:
+                    break
                 sink.sendall(data)
         except OSError:
             pass
@@ -56,18 +84,20 @@ class TcpProxy:
                     end.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        """Drop every open connection, and every new one until :meth:`restore`."""
         with self._lock:
+            self._cut = True
             for end in self._sockets:
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-                end.close()
+                self._drop(end)
             self._sockets.clear()
 
     def restore(self) -> None:
-        self.start()
+        with self._lock:
+            self._cut = False
 
     def stop(self) -> None:
+        self._stopped = True
         self.cut()
+        if self._listener is not None:
+            self._drop(self._listener)
+            self._listener = None

@@ -38,7 +38,16 @@ def sessions_of(app_server: Running) -> sessionmaker[Session]:
 
 def posted_point(sim: SlackSim, slack: FakeSlack, app_server: Running, *,
                  team: str = "T1") -> tuple[int, str]:
-    """Post ``/gap region=EU category=Snacks``; the point's id (from its button) and ts."""
+    """Post ``/gap region=EU category=Snacks``; the point's id (from its button) and ts.
+    The gap lives in one message per channel: once posted, that one is reused."""
+    with sessions_of(app_server)() as session:
+        living = session.scalars(select(TriggerPoint).where(
+            TriggerPoint.team_id == team, TriggerPoint.channel_id == "C1",
+            TriggerPoint.scope_key == "category=snacks region=eu",
+            TriggerPoint.message_ts.is_not(None))).first()
+        if living is not None:
+            return living.id, str(living.message_ts)
+
     def trigger_point(call: Call) -> bool:
         return call.args.get("channel") == "C1" and not call.args.get("thread_ts")
 
@@ -137,9 +146,10 @@ def create_action(sim: SlackSim, slack: FakeSlack, app_server: Running, *, team:
                   **changes: Any) -> Created:
     point_id, ts = posted_point(sim, slack, app_server, team=team)
     view = open_modal(sim, slack, point_id, ts, team=team)
+    cards = len([c for c in slack.calls_to("chat.postMessage") if in_thread(ts)(c)])
     reply = sim.view_submission(view, smart_values(**changes), user=CREATOR, team=team)
     assert reply.status == 200 and not reply.body, reply.body
-    [card] = slack.wait_for("chat.postMessage", predicate=in_thread(ts))
+    card = slack.wait_for("chat.postMessage", count=cards + 1, predicate=in_thread(ts))[cards]
 
     def created() -> int | None:
         with sessions_of(app_server)() as session:

@@ -352,6 +352,8 @@ CARRY_NO_IDS = {
     ActionId.HOME_SEARCH_HISTORY: "value is the constant 'search': it opens an empty modal",
     ActionId.ADD_MILESTONE: "value is a row count; the modal Slack sends back is updated in "
                             "place by its own view id (views are the app's, per workspace)",
+    ActionId.POST_TO_CHANNEL: "value is the filters as typed: they are resolved against the "
+                              "clicking workspace's own data, posted in its own channel",
     CallbackId.HISTORY_SEARCH: "no private_metadata: the typed filters search the "
                                "submitting workspace (the 'history' case covers the search)",
 }

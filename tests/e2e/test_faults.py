@@ -61,12 +61,12 @@ def test_database_outage_is_answered_clearly_and_the_clock_catches_up(
     with serve_app(settings) as running:
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         nine = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-        sim.command("region=EU")
+        sim.command("region=EU category=Snacks")
         slack.wait_for("chat.postMessage")
 
         proxy.cut()
         snapshots.clear_cache()  # a cold read needs the database
-        reply = sim.command("region=APAC", channel="C2")
+        reply = sim.command("region=EU category=Snacks", channel="C2")
         assert reply.status == 200  # Slack still gets its ack in time
         [told] = slack.wait_for("response_url", timeout=30)
         assert "The database is not answering right now" in told.args["text"]
@@ -76,8 +76,9 @@ def test_database_outage_is_answered_clearly_and_the_clock_catches_up(
         proxy.restore()
         assert run_job(settings, "nudges", nine + timedelta(minutes=1)).sent == 1
         assert run_job(settings, "nudges", nine + timedelta(minutes=2)).sent == 0
-        sim.command("region=APAC", channel="C2")
-        slack.wait_for("chat.postMessage", count=3, timeout=30)
+        sim.command("region=EU category=Snacks", channel="C2")
+        posts = slack.wait_for("chat.postMessage", count=3, timeout=30)
+        assert [p.args["channel"] for p in posts if not p.args.get("thread_ts")] == ["C1", "C2"]
     assert slack.violations == []
 
 

@@ -116,11 +116,14 @@ def test_threshold_per_channel(sim: SlackSim, slack: FakeSlack, loaded: int) -> 
     [reply] = slack.wait_for("response_url")
     assert "|gap| ≥ 15%" in reply.args["text"] and "100K" in reply.args["text"]
     sim.command("region=EU category=Snacks")
-    [post] = slack.wait_for("chat.postMessage")
-    assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(post.args["blocks"])
+    [_, private] = slack.wait_for("response_url", count=2)  # within the rule: only for me
+    assert private.args["response_type"] == "ephemeral"
+    assert "Within the trigger rule (|gap| ≥ 15%, |gap| ≥ 100K)" in _texts(
+        private.args["blocks"])
     sim.command("region=EU category=Snacks", channel="C2")
-    posts = slack.wait_for("chat.postMessage", count=2)
-    assert "Crosses the trigger rule (|gap| ≥ 5%)" in _texts(posts[1].args["blocks"])
+    [post] = slack.wait_for("chat.postMessage")
+    assert post.args["channel"] == "C2"
+    assert "Crosses the trigger rule (|gap| ≥ 5%)" in _texts(post.args["blocks"])
 
 
 def test_healthz(sim: SlackSim, app_server: Running) -> None:
@@ -131,8 +134,9 @@ def test_healthz(sim: SlackSim, app_server: Running) -> None:
 def test_a_replayed_request_is_refused(sim: SlackSim, slack: FakeSlack, loaded: int) -> None:
     """Slack's signature stays valid for 5 minutes; a second delivery of the very same
     signed request (a replay) must not post a second trigger point."""
-    body = (b"command=%2Fgap&text=region%3DEU&team_id=T1&channel_id=C1&user_id=U1"
-            b"&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode() + b"/response/9")
+    body = (b"command=%2Fgap&text=region%3DEU+category%3DSnacks&team_id=T1&channel_id=C1"
+            b"&user_id=U1&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode()
+            + b"/response/9")
     form = "application/x-www-form-urlencoded"
     now = str(int(time.time()))
     signature = sign("test-signing-secret", now, body)
@@ -152,7 +156,8 @@ def test_acks_do_not_wait_for_other_commands_work(db_url: str, slack: FakeSlack,
     with serve_app(app_settings(db_url, slack, work_slots=1)) as running:
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         with ThreadPoolExecutor(3) as pool:
-            replies = list(pool.map(lambda c: sim.command("region=EU", channel=c),
+            replies = list(pool.map(lambda c: sim.command("region=EU category=Snacks",
+                                                          channel=c),
                                     ["C1", "C2", "C3"]))
         assert [r.status for r in replies] == [200] * 3
         assert max(r.elapsed for r in replies) < 0.6  # none waited for a slot

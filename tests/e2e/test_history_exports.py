@@ -101,7 +101,7 @@ def test_history_lists_past_gaps_with_root_causes_actions_and_impact(
     assert first.startswith("*region=EU · category=Snacks* · revenue · fy · <#C1>")
     assert "Root cause: _not confirmed_" in first and "No action recorded." in first
     assert second.startswith("*region=EU · category=Snacks* · revenue · fy · <#C9>")
-    assert ":white_check_mark: resolved" in second
+    assert ":white_check_mark: closed since" in second
     assert "Gap at posting -600K (-16.2%) → now -100K (-2.7%)" in second
     assert "Root cause: *Promotion* — “Promo &lt;moved&gt; to Q1”" in second
     assert "2 actions: impact realised +250K of +400K expected" in second

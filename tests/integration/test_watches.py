@@ -119,17 +119,18 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     assert (point.snapshot_id, round(point.gap_pct, 1), point.status) == (better, -7.4, "open")
     assert round(point.gap_pct_at_post, 1) == -12.5
 
-    # Plan met: back within the rule → the message says resolved, the point is resolved.
+    # Plan met: back within the rule → the message says closed, the point is closed.
     later = NOW + timedelta(days=1)
     met = store(sessions, changed(sample_table, plan_met)).snapshot_id
     assert watches.run(job_at(db_url, fake, later)).sent == 1
     resolved = fake.calls_to("chat.update")[-1]
     assert resolved.args["blocks"][0]["text"]["text"] == (
-        "Gap 0.0%: region=EU · category=Snacks (resolved)")
+        "Gap 0.0%: region=EU · category=Snacks (closed)")
     assert fake.calls_to("chat.postMessage")[-1].args["text"].startswith(
         "Back within the trigger rule: moved from -7.4% to 0.0%")
     [point] = points(db_url)
-    assert (point.status, point.resolved_at, point.snapshot_id) == ("resolved", later, met)
+    assert (point.status, point.resolved_at, point.snapshot_id) == ("closed", later, met)
+    assert point.status_changed_at == later
 
     # Crossing again reopens it in place, and the note is broadcast to the channel.
     store(sessions, sample_table)
@@ -138,7 +139,9 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     assert reopen.args["text"].startswith("Crosses the trigger rule again: moved from 0.0% "
                                           "to -12.5%")
     assert reopen.args["reply_broadcast"] in (True, "true", "1", 1)
-    assert [p.status for p in points(db_url)] == ["open"]
+    assert [p.status for p in points(db_url)] == ["reopened"]
+    assert "*Status:* reopened since" in fake.calls_to("chat.update")[-1].args["blocks"][-3][
+        "elements"][0]["text"]
     assert len(fake.calls_to("chat.update")) == 3
     assert fake.violations == []
 

@@ -210,3 +210,14 @@ def test_coverage_never_adds_nested_scopes() -> None:
     line = coverage_line(total)
     assert "|gap| 1.10M" in line and "1.30M" not in line and "1.60M" not in line
     assert "not added: region=EU · category=Snacks, category=Snacks" in line
+
+
+def test_a_gap_that_is_not_simply_open_says_its_status() -> None:
+    from datetime import UTC, datetime
+
+    from bot.blocks.digest import gap_line
+
+    reopened = GapLine(**{**gap(3).__dict__, "status": "reopened",
+                          "status_changed_at": datetime(2026, 12, 1, tzinfo=UTC)})
+    assert "reopened since 2026-12-01" in gap_line(reopened, digest())
+    assert "since 2026" not in gap_line(gap(4), digest())  # open: nothing more to say

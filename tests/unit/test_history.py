@@ -145,7 +145,7 @@ def rendered(blocks: list[Block]) -> str:
 def test_a_past_gap_shows_figures_root_cause_actions_and_realised_impact() -> None:
     text = past_gap_text(gap())
     assert text.startswith("*region=EU · category=Snacks* · revenue · fy · <#C1> · posted "
-                           "2026-05-04 · :white_check_mark: resolved 2026-08-01")
+                           "2026-05-04 · :white_check_mark: closed since 2026-08-01")
     assert "Gap at posting -500K (-12.5%) → now -100K (-2.5%)" in text
     assert "Root cause: *Promotion* — “Promo moved to Q1 &lt;!channel&gt;”" in text
     assert "2 actions: impact realised +150K of +400K expected" in text

@@ -158,3 +158,15 @@ def test_few_gaps_leave_room_for_more_actions() -> None:
 def test_blocks_are_plain_builders() -> None:
     assert home_blocks(HomeData((), 0, (), 0), today=TODAY)[0].to_dict()["text"]["text"] == (
         "Your S&OP follow-up")
+
+
+def test_a_gap_shows_its_status_and_since_when() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from bot.blocks.home import gap_text
+
+    covered = replace(gap(1), status="covered",
+                      status_changed_at=datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
+    assert "*Status:* covered by actions since 2026-12-06" in gap_text(covered)
+    assert "*Status:* open" in gap_text(gap(2))
