@@ -509,6 +509,7 @@ def status(
     clock pass, and the outbox backlog and failures. Exit 1 when not ready."""
     from datetime import UTC, datetime, timedelta
 
+    from sop_core import formatting as fmt
     from sop_core.config import get_settings
     from sop_core.db import get_engine, get_sessionmaker, head_revision
     from sop_core.health import operator_status, readiness
@@ -547,7 +548,7 @@ def status(
         if details is not None:
             load = details.last_load
             table.add_row("last load", "none" if load is None else escape_markup(
-                f"#{load.id} {load.source} ({load.rows_stored:,} rows), "
+                f"#{load.id} {load.source} ({fmt.number(load.rows_stored)} rows), "
                 f"{load.loaded_at:%Y-%m-%d %H:%M} UTC"))
             table.add_row("last clock pass", "none" if details.last_clock_pass is None else
                           f"{details.last_clock_pass:%Y-%m-%d %H:%M:%S} UTC")

@@ -76,5 +76,7 @@ def workspace_purge(
     if not deleted:
         out.print(f"Nothing stored for workspace {escape_markup(team)}.", highlight=False)
         return
-    summary = ", ".join(f"{table} {count:,}" for table, count in sorted(deleted.items()))
+    from sop_core import formatting as fmt
+
+    summary = ", ".join(f"{table} {fmt.number(count)}" for table, count in sorted(deleted.items()))
     out.print(f"Purged workspace {escape_markup(team)}: {summary}.", highlight=False)

@@ -227,7 +227,7 @@ def complete_post(sessions: sessionmaker[Session], point_id: int, message_ts: st
                           point_id, message_ts, type(error.orig).__name__)
                 return False
             log.warning("trigger point %d: database away, recording message %s again in "
-                        "%.1f s", point_id, message_ts, pause)
+                        "%s s", point_id, message_ts, round(pause, 1))
             sleep(pause)
             pause = min(pause * 2, 5.0)
 

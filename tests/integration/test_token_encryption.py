@@ -84,7 +84,7 @@ def _insert_plain_rows(db_url: str) -> None:
 def test_migration_0004_encrypts_existing_rows_and_needs_the_key(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
-        db.downgrade(db_url, "-1")  # the revision before 0004
+        db.downgrade(db_url, "0004-1")  # the revision before 0004
         before = db.current_revision(db_url)
         assert before != db.head_revision()
         _insert_plain_rows(db_url)
@@ -103,7 +103,7 @@ def test_migration_0004_encrypts_existing_rows_and_needs_the_key(
         found = store.find_installation(enterprise_id=None, team_id="T1")
         assert found is not None and (found.bot_token, found.user_token) == (BOT, USER)
 
-        db.downgrade(db_url, "-1")  # decrypted again, for the older code
+        db.downgrade(db_url, "0004-1")  # decrypted again, for the older code
         assert sorted(raw(db_url)) == sorted([BOT, USER, BOT])
     finally:
         monkeypatch.setenv("SOPGAP_ENCRYPTION_KEY", OLD_KEY)
@@ -113,7 +113,7 @@ def test_migration_0004_encrypts_existing_rows_and_needs_the_key(
 def test_migration_0004_without_a_key_is_fine_when_no_token_is_stored(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOPGAP_ENCRYPTION_KEY", raising=False)
-    db.downgrade(db_url, "-1")
+    db.downgrade(db_url, "0004-1")
     db.upgrade(db_url)
     assert db.current_revision(db_url) == db.head_revision()
 
@@ -146,7 +146,7 @@ def test_keys_rotate_reencrypts_every_row_under_the_first_key(
     ({"SOPGAP_ENCRYPTION_KEY": "not-a-key"}, "key 1 is not a Fernet key", 2),
     ({"SOPGAP_ENCRYPTION_KEY": f"{OLD_KEY}, oops"}, "key 2 is not a Fernet key", 2),
     ({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "s", "SLACK_SIGNING_SECRET": "x"},
-     "SOPGAP_ENCRYPTION_KEY is not set", 1),
+     "SOPGAP_ENCRYPTION_KEY is not set", 2),
 ])
 def test_bad_or_missing_keys_refuse_to_start_in_one_line(
         sqlite_url: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],

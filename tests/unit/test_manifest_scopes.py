@@ -31,6 +31,9 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "app_home_opened": set(),
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
+    # Sent to every app, whatever its scopes (the uninstall and revocation notices).
+    "app_uninstalled": set(),
+    "tokens_revoked": set(),
     "member_joined_channel": {"channels:read", "groups:read"},
     "member_left_channel": {"channels:read", "groups:read"},
     **{name: {"channels:read"} for name in CHANNEL_EVENTS if name.startswith("channel_")},

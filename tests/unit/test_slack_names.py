@@ -22,7 +22,7 @@ def asked(fake_slack: FakeSlack) -> list[str]:
 
 def test_names_come_from_slack_once(client: WebClient, fake_slack: FakeSlack) -> None:
     fake_slack.users["U2"] = {"name": "ana", "profile": {"display_name": "Ana P."}}
-    fake_slack.channels["C1"] = {"name": "eu-sop"}
+    fake_slack.add_channel("C1", name="eu-sop")
     assert slack_names.names(client, "T1", {"U2", "U3"}, {"C1"}, now=0.0) == {
         "U2": "Ana P.", "U3": "useru3", "C1": "#eu-sop"}
     assert sorted(asked(fake_slack)) == ["conversations.info", "users.info", "users.info"]
