@@ -40,6 +40,7 @@ from bot.directory import person_audience
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError, post_in_channel
+from bot.slack_client import NotInChannel, in_channel
 from sop_core import formatting as fmt
 from sop_core.models import utcnow
 from sop_core.services import actions
@@ -193,11 +194,12 @@ def _update_card(ctx: Ctx, client: WebClient, action: ActionView) -> None:
     """The card, updated in place (the change itself is already saved)."""
     if action.channel_id is None or action.card_ts is None:
         return
+    channel, ts = action.channel_id, action.card_ts
     try:
-        client.chat_update(channel=action.channel_id, ts=action.card_ts,
-                           text=card_text(action),
-                           blocks=action_card_blocks(action, today=_owner_today(ctx, action)))
-    except SlackApiError:
+        in_channel(client, channel, lambda: client.chat_update(
+            channel=channel, ts=ts, text=card_text(action),
+            blocks=action_card_blocks(action, today=_owner_today(ctx, action))))
+    except (SlackApiError, NotInChannel):
         log.exception("could not update the card of action %s", action.id)
 
 

@@ -19,6 +19,7 @@ from bot.blocks.trigger import explore_blocks, headline, trigger_point_blocks
 from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
+from bot.slack_client import in_channel
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
@@ -133,8 +134,9 @@ def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> N
                                   status_changed_at=refreshed.status_changed_at)
     text = escape(headline(report.result))
     try:
-        ctx.client.chat_update(channel=ctx.channel_id, ts=living.message_ts, text=text,
-                               blocks=blocks)
+        channel = ctx.channel_id
+        in_channel(ctx.client, channel, lambda: ctx.client.chat_update(
+            channel=channel, ts=living.message_ts, text=text, blocks=blocks))
         ts = living.message_ts
     except SlackApiError as error:
         if error.response.get("error") != "message_not_found":
@@ -143,7 +145,7 @@ def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> N
         posted = post_in_channel(ctx.client, ctx.channel_id, text=text, blocks=blocks)
         ts = str(posted["ts"])
         triggers.complete_post(ctx.sessions, living.point_id, ts)
-    ctx.client.chat_postMessage(channel=ctx.channel_id, thread_ts=ts, text=refreshed.note)
+    post_in_channel(ctx.client, ctx.channel_id, thread_ts=ts, text=refreshed.note)
     link = ctx.client.chat_getPermalink(channel=ctx.channel_id, message_ts=ts)["permalink"]
     ctx.tell(f"This gap is already in this channel, so I updated its message with the "
              f"latest figures ({escape(refreshed.note)}): <{link}|see it>.", escaped=True)
@@ -198,13 +200,13 @@ def close_gap(text: str, ctx: Ctx) -> None:
                                reason=reason)
     except LifecycleError as problem:
         raise UserError(str(problem)) from None
-    ts = existing.message_ts
-    ctx.client.chat_update(
-        channel=ctx.channel_id, ts=ts, text=escape(headline(report.result)),
+    ts, channel = existing.message_ts, ctx.channel_id
+    in_channel(ctx.client, channel, lambda: ctx.client.chat_update(
+        channel=channel, ts=ts, text=escape(headline(report.result)),
         blocks=trigger_point_blocks(report, trigger_point_id=point.id, status=point.status,
-                                    status_changed_at=point.status_changed_at))
-    ctx.client.chat_postMessage(channel=ctx.channel_id, thread_ts=ts,
-                                text=f"Closed by <@{ctx.user_id}>: {escape(reason)}")
+                                    status_changed_at=point.status_changed_at)))
+    post_in_channel(ctx.client, channel, thread_ts=ts,
+                    text=f"Closed by <@{ctx.user_id}>: {escape(reason)}")
     ctx.tell("Closed. The reason is in the gap's thread.")
 
 

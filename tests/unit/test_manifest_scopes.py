@@ -29,6 +29,8 @@ NOT_IN_SPEC = {"files.getUploadURLExternal": {"files:write"},
 # Events API subscriptions and the scope each needs (Slack's event reference).
 EVENT_SCOPES: dict[str, set[str]] = {
     "app_home_opened": set(),
+    "app_uninstalled": set(),  # sent to every app, no scope
+    "tokens_revoked": set(),
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
     # Sent to every app, whatever its scopes (the uninstall and revocation notices).
