@@ -37,11 +37,14 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
     not given). ``warm_up``: decode the latest views in the background (a web worker;
     the warmer is the app's ``warmer`` attribute)."""
-    # The signature is checked before Bolt sees anything (see bot/request_guard.py).
+    # The signature is checked before anything reads the body (see bot/request_guard.py):
+    # the guard is outermost, so an unsigned or oversized request is neither read whole
+    # nor parsed for the logs.
     secret = settings.slack_signing_secret
-    slack = observe_slack(guard_slack_requests(
-        SlackRequestHandler(build_app(settings, listener_executor=listener_executor)),
-        secret.get_secret_value() if secret else ""))
+    slack = guard_slack_requests(
+        observe_slack(SlackRequestHandler(
+            build_app(settings, listener_executor=listener_executor))),
+        secret.get_secret_value() if secret else "")
     operations = health_app(settings)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -22,7 +22,7 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def _signed_gap(slack: FakeSlack) -> tuple[bytes, str, str]:
-    body = (b"command=%2Fgap&text=region%3DEU&team_id=T1&channel_id=C1&user_id=U1"
+    body = (b"command=%2Fgap&text=region%3DEU+post&team_id=T1&channel_id=C1&user_id=U1"
             b"&api_app_id=A0SOPGAP&response_url=" + slack.root_url.encode() + b"/response/7")
     now = str(int(time.time()))
     return body, now, sign(SIGNING_SECRET, now, body)
@@ -74,7 +74,7 @@ def test_distinct_requests_each_run_once(db_url: str, slack: FakeSlack,
     with serve_app(app_settings(db_url, slack)) as running:
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         for channel in ("C1", "C2", "C3"):
-            assert sim.command("region=EU", channel=channel).status == 200
+            assert sim.command("region=EU post", channel=channel).status == 200
         slack.wait_for("chat.postMessage", count=3)
     assert len(slack.calls_to("chat.postMessage")) == 3
     assert _seen(db_url) == 3
@@ -89,7 +89,7 @@ def test_an_ack_does_not_wait_for_the_database(db_url: str, slack: FakeSlack,
     engine = get_engine(db_url)
     with serve_app(app_settings(db_url, slack)) as running:
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
-        sim.command("region=EU", channel="C9")  # warm: the snapshot decoded, pools open
+        sim.command("region=EU post", channel="C9")  # warm: the snapshot decoded, pools open
         slack.wait_for("chat.postMessage")
         with engine.connect() as blocker:
             if engine.dialect.name == "sqlite":
@@ -97,7 +97,7 @@ def test_an_ack_does_not_wait_for_the_database(db_url: str, slack: FakeSlack,
             else:
                 blocker.begin()
                 blocker.exec_driver_sql("LOCK TABLE seen_requests IN EXCLUSIVE MODE")
-            reply = sim.command("region=EU")
+            reply = sim.command("region=EU post")
             assert reply.status == 200
             assert reply.elapsed < 1.0
             time.sleep(0.3)

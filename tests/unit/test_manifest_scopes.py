@@ -33,9 +33,6 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "tokens_revoked": set(),
     "message.channels": {"channels:history"},
     "message.groups": {"groups:history"},
-    # Sent to every app, whatever its scopes (the uninstall and revocation notices).
-    "app_uninstalled": set(),
-    "tokens_revoked": set(),
     "member_joined_channel": {"channels:read", "groups:read"},
     "member_left_channel": {"channels:read", "groups:read"},
     **{name: {"channels:read"} for name in CHANNEL_EVENTS if name.startswith("channel_")},
