@@ -282,6 +282,14 @@ def test_a_bad_setting_is_one_line_and_exit_2(sqlite_url: str, slack: FakeSlack,
     assert done.returncode == 2
     assert done.stderr.decode().strip() == "sopgap serve: SLACK_SIGNING_SECRET is not set"
     assert slack.calls == []
+    # The database not answering is an outage, not a setting: exit 1, so a supervisor retries.
+    env.update(SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               DATABASE_URL="postgresql://sopgap@127.0.0.1:9/sopgap")  # nothing on port 9
+    done = subprocess.run(shlex.split(procfile()["web"]), env=env, cwd=tmp_path,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        "sopgap serve: the database does not answer (OperationalError)"]
 
 
 def test_socket_mode_process_serves_health_and_metrics(sqlite_url: str, slack: FakeSlack,
