@@ -401,15 +401,15 @@ def serve(
 
     prepare_metrics_dir()  # before anything imports prometheus_client
     from bot.app import ConfigurationError
-    from bot.server import preflight
+    from bot.server import exit_status, preflight
     from bot.server import serve as run
 
-    logging.getLogger().setLevel(logging.INFO)
     try:
         preflight()
     except ConfigurationError as exc:
         sys.stderr.write(f"sopgap serve: {exc}\n")
-        raise typer.Exit(2) from None
+        raise typer.Exit(exit_status(exc)) from None
+    logging.getLogger().setLevel(logging.INFO)
     os.environ["SOPGAP_PREFLIGHT_DONE"] = "1"  # the gunicorn hook need not check again
     options = [*(["--bind", f"0.0.0.0:{port}"] if port is not None else []),
                *(["--workers", str(workers)] if workers is not None else []),

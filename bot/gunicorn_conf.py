@@ -79,7 +79,8 @@ if os.environ.get("SOPGAP_LOG_FORMAT", "text") == "json":
 
 def on_starting(server: Any) -> None:
     """Check the settings before any worker forks (``sopgap serve`` did already); a bad
-    one is a single line on stderr and exit status 2. Stale metric files go."""
+    one is a single line on stderr and exit status 2 (the database not answering: 1).
+    Stale metric files go."""
     for name in os.listdir(_metrics_dir):
         path = os.path.join(_metrics_dir, name)
         if os.path.isdir(path):
@@ -89,14 +90,14 @@ def on_starting(server: Any) -> None:
     if os.environ.get("SOPGAP_PREFLIGHT_DONE"):
         return
     from bot.app import ConfigurationError
-    from bot.server import preflight
+    from bot.server import exit_status, preflight
 
     try:
         preflight()
     except ConfigurationError as error:
         sys.stderr.write(f"sopgap serve: {error}\n")
         sys.stderr.flush()
-        os._exit(2)
+        os._exit(exit_status(error))
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -91,6 +91,17 @@ def _json(start_response: Callable[..., Any], status: str, body: object) -> Iter
     return [json.dumps(body).encode()]
 
 
+class DatabaseNotAnswering(ConfigurationError):
+    """Not a bad setting but an outage: exit status 1, so a supervisor retries."""
+
+    exit_status = 1
+
+
+def exit_status(error: ConfigurationError) -> int:
+    """2 for a setting to fix (retrying will not help), 1 for an outage."""
+    return getattr(error, "exit_status", 2)
+
+
 def preflight(settings: Settings | None = None) -> Settings:
     """Everything a worker needs, checked once before any worker forks: the settings,
     the Slack credentials and the schema. Raises :class:`ConfigurationError` with a
@@ -114,7 +125,7 @@ def preflight(settings: Settings | None = None) -> Settings:
         raise ConfigurationError(str(error)) from None
     except DBAPIError as error:
         reason = type(error.orig or error).__name__
-        raise ConfigurationError(f"the database does not answer ({reason})") from None
+        raise DatabaseNotAnswering(f"the database does not answer ({reason})") from None
     finally:
         # No connection crosses the fork: each worker opens its own pool.
         get_engine(settings.database_url).dispose()

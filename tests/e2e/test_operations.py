@@ -282,3 +282,43 @@ def test_a_bad_setting_is_one_line_and_exit_2(sqlite_url: str, slack: FakeSlack,
     assert done.returncode == 2
     assert done.stderr.decode().strip() == "sopgap serve: SLACK_SIGNING_SECRET is not set"
     assert slack.calls == []
+    # The database not answering is an outage, not a setting: exit 1, so a supervisor retries.
+    env.update(SLACK_SIGNING_SECRET=SIGNING_SECRET,
+               DATABASE_URL="postgresql://sopgap@127.0.0.1:9/sopgap")  # nothing on port 9
+    done = subprocess.run(shlex.split(procfile()["web"]), env=env, cwd=tmp_path,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == [
+        "sopgap serve: the database does not answer (OperationalError)"]
+
+
+def test_socket_mode_process_serves_health_and_metrics(sqlite_url: str, slack: FakeSlack,
+                                                       tmp_path: Path) -> None:
+    """``sopgap socket`` as a process: connected over Socket Mode, with ``/healthz``,
+    ``/readyz`` and ``/metrics`` on ``SOPGAP_HEALTH_PORT``."""
+    from tests.fakeslack.socket_mode import SocketModeServer
+
+    app_token = "xapp-1-A0SOPGAP-ops-test"
+    health_port = free_port()
+    with SocketModeServer() as server:
+        slack.enable_socket_mode(server.url, app_token)
+        env = environment(sqlite_url, slack, tmp_path, SLACK_APP_TOKEN=app_token,
+                          SOPGAP_HEALTH_PORT=str(health_port))
+        log = tmp_path / "socket.log"
+        with log.open("ab") as handle:
+            process = subprocess.Popen([str(BIN / "sopgap"), "socket"], env=env, cwd=tmp_path,
+                                       stdout=handle, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        try:
+            server.wait_connected(timeout=60)
+            url = f"http://127.0.0.1:{health_port}"
+            wait_until(lambda: get(url + "/healthz")[0] == 200, "the socket health port", 30)
+            status, body = get(url + "/readyz")
+            assert status == 503 and json.loads(body)["failed"] == ["clock"]  # no clock here
+            assert "sopgap_slack_api_calls_total" in get(url + "/metrics")[1]
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    text = log.read_text()
+    assert app_token not in text and TEAMS["T1"] not in text
+    assert all(json.loads(line) for line in text.splitlines() if line.strip())
