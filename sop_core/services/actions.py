@@ -13,13 +13,13 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from sop_core import formatting as fmt
 from sop_core.models import (
     Action,
     ActionChange,
@@ -405,13 +405,16 @@ def reassign(sessions: sessionmaker[Session], *, team_id: str, action_id: int,
 EDITABLE = ("title", "due_date", "expected_impact", "resources")
 
 
+CENT = Decimal("0.01")
+
+
 def _as_text(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return str(fmt.json_amount(value))  # to the cent, no float noise
+        return str(Decimal(value).quantize(CENT))  # to the cent: "350000.00"
     return str(value)
 
 

@@ -297,6 +297,8 @@ CASES = [
          ACTION_NOT_FOUND),
     Case("not doing", ActionId.ACTION_CANCEL, _button(ActionId.ACTION_CANCEL, _action),
          ACTION_NOT_FOUND),
+    Case("hand back", ActionId.ACTION_HAND_BACK, _button(ActionId.ACTION_HAND_BACK, _action),
+         ACTION_NOT_FOUND),
     # Modals whose private_metadata carries T1's ids.
     Case("SMART action modal", CallbackId.SMART_ACTION, _submit(
         lambda w: w.smart_view, smart_values), GAP_NOT_FOUND),

@@ -174,7 +174,8 @@ def test_the_digest_never_adds_nested_scopes(sim: SlackSim, slack: FakeSlack,
     """EU, EU · Snacks and category=Snacks overlap: the total counts EU only, and says so."""
     sessions = get_sessionmaker(app_server.settings.database_url)
     points = [post_gap(sim, slack, app_server, text)
-              for text in ("region=EU", "region=EU category=Snacks", "category=Snacks")]
+              for text in ("region=EU post", "region=EU category=Snacks post",
+                           "category=Snacks post")]
     with sessions() as session:
         gaps = {p: session.get(TriggerPoint, p).gap for p in points}  # type: ignore[union-attr]
     command(sim, slack, MEETING)
