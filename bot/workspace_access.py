@@ -60,12 +60,6 @@ def redacting_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
-# gunicorn's default access log line with the path only (%(U)s), not the request line
-# (%(r)s) with its query string: /slack/oauth_redirect carries the OAuth code and state
-# there. The referrer goes too, since the page after the redirect would carry them.
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
-
-
 class InstallRefused(Exception):
     def __init__(self, team: str) -> None:
         super().__init__(team)
