@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,13 +66,3 @@ def postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-
-def git_state(root: Path) -> str:
-    """The commit measured and whether the tree had changes not committed."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=False).stdout.strip()
-
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return f"commit {commit}{' (dirty: uncommitted changes)' if dirty else ' (clean)'}"

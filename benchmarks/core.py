@@ -57,7 +57,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import synth
-from benchmarks.common import git_state
+from benchmarks.common import git_revision
 from sop_core import snapshots
 from sop_core.db import session_factory
 from sop_core.gaps import GapQuery, GapResult, TriggerRule, compute_gap
@@ -724,7 +724,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("sopgap benchmarks (benchmarks/core.py)")
     print(machine())
-    print(f"code        {git_state(Path(__file__).resolve().parents[1])}")
+    print(f"commit      {git_revision()}")
     results: list[SizeResult] = []
     context = multiprocessing.get_context("spawn")
     for rows in sizes:

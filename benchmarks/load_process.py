@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks import synth
-from benchmarks.common import git_state, machine
+from benchmarks.common import git_revision, machine
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_AT_1M, GOAL_AT_10M = 2.0, 1.5  # sopgap load / whole-process pyarrow parse
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print("sopgap load as a whole process (benchmarks/load_process.py)")
     print(machine())
-    print(f"code        {git_state(REPO)}")
+    print(f"commit      {git_revision()}")
     if args.baseline is not None:
         print(f"baseline    {args.baseline}")
     helps, help_cpu = help_seconds()
