@@ -57,6 +57,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import synth
+from benchmarks.common import git_revision
 from sop_core import snapshots
 from sop_core.db import session_factory
 from sop_core.gaps import GapQuery, GapResult, TriggerRule, compute_gap
@@ -723,6 +724,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print("sopgap benchmarks (benchmarks/core.py)")
     print(machine())
+    print(f"commit      {git_revision()}")
     results: list[SizeResult] = []
     context = multiprocessing.get_context("spawn")
     for rows in sizes:
@@ -741,6 +743,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         results.append(result)
     print_summary(results)
+    if not args.quick:
+        # What a user waits for: `sopgap load` as a whole process, on period- and
+        # key-ordered files, against a whole process that only parses with pyarrow.
+        print()
+        from benchmarks import load_process
+
+        load_process.main(["--rows", *map(str, sizes)])
 
 
 if __name__ == "__main__":

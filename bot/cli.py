@@ -117,6 +117,8 @@ def load(
     )] = False,
 ) -> None:
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from sqlalchemy.exc import DBAPIError
 
     from sop_core import formatting as fmt
@@ -133,22 +135,26 @@ def load(
         declared = parse_month(as_of)
         if declared is None:
             raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
-    try:
-        source_label = source_name(source)
-        table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
-                                    ignore_columns=ignore_column or [])
-        report = store(session_factory(settings.database_url), table, team_id=team,
-                       as_of=declared, new_dimensions=new_dimensions, source=source_label)
-    except LoadError as exc:
-        raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
-    except SchemaNotReady as exc:
-        raise _fail(str(exc)) from None
-    except (DBAPIError, OSError) as exc:  # the database away, the disk full, no permission
-        from sop_core.failures import failure_cause
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The database and its schema are checked (Alembic: imports and migration files)
+        # while the file is parsed, which runs in Arrow's threads, not after it.
+        sessions = background.submit(session_factory, settings.database_url)
+        try:
+            source_label = source_name(source)
+            table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
+                                        ignore_columns=ignore_column or [])
+            report = store(sessions.result(), table, team_id=team, as_of=declared,
+                           new_dimensions=new_dimensions, source=source_label)
+        except LoadError as exc:
+            raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
+        except SchemaNotReady as exc:
+            raise _fail(str(exc)) from None
+        except (DBAPIError, OSError) as exc:  # the database away, the disk full, no permission
+            from sop_core.failures import failure_cause
 
-        logging.getLogger(__name__).info("the load failed", exc_info=True)  # --verbose
-        raise _fail(f"{failure_cause(exc)}. Nothing was loaded; the latest view is "
-                    "unchanged.") from None
+            logging.getLogger(__name__).info("the load failed", exc_info=True)  # --verbose
+            raise _fail(f"{failure_cause(exc)}. Nothing was loaded; the latest view is "
+                        "unchanged.") from None
     of_source = "" if source is None else f" (source {escape_markup(source_label)})"
     out.print(f"Loaded snapshot [bold]#{report.snapshot_id}[/] from "
               f"{escape_markup(table.source)}{of_source}: {escape_markup(describe(table))}; "
