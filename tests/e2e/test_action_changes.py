@@ -131,7 +131,7 @@ def test_the_owner_edits_and_every_change_is_kept(sim: SlackSim, slack: FakeSlac
         ("title", GOOD_TITLE, NEW_TITLE),
         ("due_date", (day + timedelta(days=60)).isoformat(),
          (day + timedelta(days=45)).isoformat()),
-        ("expected_impact", "350000.00", "400000.00"),
+        ("expected_impact", "350000.0", "400000.0"),
         ("milestone", f"Agree the plan · {day + timedelta(days=10)}",
          f"Agree the plan · {day + timedelta(days=12)}"),
         ("milestone", None, f"Promo in 50 stores · {day + timedelta(days=20)}"),
@@ -369,3 +369,51 @@ def test_nudges_count_days_in_the_owners_zone_and_link_the_card(
     run(db_url, slack, local(MILESTONE_DAY, 9, 0, NEW_YORK))
     assert "is due today" in dms(slack, "UNYC")[-1].args["text"]
     assert slack.violations == []
+
+
+def test_edit_and_cancel_reset_the_stored_next_nudge_day(
+        sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int) -> None:
+    """The sweep reads only items whose stored day has come: an edit of the dates must
+    make it work the day out again, a cancellation must take the action out for good."""
+    from sop_core.models import Milestone
+    from sop_core.nudge_days import NEVER
+
+    created = create_action(sim, slack, app_server)
+    later = date(2030, 1, 1)
+    sessions = sessions_of(app_server)
+
+    def stored_days() -> tuple[date | None, list[date | None]]:
+        with sessions() as session:
+            action = session.get(Action, created.id)
+            assert action is not None
+            return action.next_nudge_day, sorted(
+                (m.next_nudge_day for m in action.milestones), key=str)
+
+    def pretend_swept() -> None:
+        with sessions.begin() as session:
+            session.execute(update(Action).where(Action.id == created.id)
+                            .values(next_nudge_day=later))
+            session.execute(update(Milestone).where(Milestone.action_id == created.id)
+                            .values(next_nudge_day=later))
+
+    pretend_swept()
+    click(sim, created, ActionId.ACTION_EDIT, user=OWNER)
+    view = opened_view(slack, 2)
+    day = today()
+    reply = sim.view_submission(view, edit_values(**{
+        BlockId.DUE_DATE: state_value("datepicker", (day + timedelta(days=40)).isoformat()),
+        BlockId.MILESTONE_DATE.format(0): state_value("datepicker",
+                                                      (day + timedelta(days=5)).isoformat())}),
+        user=OWNER)
+    assert reply.status == 200 and not reply.body
+    action_day, milestone_days = stored_days()
+    assert action_day is None and None in milestone_days  # worked out again by the sweep
+
+    pretend_swept()
+    click(sim, created, ActionId.ACTION_CANCEL, user=OWNER)
+    view = opened_view(slack, 3)
+    reply = sim.view_submission(view, {BlockId.CANCEL_REASON: {
+        INPUT: state_value("plain_text_input", "Superseded by the national promo")}},
+        user=OWNER)
+    assert reply.status == 200 and not reply.body
+    assert stored_days() == (NEVER, [NEVER, NEVER])
