@@ -326,8 +326,12 @@ def test_an_unknown_subcommand_names_the_subcommands(sim: SlackSim, slack: FakeS
     assert reply_to(sim, slack, "bogus").startswith("I don't know `bogus`.")
     # With "=", it is a filter: did-you-mean on the dimension.
     assert "Did you mean “region”?" in reply_to(sim, slack, "regoin=EU")
+    assert reply_to(sim, slack, "bogus post").startswith("I don't know `bogus`.")
     quiet()
     assert not [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C1"]
+    # "post" alone is the flag, not an unknown word: the whole data's gap, posted.
+    sim.command("post")
+    slack.wait_for("chat.postMessage", predicate=to("C1"))
 
 
 # ------------------------------------------------------------------------------------
