@@ -131,7 +131,7 @@ def test_the_owner_edits_and_every_change_is_kept(sim: SlackSim, slack: FakeSlac
         ("title", GOOD_TITLE, NEW_TITLE),
         ("due_date", (day + timedelta(days=60)).isoformat(),
          (day + timedelta(days=45)).isoformat()),
-        ("expected_impact", "350000.0", "400000.0"),
+        ("expected_impact", "350000.00", "400000.00"),
         ("milestone", f"Agree the plan · {day + timedelta(days=10)}",
          f"Agree the plan · {day + timedelta(days=12)}"),
         ("milestone", None, f"Promo in 50 stores · {day + timedelta(days=20)}"),
