@@ -232,7 +232,7 @@ def _owner_today(ctx: Ctx, action: ActionView) -> date:
 
 
 def _card_link(client: WebClient, channel_id: str | None, card_ts: str | None) -> str:
-    """" Open its card: <permalink|…>" (mrkdwn); where it is when Slack gives no link."""
+    """A link to the card for a DM (mrkdwn); where it is when Slack gives no link."""
     if channel_id is None or card_ts is None:
         return ""
     try:
@@ -301,7 +301,7 @@ def smart_action_from_message(ack: Ack, body: dict[str, Any], context: dict[str,
 
 
 def add_milestone(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-    """"Add milestone" in a SMART modal: the same modal with one row more."""
+    """The "Add milestone" button of a SMART modal: the same modal, one row more."""
     ack()
     view = body.get("view") or {}
     grown = with_another_milestone(view)

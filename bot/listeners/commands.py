@@ -61,13 +61,22 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
         with ctx.work_slot:
             if handler is not None:
                 handler(rest.strip(), ctx)
-            elif "=" not in text:  # neither a subcommand nor filters: name the subcommands
-                raise UserError(unknown_subcommand(word, SUBCOMMANDS))
+            elif _unknown_word(text) is not None:  # neither a subcommand nor filters
+                raise UserError(unknown_subcommand(_unknown_word(text) or "", SUBCOMMANDS))
             else:
                 post_trigger_point(text, ctx)
     except (FilterError, NoData, UserError) as problem:
         # A refusal naming leads carries @mentions built from ids (see listeners/leads.py).
         ctx.tell(str(problem), escaped=getattr(problem, "mrkdwn", False))
+
+
+def _unknown_word(text: str) -> str | None:
+    """The first word of a ``/gap`` that is no filter (no ``=``) and not the ``post``
+    flag: ``bogus`` in ``/gap bogus``; None for ``/gap post`` or filters."""
+    filters_text, _ = triggers.split_post_flag(text)
+    if not filters_text.strip() or "=" in filters_text:
+        return None
+    return filters_text.split()[0]
 
 
 def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:

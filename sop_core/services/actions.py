@@ -459,8 +459,8 @@ def edit(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: st
             session.add(ActionChange(action_id=action.id, user_id=user_id, field=name,
                                      before=before, after=after, changed_at=now))
         action.edited_at, action.edited_by = now, user_id
-        # Any stored "next nudge day" of the action or its milestones must be reset
-        # here too: dates changed.
+        # The stored next nudge days of the action and of its changed or new milestones
+        # are reset on flush (sop_core/nudge_days.py): dates changed.
         fields = sorted({name for name, _, _ in changes}, key=[*EDITABLE, "milestone"].index)
         return UpdateKind.EDITED, None, ", ".join(fields)
 

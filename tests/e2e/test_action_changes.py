@@ -326,8 +326,12 @@ def test_an_unknown_subcommand_names_the_subcommands(sim: SlackSim, slack: FakeS
     assert reply_to(sim, slack, "bogus").startswith("I don't know `bogus`.")
     # With "=", it is a filter: did-you-mean on the dimension.
     assert "Did you mean “region”?" in reply_to(sim, slack, "regoin=EU")
+    assert reply_to(sim, slack, "bogus post").startswith("I don't know `bogus`.")
     quiet()
     assert not [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C1"]
+    # "post" alone is the flag, not an unknown word: the whole data's gap, posted.
+    sim.command("post")
+    slack.wait_for("chat.postMessage", predicate=to("C1"))
 
 
 # ------------------------------------------------------------------------------------
@@ -369,3 +373,51 @@ def test_nudges_count_days_in_the_owners_zone_and_link_the_card(
     run(db_url, slack, local(MILESTONE_DAY, 9, 0, NEW_YORK))
     assert "is due today" in dms(slack, "UNYC")[-1].args["text"]
     assert slack.violations == []
+
+
+def test_edit_and_cancel_reset_the_stored_next_nudge_day(
+        sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int) -> None:
+    """The sweep reads only items whose stored day has come: an edit of the dates must
+    make it work the day out again, a cancellation must take the action out for good."""
+    from sop_core.models import Milestone
+    from sop_core.nudge_days import NEVER
+
+    created = create_action(sim, slack, app_server)
+    later = date(2030, 1, 1)
+    sessions = sessions_of(app_server)
+
+    def stored_days() -> tuple[date | None, list[date | None]]:
+        with sessions() as session:
+            action = session.get(Action, created.id)
+            assert action is not None
+            return action.next_nudge_day, sorted(
+                (m.next_nudge_day for m in action.milestones), key=str)
+
+    def pretend_swept() -> None:
+        with sessions.begin() as session:
+            session.execute(update(Action).where(Action.id == created.id)
+                            .values(next_nudge_day=later))
+            session.execute(update(Milestone).where(Milestone.action_id == created.id)
+                            .values(next_nudge_day=later))
+
+    pretend_swept()
+    click(sim, created, ActionId.ACTION_EDIT, user=OWNER)
+    view = opened_view(slack, 2)
+    day = today()
+    reply = sim.view_submission(view, edit_values(**{
+        BlockId.DUE_DATE: state_value("datepicker", (day + timedelta(days=40)).isoformat()),
+        BlockId.MILESTONE_DATE.format(0): state_value("datepicker",
+                                                      (day + timedelta(days=5)).isoformat())}),
+        user=OWNER)
+    assert reply.status == 200 and not reply.body
+    action_day, milestone_days = stored_days()
+    assert action_day is None and None in milestone_days  # worked out again by the sweep
+
+    pretend_swept()
+    click(sim, created, ActionId.ACTION_CANCEL, user=OWNER)
+    view = opened_view(slack, 3)
+    reply = sim.view_submission(view, {BlockId.CANCEL_REASON: {
+        INPUT: state_value("plain_text_input", "Superseded by the national promo")}},
+        user=OWNER)
+    assert reply.status == 200 and not reply.body
+    assert stored_days() == (NEVER, [NEVER, NEVER])
