@@ -75,7 +75,7 @@ def test_a_month_of_one_gap(sim: SlackSim, slack: FakeSlack, app_server: Running
     assert explore.args["response_type"] == "ephemeral"
     assert "Within the trigger rule" in json.dumps(explore.args["blocks"], ensure_ascii=False)
     [button] = [e for b in explore.args["blocks"] if b["type"] == "actions"
-                for e in b["elements"]]
+                for e in b["elements"] if e["type"] == "button"]
     assert (button["action_id"], button["value"]) == ("gap_post_to_channel", "region=EU")
     assert len(top_level_posts(slack)) == 1
     # ...and posted deliberately, once, with the button (or `post`).
