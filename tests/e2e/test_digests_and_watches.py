@@ -36,7 +36,7 @@ def job_at(running: Running, slack: FakeSlack, now: datetime) -> JobContext:
 
 def command(sim: SlackSim, slack: FakeSlack, text: str, **kwargs: str) -> str:
     before = len(slack.calls_to("response_url"))
-    sim.command(text, **kwargs)
+    sim.command(f"{text} post", **kwargs)  # posted whatever the trigger rule says
     return slack.wait_for("response_url", count=before + 1)[before].args["text"]
 
 
@@ -44,7 +44,7 @@ def post_gap(sim: SlackSim, slack: FakeSlack, running: Running, text: str, **kwa
              ) -> int:
     """/gap for a scope; returns the posted trigger point's id."""
     before = len(slack.calls_to("chat.postMessage"))
-    sim.command(text, **kwargs)
+    sim.command(f"{text} post", **kwargs)  # posted whatever the trigger rule says
     post = slack.wait_for("chat.postMessage", count=before + 1)[before]
     sessions = get_sessionmaker(running.settings.database_url)
 
