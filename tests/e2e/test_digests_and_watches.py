@@ -36,7 +36,7 @@ def job_at(running: Running, slack: FakeSlack, now: datetime) -> JobContext:
 
 def command(sim: SlackSim, slack: FakeSlack, text: str, **kwargs: str) -> str:
     before = len(slack.calls_to("response_url"))
-    sim.command(f"{text} post", **kwargs)  # posted whatever the trigger rule says
+    sim.command(text, **kwargs)
     return slack.wait_for("response_url", count=before + 1)[before].args["text"]
 
 
