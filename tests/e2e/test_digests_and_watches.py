@@ -44,7 +44,7 @@ def post_gap(sim: SlackSim, slack: FakeSlack, running: Running, text: str, **kwa
              ) -> int:
     """/gap for a scope; returns the posted trigger point's id."""
     before = len(slack.calls_to("chat.postMessage"))
-    sim.command(f"{text} post", **kwargs)  # posted whatever the trigger rule says
+    sim.command(text, **kwargs)
     post = slack.wait_for("chat.postMessage", count=before + 1)[before]
     sessions = get_sessionmaker(running.settings.database_url)
 
