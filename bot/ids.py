@@ -8,6 +8,7 @@ class ActionId(StrEnum):
     CREATE_ACTION = "gap_create_action"
     SHOW_CHART = "gap_show_chart"
     POST_TO_CHANNEL = "gap_post_to_channel"
+    DRILL_DOWN = "gap_drill_down"
     ROOT_CAUSE_CATEGORY = "root_cause_category"
     SUMMARIZE = "root_cause_summarize"
     CONFIRM_ROOT_CAUSE = "root_cause_confirm"

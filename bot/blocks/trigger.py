@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import partial
 
@@ -13,7 +14,9 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     SectionBlock,
+    StaticSelectElement,
 )
 
 from bot.blocks.text import FIELD_MAX, HEADER_MAX, SECTION_TEXT_MAX, bullet_list, cut, escape
@@ -23,6 +26,9 @@ from sop_core import lifecycle
 from sop_core.gaps import Driver, GapResult
 from sop_core.lifecycle import GapStatus
 from sop_core.services.data import GapReport
+from sop_core.services.triggers import filters_text
+
+OPTION_TEXT_MAX = 75  # a select option's and placeholder's text
 
 MAX_DRIVERS = 5
 
@@ -138,6 +144,8 @@ def trigger_point_blocks(report: GapReport, *, trigger_point_id: int | None = No
     if status is not None:
         context = f"{status_text(status, status_changed_at)} · {context}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
+    if (drill := drill_block(report)) is not None:
+        blocks.append(drill)
     if trigger_point_id is not None:
         value = str(trigger_point_id)
         blocks += [
@@ -166,10 +174,49 @@ def explore_blocks(report: GapReport, *, filters_text: str) -> list[Block]:
         return blocks
     blocks += [
         ContextBlock(elements=[MarkdownTextObject(
-            text="Only you see this: the gap is within the channel's trigger rule.")]),
+            text="Only you see this." if report.result.triggered else
+            "Only you see this: the gap is within the channel's trigger rule.")]),
         ActionsBlock(block_id=BlockId.EXPLORE_ACTIONS, elements=[
             ButtonElement(text="Post to channel", action_id=ActionId.POST_TO_CHANNEL,
                           value=filters_text, style="primary"),
         ]),
     ]
     return blocks
+
+
+BLOCK_ID_MAX, OPTION_VALUE_MAX, OPTIONS_MAX = 255, 150, 25  # Slack's limits
+
+
+def drill_block(report: GapReport) -> ActionsBlock | None:
+    """"Drill into a driver": each member opens, privately, into its own gap and drivers.
+
+    The block id carries the gap's filters and the dimension, each option a member; a
+    gap without drivers (no dimension left) has none."""
+    result = report.result
+    members = [d.member for d in result.drivers if d.gap != 0
+               and len(d.member) <= OPTION_VALUE_MAX][:OPTIONS_MAX]
+    base = filters_text(report)
+    if result.by is None or not members or base is None:
+        return None
+    block_id = json.dumps({"f": base, "by": result.by}, ensure_ascii=False)
+    if len(block_id) > BLOCK_ID_MAX:
+        return None
+    gaps = {d.member: d for d in result.drivers}
+    options = [Option(value=member, text=cut(
+        f"{member}: {fmt.amount(gaps[member].gap, signed=True, metric=result.metric)}",
+        OPTION_TEXT_MAX)) for member in members]
+    return ActionsBlock(block_id=block_id, elements=[StaticSelectElement(
+        action_id=ActionId.DRILL_DOWN, options=options,
+        placeholder=cut(f"Drill into a {result.by}", OPTION_TEXT_MAX))])
+
+
+def drill_request(block_id: str, member: str) -> str | None:
+    """The filters for the member chosen in a drill block (None: not one of ours)."""
+    try:
+        found = json.loads(block_id)
+        base, by = str(found["f"]), str(found["by"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    quoted = next((f"{o}{member}{c}" for o, c in (('"', '"'), ("“", "”"), ("'", "'"))
+                   if o not in member and c not in member), None)
+    return None if quoted is None else f"{base} {by}={quoted}"

@@ -219,9 +219,13 @@ def _dm(client: WebClient, user_id: str, text: str, *, hand_back: int | None = N
 
 def _today(ctx: Ctx) -> date:
     """The caller's own day (their Slack zone once known, else the installation's)."""
-    with ctx.sessions() as session:
-        return actions.person_today(session, ctx.team_id, ctx.user_id,
-                                    default_tz=ctx.settings.timezone)
+    try:
+        with ctx.sessions() as session:
+            return actions.person_today(session, ctx.team_id, ctx.user_id,
+                                        default_tz=ctx.settings.timezone)
+    except SQLAlchemyError:  # the database away: the save that follows says so in the form
+        log.warning("could not read %s's time zone: the database is away", ctx.user_id)
+        return actions.local_today(ctx.settings.timezone)
 
 
 def _owner_today(ctx: Ctx, action: ActionView) -> date:

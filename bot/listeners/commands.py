@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.blocks.help import help_blocks
 from bot.blocks.text import escape, unescape
-from bot.blocks.trigger import explore_blocks, headline, trigger_point_blocks
+from bot.blocks.trigger import drill_request, explore_blocks, headline, trigger_point_blocks
 from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
@@ -44,6 +44,7 @@ def subcommand(*names: str) -> Callable[[Subcommand], Subcommand]:
 def register(app: App) -> None:
     app.command("/gap")(handle_gap)
     app.action(ActionId.POST_TO_CHANNEL)(handle_post_to_channel)
+    app.action(ActionId.DRILL_DOWN)(handle_drill_down)
 
 
 def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
@@ -217,6 +218,29 @@ def close_gap(text: str, ctx: Ctx) -> None:
     post_in_channel(ctx.client, channel, thread_ts=ts,
                     text=f"Closed by <@{ctx.user_id}>: {escape(reason)}")
     ctx.tell("Closed. The reason is in the gap's thread.")
+
+
+def handle_drill_down(ack: Ack, body: dict[str, Any], context: dict[str, Any],
+                      respond: Respond) -> None:
+    """A driver chosen on a gap: its own gap and drivers by the next dimension, only for
+    the person, with "Post to channel" and the next level's drill."""
+    ack()
+    ctx = Ctx.of(context, body, respond)
+    action = (body.get("actions") or [{}])[0]
+    member = str((action.get("selected_option") or {}).get("value") or "")
+    filters_text = drill_request(str(action.get("block_id") or ""), member)
+    try:
+        if filters_text is None or ctx.channel_id is None:
+            raise UserError("That choice cannot be opened: ask with `/gap` and `by=`.")
+        with ctx.work_slot, ctx.sessions() as session:
+            rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
+            report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
+                                explain=True,
+                                fy_start_month=ctx.settings.fiscal_year_start_month)
+        _whisper(ctx, headline(report.result),
+                 explore_blocks(report, filters_text=filters_text))
+    except (FilterError, NoData, UserError) as problem:
+        ctx.tell(str(problem))
 
 
 _THRESHOLD = re.compile(r"^(?P<pct>\d+(?:\.\d+)?)\s*%?(?:\s+floor\s*=\s*(?P<floor>\S+))?$",

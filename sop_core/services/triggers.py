@@ -389,3 +389,28 @@ def split_post_flag(text: str) -> tuple[str, bool]:
         words.append(current)
     kept = [w for w in words if w.lower() != "post"]
     return " ".join(kept), len(kept) != len(words)
+
+
+def _quoted(value: str) -> str | None:
+    for opening, closing in (('"', '"'), ("“", "”"), ("'", "'")):
+        if opening not in value and closing not in value:
+            return f"{opening}{value}{closing}"
+    return None  # every kind of quote inside: cannot be typed as a filter
+
+
+def filters_text(report: GapReport, *, narrowed_to: tuple[str, str] | None = None
+                 ) -> str | None:
+    """The filters that ask for this gap again (``region="EU" horizon=fy metric=revenue``),
+    narrowed to one member of a dimension when given: the next level of a drill-down.
+    None when a value cannot be written as a filter."""
+    scope = {k: list(v) for k, v in report.result.scope.items()}
+    if narrowed_to is not None:
+        scope[narrowed_to[0]] = [narrowed_to[1]]
+    parts = []
+    for key, values in scope.items():
+        quoted = [_quoted(v) for v in values]
+        if any(q is None for q in quoted):
+            return None
+        parts.append(f"{key}={','.join(q for q in quoted if q is not None)}")
+    parts += [f"horizon={report.query.horizon}", f"metric={report.result.metric}"]
+    return " ".join(parts)

@@ -356,6 +356,8 @@ CARRY_NO_IDS = {
                             "place by its own view id (views are the app's, per workspace)",
     ActionId.POST_TO_CHANNEL: "value is the filters as typed: they are resolved against the "
                               "clicking workspace's own data, posted in its own channel",
+    ActionId.DRILL_DOWN: "block id and value are filters and a member: resolved against the "
+                         "clicking workspace's own data, answered only to the person",
     CallbackId.HISTORY_SEARCH: "no private_metadata: the typed filters search the "
                                "submitting workspace (the 'history' case covers the search)",
 }

@@ -44,7 +44,8 @@ def test_gap_posts_a_trigger_point_into_the_channel(sim: SlackSim, slack: FakeSl
     assert "Crosses the trigger rule" in text
     buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
                for e in b["elements"]]
-    assert buttons == ["gap_discuss", "gap_create_action", "gap_show_chart"]
+    # The driver picker (drill down), then the buttons that start the work.
+    assert buttons == ["gap_drill_down", "gap_discuss", "gap_create_action", "gap_show_chart"]
     sessions = get_sessionmaker(app_server.settings.database_url)
 
     def posted_point() -> TriggerPoint | None:

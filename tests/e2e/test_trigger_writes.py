@@ -14,6 +14,7 @@ from sop_core.loading import PlanningTable
 from sop_core.services.data import store
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
+from tests.e2e.waiting import eventually
 from tests.fakeslack import FakeSlack
 
 SLOW = 2.0
@@ -25,6 +26,15 @@ def write_at_once(path: str) -> None:
     try:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def recorded(path: str) -> bool:
+    connection = sqlite3.connect(path, timeout=5)
+    try:
+        return connection.execute("SELECT count(*) FROM trigger_points "
+                                  "WHERE message_ts IS NOT NULL").fetchone()[0] == 1
     finally:
         connection.close()
 
@@ -44,5 +54,6 @@ def test_no_write_lock_is_held_while_slack_is_called(sqlite_url: str, slack: Fak
                 write_at_once(path)  # raises "database is locked" if a lock were held
                 time.sleep(0.05)
             slack.wait_for(method, timeout=10)
+            eventually(lambda: recorded(path) or None, timeout=10)  # the post is complete
     assert len(slack.calls_to("chat.update")) == 1
     assert slack.violations == []

@@ -72,6 +72,11 @@ def points(db_url: str) -> list[TriggerPoint]:
         return list(session.scalars(select(TriggerPoint).order_by(TriggerPoint.id)))
 
 
+def context_of(blocks: list[dict]) -> str:
+    """The trigger point's context line: status, rule, snapshot."""
+    return next(b for b in blocks if b["type"] == "context")["elements"][0]["text"]
+
+
 def block_text(blocks: list[dict]) -> str:
     return "\n".join(str(b.get("text", {}).get("text", "")) for b in blocks)
 
@@ -92,7 +97,8 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     assert post.args["blocks"][0]["text"]["text"] == "Gap -12.5%: region=EU · category=Snacks"
     buttons = [e["action_id"] for b in post.args["blocks"] if b["type"] == "actions"
                for e in b["elements"]]
-    assert buttons == ["gap_discuss", "gap_create_action", "gap_show_chart"]
+    # The driver picker (drill down), then the buttons that start the work.
+    assert buttons == ["gap_drill_down", "gap_discuss", "gap_create_action", "gap_show_chart"]
     [point] = points(db_url)
     assert (point.watch_id, point.message_ts, point.scope_key, point.status) == (
         watch.id, post.response["ts"], "category=snacks region=eu", Status.OPEN)
@@ -111,7 +117,7 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
     [update] = fake.calls_to("chat.update")
     assert (update.args["channel"], update.args["ts"]) == ("C1", post.response["ts"])
     assert update.args["blocks"][0]["text"]["text"] == "Gap -7.4%: region=EU · category=Snacks"
-    assert f"snapshot #{better}" in update.args["blocks"][-3]["elements"][0]["text"]
+    assert f"snapshot #{better}" in context_of(update.args["blocks"])
     note = fake.calls_to("chat.postMessage")[-1]
     assert note.args["thread_ts"] == post.response["ts"]
     assert note.args["text"].startswith("The gap moved from -12.5% to -7.4% (gap -464K → ")
@@ -140,8 +146,8 @@ def test_watch_then_loads_post_update_and_resolve(db_url: str, fake: FakeSlack,
                                           "to -12.5%")
     assert reopen.args["reply_broadcast"] in (True, "true", "1", 1)
     assert [p.status for p in points(db_url)] == ["reopened"]
-    assert "*Status:* reopened since" in fake.calls_to("chat.update")[-1].args["blocks"][-3][
-        "elements"][0]["text"]
+    assert "*Status:* reopened since" in context_of(fake.calls_to("chat.update")[-1].args[
+        "blocks"])
     assert len(fake.calls_to("chat.update")) == 3
     assert fake.violations == []
 

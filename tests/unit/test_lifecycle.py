@@ -91,3 +91,17 @@ def test_the_post_word_outside_quotes(text: str, expected: tuple[str, bool]) -> 
 ])
 def test_the_reason_of_a_close(text: str, expected: tuple[str, str]) -> None:
     assert split_reason(text) == expected
+
+
+def test_a_drill_choice_reads_back_as_filters() -> None:
+    from bot.blocks.trigger import drill_request
+    from sop_core.filters import parse_filters
+
+    block_id = '{"f": "region=\\"EU\\" horizon=fy metric=revenue", "by": "channel"}'
+    text = drill_request(block_id, 'Tesco "Extra"')
+    assert text is not None
+    parsed = parse_filters(text)
+    assert parsed.scope == {"region": ("EU",), "channel": ('Tesco "Extra"',)}
+    assert (parsed.horizon, parsed.metric) == ("fy", "revenue")
+    assert drill_request("not json", "EU") is None
+    assert drill_request('{"f": "region=EU"}', "EU") is None  # no dimension
