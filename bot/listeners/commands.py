@@ -199,12 +199,10 @@ def close_gap(text: str, ctx: Ctx) -> None:
                             explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
         existing = triggers.living(session, report, team_id=ctx.team_id,
                                    channel_id=ctx.channel_id)
-        allowed = triggers.may_close(session, ctx.settings, ctx.team_id, ctx.channel_id,
-                                     ctx.user_id)
     if existing is None or existing.message_ts is None:
         raise UserError("That gap has no trigger point in this channel: nothing to close.")
-    if not allowed:
-        raise UserError("Only this channel's leads can close a gap.")
+    if ctx.user_id not in ctx.settings.leads:  # the installation's leads may, everywhere
+        require_rule_maker(ctx, ctx.channel_id, "close a gap")
     try:
         point = triggers.close(ctx.sessions, ctx.team_id, existing.id, user_id=ctx.user_id,
                                reason=reason)

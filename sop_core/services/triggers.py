@@ -316,14 +316,6 @@ def refresh_coverage(session: Session, point_id: int, *, now: datetime | None = 
     return status
 
 
-def may_close(session: Session, settings: Settings, team_id: str, channel_id: str,
-              user_id: str) -> bool:
-    """The channel's leads and the installation's close gaps; with none named, anyone."""
-    own = session.get(ChannelSettings, (team_id, channel_id))
-    leads = set(settings.leads) | set((own.leads if own is not None else None) or [])
-    return not leads or user_id in leads
-
-
 def split_reason(text: str) -> tuple[str, str]:
     """``region=EU reason: the promo moved`` → (``region=EU``, ``the promo moved``)."""
     found = _REASON.search(text)

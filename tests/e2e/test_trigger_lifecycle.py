@@ -132,13 +132,19 @@ def test_a_month_of_one_gap(sim: SlackSim, slack: FakeSlack, app_server: Running
     sim.command(f"close {SNACKS}", user="U2")
     [refused] = slack.wait_for("response_url", timeout=20)
     assert "say why" in refused.args["text"]
-    sim.command(f"close {SNACKS} reason: the <!channel> promo moved to January", user="U2")
+    # Once the channel has leads, only they (or an admin) may close it.
+    sim.command("leads <@U3|carol>", user="U3")
+    slack.wait_for("response_url", count=2, timeout=20)
+    sim.command(f"close {SNACKS} reason: not ours", user="U2")
+    told = slack.wait_for("response_url", count=3, timeout=20)[2]
+    assert "Only this channel's leads" in told.args["text"]
+    sim.command(f"close {SNACKS} reason: the <!channel> promo moved to January", user="U3")
     [closed] = slack.wait_for("chat.update", timeout=20)
     assert closed.args["ts"] == ts and "(closed)" in closed.args["blocks"][0]["text"]["text"]
     [line] = soon(lambda: thread_lines(slack, ts) or None)
-    assert line == "Closed by <@U2>: the &lt;!channel&gt; promo moved to January"
+    assert line == "Closed by <@U3>: the &lt;!channel&gt; promo moved to January"
     snacks = next(p for p in rows(url) if p.message_ts == ts)
-    assert (snacks.status, snacks.closed_by) == ("closed", "U2")
+    assert (snacks.status, snacks.closed_by) == ("closed", "U3")
     assert snacks.closed_reason == "the <!channel> promo moved to January"
 
     # Over the whole month: one row per gap, each with its one message.
