@@ -166,12 +166,15 @@ def reference_wsgi() -> Callable[..., Iterable[bytes]]:
 
 
 def serve_reference(port: int, workers: int, threads: int) -> None:
-    """``bot.server.serve`` itself with the WSGI app swapped: identical gunicorn config."""
+    """``bot.server.serve`` itself with the WSGI app swapped: identical gunicorn config
+    (``bot.gunicorn_conf``). The workers are forks of this process, so the factory
+    gunicorn calls, ``bot.server:create_app()``, is the patched one."""
     import bot.server
-    from sop_core.config import Settings
 
-    bot.server.create_wsgi_app = lambda _settings, **_options: reference_wsgi()  # type: ignore[assignment]
-    bot.server.serve(Settings(), port=port, workers=workers, threads=threads)
+    os.environ["SOPGAP_PREFLIGHT_DONE"] = "1"  # a bare Bolt app: nothing to check
+    bot.server.create_app = reference_wsgi  # type: ignore[assignment]
+    bot.server.serve(["--bind", f"0.0.0.0:{port}", "--workers", str(workers),
+                      "--threads", str(threads)])
 
 
 # --------------------------------------------------------------------------------------
@@ -323,7 +326,10 @@ def child_env(database_url: str, slack_url: str | None) -> dict[str, str]:
     env.update({"DATABASE_URL": database_url, "PYTHONPATH": str(REPO)})
     if slack_url is not None:
         env.update({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                    "SLACK_API_URL": slack_url})
+                    "SLACK_API_URL": slack_url,
+                    # Every gap crosses the rule, so every /gap posts a trigger point into
+                    # its channel (a gap within the rule is answered privately).
+                    "SOPGAP_THRESHOLD_PCT": "0"})
     return env
 
 
@@ -787,7 +793,8 @@ def cpu_breakdown(url: str, rounds: int = 3) -> dict[str, float]:
         for _ in range(rounds):
             t0 = time.thread_time()
             with sessions() as session:
-                report = gap_report(session, text, team_id=TEAM, rule=TriggerRule(),
+                # The shared data (`sopgap load` without --team), as this process sees it.
+                report = gap_report(session, text, team_id="", rule=TriggerRule(0.0),
                                     explain=True)
             t1 = time.thread_time()
             point = triggers.record(sessions, report, team_id=TEAM, channel_id=f"CPU{i:03d}",

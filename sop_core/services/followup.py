@@ -178,8 +178,9 @@ def due_nudges(session: Session, settings: Settings, now: datetime, *,
     unknown = (last_day_in(settings.timezone), False)  # zone not fetched yet
     horizon = now.date() + _ZONE_SLACK + timedelta(days=max(settings.nudge_days_before,
                                                              default=0))
-    # No zone's local day is ahead of tomorrow in UTC: a later next day cannot be due.
-    next_day_by = None if full else now.date() + _ZONE_SLACK
+    # An item is due only once its owner's last send day reaches its next nudge day: no
+    # later than the latest last send day of any zone in use (at most tomorrow in UTC).
+    next_day_by = None if full else max(last_days.values())
     schedule = {"days_before": settings.nudge_days_before,
                 "weekends": settings.nudge_on_weekends}
     # (due, last send day, snooze) → (occasion, its part of the key), or None: no occasion.

@@ -17,6 +17,7 @@ from sop_core.models import Action, Milestone, SlackUser, Status
 from sop_core.nudge_days import NEVER
 from sop_core.services import actions
 from sop_core.services.followup import NudgeTask, due_nudges, remember_user
+from sop_core.smart import MilestoneInput, SmartActionInput
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # a Monday
 ZONES = ("Europe/Paris", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kolkata",
@@ -130,7 +131,23 @@ def _reopen(db_url: str, action_id: int) -> None:
         action.status = Status.OPEN
 
 
-@pytest.mark.parametrize("change", [_snooze, _reassign, _new_due_date, _new_zone, _reopen])
+def _edit(db_url: str, action_id: int) -> None:
+    """The edit form: a later due date, the milestone a day earlier."""
+    with get_sessionmaker(db_url)() as session:
+        action = session.get(Action, action_id)
+        assert action is not None
+        milestone = action.milestones[0]
+        data = SmartActionInput.model_construct(
+            title=action.title, due_date=action.due_date + timedelta(days=3),
+            expected_impact=action.expected_impact, resources=action.resources,
+            milestones=(MilestoneInput.model_construct(
+                name=milestone.name, due_date=milestone.due_date - timedelta(days=1)),))
+    actions.edit(get_sessionmaker(db_url), data, team_id="T1", action_id=action_id,
+                 user_id="U1", now=NOW)
+
+
+@pytest.mark.parametrize("change", [_snooze, _reassign, _new_due_date, _new_zone, _reopen,
+                                    _edit])
 def test_a_change_of_the_action_has_all_its_days_worked_out_again(
         db_url: str, change: Change) -> None:
     remember_user(get_sessionmaker(db_url), "T1", "U1", tz="Europe/Paris", deleted=False,
@@ -165,6 +182,14 @@ def test_done_and_closed_items_are_never_read_again(db_url: str) -> None:
     actions.complete(sessions, team_id="T1", action_id=action_id, realised_impact=10.0, note=None,
                      user_id="U1", now=NOW)
     assert _days(db_url, action_id) == (NEVER, [NEVER, NEVER])
+
+
+def test_a_cancelled_action_is_never_read_again(db_url: str) -> None:
+    action_id = _add_action(db_url, date(2026, 12, 11), (date(2026, 12, 10),))
+    _sweep(db_url, NOW.replace(hour=7))
+    actions.cancel(get_sessionmaker(db_url), team_id="T1", action_id=action_id,
+                   reason="Replaced by a bigger promotion", user_id="U1")
+    assert _days(db_url, action_id) == (NEVER, [NEVER])
 
 
 def test_the_same_zone_again_resets_nothing(db_url: str) -> None:
