@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from bot.clock import run_job
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
+from sop_core import formatting as fmt
 from sop_core.db import session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Action, Status
@@ -278,12 +279,20 @@ def test_a_team_month(sim: SlackSim, slack: FakeSlack, app_server: Running,
     assert len(stored(app_server, first.id).milestones) == 2
     edit_due_date(sim, slack, first)
     soon(lambda: stored(app_server, first.id).due_date == today() + timedelta(days=45))
+    # The second action brings the open actions' expected impact to |gap| (350K + 150K
+    # against 464K): the gap is covered, and its message says so.
     second = create_action(sim, slack, app_server, **{
         BlockId.TITLE: state_value("plain_text_input", SECOND_TITLE),
-        BlockId.EXPECTED_IMPACT: state_value("plain_text_input", "50K")})
+        BlockId.EXPECTED_IMPACT: state_value("plain_text_input", "150K")})
     assert second.point_ts == ts  # the same living gap, no second post
+    covered = soon(lambda: [c for c in updates_of(slack, ts)
+                            if header(c).endswith("(covered by actions)")] or None)
+    assert point_status(url, ts) == "covered" and len(covered) == 1
+    # Cancelled ("not doing"): it drops out of the coverage, the gap is open again.
     cancel(sim, slack, second, "Auchan froze end-caps until Q2")
     soon(lambda: stored(app_server, second.id).status == Status.CANCELLED)
+    soon(lambda: not header(updates_of(slack, ts)[-1]).endswith(")") or None)
+    assert point_status(url, ts) == "open"
 
     # 4. Drill two levels down from the gap's message and post the second level.
     [gap_message] = [c for c in gap_posts(slack) if c.response["ts"] == ts]
@@ -315,12 +324,12 @@ def test_a_team_month(sim: SlackSim, slack: FakeSlack, app_server: Running,
     assert len([p for p in rows(url) if p.scope_key == snacks.scope_key]) == 1
 
     # Statuses agree: the register, the message's header, the digest's line.
-    assert register[ts].status == "reopened"
-    assert header(updates_of(slack, ts)[-1]).endswith("(reopened)")
+    assert register[ts].status == "open"  # reopened, covered, then the cover cancelled
+    assert header(updates_of(slack, ts)[-1]).endswith(": region=EU · category=Snacks")
     gaps_section = next(t for t in sections(digest) if t.startswith("*Open gaps"))
     [snacks_line] = [line for line in gaps_section.splitlines()
                      if line.startswith("• *region=EU · category=Snacks* ·")]
-    assert "reopened since 2026-12-12" in snacks_line  # DAY + 5 days, the reopening pass
+    assert not any(label in snacks_line for label in ("reopened", "closed", "covered by actions"))
     assert register[drilled_ts].status == "open"
     # The cancelled action does not count; the edited one does.
     assert "covered by 1 open action" in snacks_line
@@ -328,8 +337,11 @@ def test_a_team_month(sim: SlackSim, slack: FakeSlack, app_server: Running,
     # The coverage total never adds EU·Snacks and its own drilled sub-scope.
     [coverage] = [t for t in sections(digest) if t.startswith("*Coverage by actions*")]
     assert "1 open gap whose scopes do not overlap; not added:" in coverage
+    counted, nested = abs(register[ts].gap), abs(register[drilled_ts].gap)
+    assert f"|gap| {fmt.amount(counted)})" in coverage  # EU·Snacks alone...
+    assert fmt.amount(counted + nested) not in coverage  # ...never the two added
     drilled_scope = header(drilled).split(": ", 1)[1]
-    assert drilled_scope in coverage or "region=EU · category=Snacks" in coverage
+    assert coverage.split("not added: ", 1)[1].startswith(drilled_scope)
 
     # Every DM to an owner links to the action's card (a chat.getPermalink answer).
     links = {c.response["permalink"] for c in slack.calls_to("chat.getPermalink") if c.ok}
