@@ -40,6 +40,7 @@ from bot.directory import person_audience
 from bot.ids import INPUT, ActionId, BlockId, CallbackId
 from bot.listeners.commands import subcommand
 from bot.listeners.context import Ctx, UserError, post_in_channel
+from bot.listeners.gap_message import show_gap_status
 from bot.slack_client import NotInChannel, in_channel
 from sop_core import formatting as fmt
 from sop_core.models import utcnow
@@ -191,7 +192,9 @@ def _tell(ctx: Ctx, text: str, *, thread_ts: str | None = None) -> None:
 
 
 def _update_card(ctx: Ctx, client: WebClient, action: ActionView) -> None:
-    """The card, updated in place (the change itself is already saved)."""
+    """The card, updated in place (the change itself is already saved), and the gap's
+    message too when the change moved the gap's status."""
+    show_gap_status(ctx, client, action)
     if action.channel_id is None or action.card_ts is None:
         return
     channel, ts = action.channel_id, action.card_ts
@@ -355,6 +358,7 @@ def submit_smart_action(ack: Ack, body: dict[str, Any], context: dict[str, Any],
         return
     ack()
     channel_id, card_ts = _post_card(ctx, client, action, metadata)
+    show_gap_status(ctx, client, action)
     owner_text = ("Your new SMART action" if action.owner_id == action.creator_id else
                   f"{mention(action.creator_id)} made you the owner of a SMART action")
     _dm(client, action.owner_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -134,6 +134,8 @@ class ActionView:
     edited_at: datetime | None = None
     edited_by: str | None = None
     cancel_reason: str | None = None
+    # This change moved its gap's status (e.g. to covered): the gap's message must show it.
+    gap_status_changed: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -261,8 +263,9 @@ def create(sessions: sessionmaker[Session], data: SmartActionInput, *, team_id: 
         session.add(ActionUpdate(action_id=action.id, user_id=creator_id,
                                  kind=UpdateKind.CREATED, value=data.expected_impact))
         session.flush()
+        before = point.status
         triggers.refresh_coverage(session, point.id)  # covered once actions reach the gap
-        return view_of(action)
+        return replace(view_of(action), gap_status_changed=point.status != before)
 
 
 def attach_card(sessions: sessionmaker[Session], *, team_id: str, action_id: int,
@@ -329,9 +332,12 @@ def _change(sessions: sessionmaker[Session], change: Change, *, team_id: str,
         session.add(ActionUpdate(action_id=action.id, user_id=user_id, kind=kind,
                                  value=value, note=note))
         session.flush()
-        if action.trigger_point_id is not None:  # coverage may have changed
-            triggers.refresh_coverage(session, action.trigger_point_id)
-        return view_of(action)
+        point, moved = action.trigger_point, False
+        if point is not None:  # coverage may have changed
+            before = point.status
+            triggers.refresh_coverage(session, point.id)
+            moved = point.status != before
+        return replace(view_of(action), gap_status_changed=moved)
 
 
 def record_progress(sessions: sessionmaker[Session], *, team_id: str, action_id: int,

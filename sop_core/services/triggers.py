@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -398,11 +398,17 @@ def filters_text(report: GapReport, *, narrowed_to: tuple[str, str] | None = Non
     scope = {k: list(v) for k, v in report.result.scope.items()}
     if narrowed_to is not None:
         scope[narrowed_to[0]] = [narrowed_to[1]]
+    return filters_of(scope, horizon=report.query.horizon, metric=report.result.metric)
+
+
+def filters_of(scope: Mapping[str, Sequence[str]], *, horizon: str, metric: str
+               ) -> str | None:
+    """The filters that ask for a stored gap again; None when a value cannot be typed."""
     parts = []
     for key, values in scope.items():
         quoted = [_quoted(v) for v in values]
         if any(q is None for q in quoted):
             return None
         parts.append(f"{key}={','.join(q for q in quoted if q is not None)}")
-    parts += [f"horizon={report.query.horizon}", f"metric={report.result.metric}"]
+    parts += [f"horizon={horizon}", f"metric={metric}"]
     return " ".join(parts)
