@@ -24,6 +24,7 @@ from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
 from sop_core.lifecycle import LifecycleError
+from sop_core.models import TriggerPoint
 from sop_core.services import triggers
 from sop_core.services.data import GapReport, NoData, gap_report
 from sop_core.suggest import unknown_subcommand
@@ -87,12 +88,7 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
     assert ctx.channel_id is not None
     filters_text, asked = triggers.split_post_flag(text)
     post = post or asked
-    with ctx.sessions() as session:
-        rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
-        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
-                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
-        existing = triggers.living(session, report, team_id=ctx.team_id,
-                                   channel_id=ctx.channel_id)
+    report, existing = _gap_in_channel(ctx, filters_text)
     if existing is None and not post and not report.result.triggered:
         _whisper(ctx, headline(report.result),
                  explore_blocks(report, filters_text=filters_text))
@@ -106,6 +102,19 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
         _refresh_in_place(ctx, report, living)
     else:
         _post_new(ctx, report, living)
+
+
+def _gap_in_channel(ctx: Ctx, filters_text: str) -> tuple[GapReport, TriggerPoint | None]:
+    """The gap for the filters under this channel's rule, and its living trigger point
+    here if it has one."""
+    assert ctx.channel_id is not None
+    with ctx.sessions() as session:
+        rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
+        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
+                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
+        existing = triggers.living(session, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id)
+        return report, existing
 
 
 def _post_new(ctx: Ctx, report: GapReport, living: triggers.Living) -> None:
@@ -193,12 +202,7 @@ def close_gap(text: str, ctx: Ctx) -> None:
     if not filters_text or not reason:
         raise UserError("Name the gap and say why: `/gap close region=EU category=Snacks "
                         "reason: the promotion moved to January`.")
-    with ctx.sessions() as session:
-        rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
-        report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
-                            explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
-        existing = triggers.living(session, report, team_id=ctx.team_id,
-                                   channel_id=ctx.channel_id)
+    report, existing = _gap_in_channel(ctx, filters_text)
     if existing is None or existing.message_ts is None:
         raise UserError("That gap has no trigger point in this channel: nothing to close.")
     if ctx.user_id not in ctx.settings.leads:  # the installation's leads may, everywhere
