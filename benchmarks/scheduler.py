@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from cryptography.fernet import Fernet
 from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -244,12 +245,13 @@ def _days(offsets: np.ndarray) -> list[date]:
     return [lookup[int(d)] for d in offsets]
 
 
-def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owners: int
-             ) -> Population:
-    """Seed every table the sweep reads; each table's insert is timed."""
+def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owners: int,
+             keys: list[str]) -> Population:
+    """Seed every table the sweep reads; each table's insert is timed. Installations are
+    stored as production stores them: tokens encrypted under ``keys``."""
     from slack_sdk.oauth.installation_store import Installation
-    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 
+    from bot.installations import EncryptedInstallationStore
     from sop_core.models import (
         Action,
         Milestone,
@@ -268,7 +270,7 @@ def populate(engine: Engine, *, actions: int, milestones: int, closed: int, owne
 
     # Workspaces: installed over OAuth; one snapshot each (trigger points refer to one).
     started = time.perf_counter()
-    store = SQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
+    store = EncryptedInstallationStore(client_id=CLIENT_ID, engine=engine, keys=keys)
     for team in teams:
         store.save(Installation(app_id="A0FAKEAPP", team_id=team, team_name=team,
                                 bot_token=token(team), bot_id=f"B{team}",
@@ -852,10 +854,11 @@ def main(argv: list[str] | None = None) -> None:
             engine, sessions = get_engine(url), session_factory(url)
             print_header(db_description(engine))
             settings = Settings(_env_file=None, database_url=url, slack_client_id=CLIENT_ID,
-                                slack_client_secret="bench-secret", slack_api_url=slack.url)
+                                slack_client_secret="bench-secret", slack_api_url=slack.url,
+                                encryption_key=Fernet.generate_key().decode())
             progress(f"seeding {actions:,} open actions and {milestones:,} milestones")
             pop = populate(engine, actions=actions, milestones=milestones,
-                           closed=actions // 4, owners=owners)
+                           closed=actions // 4, owners=owners, keys=settings.encryption_keys)
             slack.users.update(pop.users)
             print_population(pop, settings)
             sys.stdout.flush()
