@@ -8,6 +8,7 @@ not have. Relative links in Markdown must lead to files that exist.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).parents[2]
@@ -22,14 +23,27 @@ MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 REFERENCE = re.compile(r"docs/reference/([\w-]+\.md)")
 
 
+def _ignored_by_git() -> set[Path]:
+    """Files git ignores (a local database, benchmark data with this machine's paths):
+    not the repository's. Empty outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--others", "--ignored", "--exclude-standard"], cwd=REPO,
+            capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return set()
+    return {REPO / line for line in listed.splitlines() if line}
+
+
 def files() -> list[Path]:
     found = [REPO / name for name in ("README.md", "Procfile", "pyproject.toml", ".ci/run",
                                       "gunicorn.conf.py", "slack_manifest.json")]
+    ignored = _ignored_by_git()
     for folder in SCANNED:
         for path in sorted((REPO / folder).rglob("*")):
             if (path.is_file() and path.suffix in SUFFIXES and "vendor" not in path.parts
                     and "__pycache__" not in path.parts and path != Path(__file__)
-                    and path.relative_to(REPO) not in ALLOWED):
+                    and path.relative_to(REPO) not in ALLOWED and path not in ignored):
                 found.append(path)
     return [path for path in found if path.exists()]
 
