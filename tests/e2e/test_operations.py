@@ -298,7 +298,7 @@ def test_socket_mode_process_serves_health_and_metrics(sqlite_url: str, slack: F
     ``/readyz`` and ``/metrics`` on ``SOPGAP_HEALTH_PORT``."""
     from tests.fakeslack.socket_mode import SocketModeServer
 
-    app_token = "xapp-1-A0SOPGAP-ops-test"
+    app_token = "app-level-token-for-ops-tests"
     health_port = free_port()
     with SocketModeServer() as server:
         slack.enable_socket_mode(server.url, app_token)

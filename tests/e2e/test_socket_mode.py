@@ -25,7 +25,7 @@ from tests.e2e.slack_sim import Reply, SlackSim, state_value
 from tests.fakeslack import Call, FakeSlack
 from tests.fakeslack.socket_mode import SocketModeServer
 
-APP_TOKEN = "xapp-1-A0SOPGAP-test"
+APP_TOKEN = "app-level-token-for-tests"  # the fake checks it; Slack's start with xapp-
 # Short pings, so a silently dropped connection is noticed within seconds, not 40.
 PING_INTERVAL = 0.5
 

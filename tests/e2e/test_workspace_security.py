@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.test_workspaces import install
 from tests.fakeslack import FakeSlack
+from tests.integration.test_token_encryption import raw as raw_tokens
 
 OAUTH = {"SLACK_BOT_TOKEN": None, "SLACK_CLIENT_ID": "111.222",
          "SLACK_CLIENT_SECRET": "client-secret"}
@@ -32,16 +33,6 @@ OAUTH = {"SLACK_BOT_TOKEN": None, "SLACK_CLIENT_ID": "111.222",
 
 def oauth_app(db_url: str, slack: FakeSlack, **overrides: Any) -> Any:
     return serve_app(app_settings(db_url, slack, **OAUTH, **overrides))
-
-
-def raw_tokens(db_url: str) -> list[str]:
-    """Every token column of slack_sdk's tables, as stored."""
-    with get_engine(db_url).connect() as connection:
-        rows = connection.execute(text(
-            "SELECT bot_token, bot_refresh_token, user_token, user_refresh_token "
-            "FROM slack_installations UNION ALL "
-            "SELECT bot_token, bot_refresh_token, NULL, NULL FROM slack_bots")).all()
-    return [value for row in rows for value in row if value is not None]
 
 
 def installation_teams(db_url: str) -> set[str]:
