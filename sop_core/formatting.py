@@ -30,7 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
+from typing import Any
 
 from sop_core.periods import Month, format_month
 
@@ -180,12 +181,24 @@ def _percent_affixes(locale: str) -> tuple[str, str]:
     return _literal(pattern.prefix[0]), _literal(pattern.suffix[0])
 
 
+@lru_cache(maxsize=8192)
 def _decimal(value: float, decimals: int, locale: str) -> str:
-    """``value`` ≥ 0 with the locale's grouping and exactly ``decimals`` decimals."""
-    from babel.numbers import format_decimal
+    """``value`` ≥ 0 with the locale's grouping and exactly ``decimals`` decimals.
 
-    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return format_decimal(value, pattern, locale=locale, decimal_quantization=True)
+    Memoised: a message repeats few distinct figures (three significant digits), and
+    Babel's formatting is the costliest step of building one."""
+    locale_data, pattern = _decimal_pattern(locale, decimals)
+    return pattern.apply(value, locale_data, decimal_quantization=True)
+
+
+@cache
+def _decimal_pattern(locale: str, decimals: int) -> tuple[Any, Any]:
+    """The parsed locale and ``#,##0.00…`` pattern (Babel parses both on every call)."""
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    return Locale.parse(locale), parse_pattern("#,##0" + ("." + "0" * decimals
+                                                          if decimals else ""))
 
 
 def _signed(size_text: str, negative: bool, signed: bool, locale: str) -> str:
