@@ -232,10 +232,14 @@ def free_port() -> int:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[int, float]:
-    """(parent pid, CPU seconds user+system) of a process, from /proc/<pid>/stat."""
+def _stat(pid: int, *, reaped: bool = False) -> tuple[int, float]:
+    """(parent pid, CPU seconds user+system) of a process, from /proc/<pid>/stat; with
+    ``reaped``, plus the CPU of its children that exited and were waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return int(fields[1]), ticks / TICK
 
 
 @dataclass
@@ -259,11 +263,13 @@ class Server:
         return sorted(pids)
 
     def cpu_seconds(self) -> float:
-        """CPU used so far by the master and its live workers (they live for the run)."""
+        """CPU used so far by the master, its live workers and the workers it replaced
+        (gunicorn recycles a worker after ``max_requests``, and reaps it: its CPU then
+        counts in the master's children's time)."""
         total = 0.0
         for pid in [self.process.pid, *self.workers()]:
             with contextlib.suppress(OSError, ValueError, IndexError):
-                total += _stat(pid)[1]
+                total += _stat(pid, reaped=pid == self.process.pid)[1]
         return total
 
     def worker_rss(self) -> list[int]:
@@ -436,6 +442,7 @@ class Level:
     samples: list[Sample]
     seconds: float
     server_cpu: float  # CPU seconds the server's processes used during the level
+    harness_cpu: float  # CPU seconds of this process (FakeSlack, the simulated users)
     machine_busy: float  # share of the machine's cores busy during the level (all work)
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
@@ -498,6 +505,7 @@ def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: 
                         break
 
     load_before, cpu_before, busy_before = os.getloadavg(), server.cpu_seconds(), _busy_ticks()
+    harness_before = time.process_time()
     started = time.monotonic()
     threads = [threading.Thread(target=user, args=(k,), name=f"{app}-{k}", daemon=True)
                for k in range(concurrency)]
@@ -522,6 +530,7 @@ def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: 
     seconds = time.monotonic() - started
     busy_after = _busy_ticks()
     level = Level(app, concurrency, samples, seconds, server.cpu_seconds() - cpu_before,
+                  time.process_time() - harness_before,
                   (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
                   load_before, os.getloadavg(), interrupted=stop.is_set(), burst=burst)
     if wait_triggers:
@@ -591,7 +600,7 @@ def code_fingerprint() -> str:
 
 HEADER = (f"  {'':<10}{'ack p50':>9}{'ack p99':>9}{'ack max':>9}{'req/s':>8}"
           f"{'TP p50':>9}{'TP p95':>9}{'TP max':>9}{'TPs/sent':>11}{'CPU/req':>9}"
-          f"{'busy':>6}")
+          f"{'bench':>9}{'busy':>6}")
 
 
 def row(level: Level) -> str:
@@ -604,9 +613,11 @@ def row(level: Level) -> str:
     else:
         tp = f"{'—':>9}{'—':>9}{'—':>9}{'—':>11}"
     cpu = level.server_cpu / len(level.samples) if level.samples else float("nan")
+    harness = level.harness_cpu / len(level.samples) if level.samples else float("nan")
     return (f"  {level.app:<10}{ms(pct(acks, 50)):>9}{ms(pct(acks, 99)):>9}"
             f"{ms(float(acks.max()) if len(acks) else float('nan')):>9}"
-            f"{level.per_second:>8.1f}{tp}{ms(cpu):>9}{level.machine_busy:>6.0%}")
+            f"{level.per_second:>8.1f}{tp}{ms(cpu):>9}{ms(harness):>9}"
+            f"{level.machine_busy:>6.0%}")
 
 
 def problems(level: Level) -> list[str]:
@@ -993,8 +1004,10 @@ def measure(args: argparse.Namespace, ours: Server, reference: Server, slack: An
     print("\ncolumns: ack = HTTP answer to the signed command (ms); req/s = commands sent per "
           "second of the level; TP = command→trigger point: the chat.postMessage's arrival "
           "at FakeSlack (ms); TPs/sent = commands with a trigger point; CPU/req = CPU time "
-          "of the server's processes per command (ms); busy = the machine's cores in use "
-          "during the level (all processes, this one included)")
+          "of the server's processes per command (ms), workers replaced during the level "
+          "included; bench = CPU of this process (FakeSlack and the simulated users) per "
+          "command (ms); busy = the machine's cores in use during the level (all "
+          "processes, this one included)")
     return results
 
 

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy.exc import DBAPIError
@@ -24,19 +24,27 @@ from sop_core.db import SchemaNotReady, get_engine, head_revision, session_facto
 from sop_core.health import readiness
 from sop_core.warmup import SnapshotWarmer
 
+if TYPE_CHECKING:
+    from sop_core.services.data import GapReport
+
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ACK_SWITCH_INTERVAL = 0.0005  # seconds (Python's default: 0.005)
+# How long a web worker waits for its first decode of the latest view before taking
+# requests: a second or so for millions of rows; gunicorn's worker timeout is 60 s.
+BOOT_WARM_LIMIT = 30.0
 SLACK_PATHS = ("/slack/events", "/slack/install", "/slack/oauth_redirect")
 
 
 def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = None,
-                    warm_up: bool = False) -> WSGIApp:
+                    warm_up: bool = False, settle_heap: bool = False) -> WSGIApp:
     """``POST /slack/events``, the OAuth routes when configured, and the operations
     routes of :func:`health_app` (``/healthz``, ``/readyz``, ``/metrics``).
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
-    not given). ``warm_up``: decode the latest views in the background (a web worker;
-    the warmer is the app's ``warmer`` attribute)."""
+    not given). ``warm_up``: decode the latest views before returning, then look for new
+    loads in the background (a web worker; the warmer is the app's ``warmer`` attribute);
+    ``settle_heap``: freeze the heap after each warm-up (sop_core/warmup.py; a process of
+    its own: it changes the whole interpreter's collector)."""
     # The signature is checked before anything reads the body (see bot/request_guard.py):
     # the guard is outermost, so an unsigned or oversized request is neither read whole
     # nor parsed for the logs.
@@ -52,10 +60,21 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
             return slack(environ, start_response)
         return operations(environ, start_response)
 
-    # After the fork (gunicorn builds the app in each worker): this worker's own cache.
-    app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings).start()  # type: ignore[attr-defined]
+    # After the fork (gunicorn builds the app in each worker, before it accepts): this
+    # worker's own cache, filled before its first request.
+    app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings,  # type: ignore[attr-defined]
+                                 rehearse=_rehearse_message, settle_heap=settle_heap
+                                 ).start(wait=BOOT_WARM_LIMIT)
                   if warm_up else None)
     return app
+
+
+def _rehearse_message(report: GapReport) -> None:
+    """Build (and serialise) a trigger point's message once, as a command would."""
+    from bot.blocks.trigger import headline, trigger_point_blocks
+
+    headline(report.result)
+    json.dumps([block.to_dict() for block in trigger_point_blocks(report)])
 
 
 def health_app(settings: Settings) -> WSGIApp:
@@ -134,12 +153,12 @@ def preflight(settings: Settings | None = None) -> Settings:
 
 def create_app() -> WSGIApp:
     """The WSGI factory for any server: ``gunicorn 'bot.server:create_app()'``. Each
-    worker warms its own snapshot cache in the background."""
+    worker decodes the latest view before its first request, then keeps it warm."""
     # A thread waiting for the interpreter lock asks for it after this long: with a
     # command's CPU-bound work running after its ack, an ack needs the lock dozens of
     # times, each wait up to the default 5 ms.
     sys.setswitchinterval(ACK_SWITCH_INTERVAL)
-    return create_wsgi_app(get_settings(), warm_up=True)
+    return create_wsgi_app(get_settings(), warm_up=True, settle_heap=True)
 
 
 def serve(argv: list[str]) -> None:

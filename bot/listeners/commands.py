@@ -60,13 +60,14 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
     ctx = Ctx.of(context, command, respond)
     handler = SUBCOMMANDS.get(name)
     try:
+        if handler is None and _unknown_word(text) is None:
+            post_trigger_point(text, ctx)  # holds a work slot for the gap maths only
+            return
         with ctx.work_slot:
             if handler is not None:
                 handler(rest.strip(), ctx)
-            elif _unknown_word(text) is not None:  # neither a subcommand nor filters
+            else:  # neither a subcommand nor filters
                 raise UserError(unknown_subcommand(_unknown_word(text) or "", SUBCOMMANDS))
-            else:
-                post_trigger_point(text, ctx)
     except (FilterError, NoData, UserError) as problem:
         # A refusal naming leads carries @mentions built from ids (see listeners/leads.py).
         ctx.tell(str(problem), escaped=getattr(problem, "mrkdwn", False))
@@ -88,7 +89,10 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
     assert ctx.channel_id is not None
     filters_text, asked = triggers.split_post_flag(text)
     post = post or asked
-    report, existing = _gap_in_channel(ctx, filters_text)
+    # The slot bounds the CPU-bound work; the database writes and Slack calls that
+    # follow wait on I/O and leave the slot to the next command's maths.
+    with ctx.work_slot:
+        report, existing = _gap_in_channel(ctx, filters_text)
     if existing is None and not post and not report.result.triggered:
         _whisper(ctx, headline(report.result),
                  explore_blocks(report, filters_text=filters_text))
@@ -188,8 +192,7 @@ def handle_post_to_channel(ack: Ack, body: dict[str, Any], context: dict[str, An
     ctx = Ctx.of(context, body, respond)
     filters_text = str((body.get("actions") or [{}])[0].get("value") or "")
     try:
-        with ctx.work_slot:
-            post_trigger_point(filters_text, ctx, post=True)
+        post_trigger_point(filters_text, ctx, post=True)
     except (FilterError, NoData, UserError) as problem:
         ctx.tell(str(problem))
 

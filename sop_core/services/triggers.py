@@ -199,11 +199,9 @@ def record(sessions: sessionmaker[Session], report: GapReport, *, team_id: str,
 
 
 def attach_message(sessions: sessionmaker[Session], point_id: int, message_ts: str) -> None:
-    with sessions.begin() as session:
-        point = session.get(TriggerPoint, point_id)
-        if point is not None:
-            point.message_ts = message_ts
-            point.claimed_until = None
+    with sessions.begin() as session:  # one statement: no row to load first
+        session.execute(update(TriggerPoint).where(TriggerPoint.id == point_id)
+                        .values(message_ts=message_ts, claimed_until=None))
 
 
 def complete_post(sessions: sessionmaker[Session], point_id: int, message_ts: str, *,

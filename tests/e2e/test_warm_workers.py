@@ -3,6 +3,9 @@ background, before a command needs it (sop_core/warmup.py)."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from sqlalchemy import func, select
 
 from sop_core import snapshots
@@ -10,6 +13,7 @@ from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
+from sop_core.warmup import settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.waiting import eventually
@@ -22,10 +26,12 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
     first = store(session_factory(db_url), sample_table).snapshot_id
     snapshots.clear_cache()  # as in a worker that just booted
     with serve_app(app_settings(db_url, slack), warm_up=True) as running:
+        # The app was built (as gunicorn builds it before a worker accepts) only once
+        # the latest view was decoded: no request waits for it.
+        assert snapshots.is_decoded(engine, first)
         warmer = running.server.get_app().warmer  # type: ignore[attr-defined]
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
-        assert sim.get("/healthz").status == 200  # boot did not wait for it
-        eventually(lambda: snapshots.is_decoded(engine, first))
+        assert sim.get("/healthz").status == 200
         # A load by another process (`sopgap load`): this one has not seen its table.
         second = store(session_factory(db_url), sample_table).snapshot_id
         snapshots.clear_cache()
@@ -43,3 +49,21 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
 def _trigger_points(db_url: str) -> int:
     with session_factory(db_url)() as session:
         return session.scalar(select(func.count()).select_from(TriggerPoint)) or 0
+
+
+def test_settling_the_heap_collects_garbage_then_freezes_the_rest() -> None:
+    """After a warm-up a worker's heap is frozen, so that the collector's full passes no
+    longer walk the decoded snapshot; garbage cycles (a replaced snapshot's) go first."""
+    class Cycle:
+        pass
+
+    garbage = Cycle()
+    garbage.me = garbage  # type: ignore[attr-defined]
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        settle_heap()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
