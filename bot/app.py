@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import Executor
 from typing import Any
 
@@ -26,6 +25,7 @@ from bot.slack_client import (
     make_client,
     metered,
 )
+from bot.work_slots import WorkSlots
 from bot.workspace_access import (
     AllowListOAuthFlow,
     configure_shared_data,
@@ -104,7 +104,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     # may run at once after ack() is bounded by the work slots instead.
     common["listener_executor"] = listener_executor or ContextExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
-    work_slots = threading.BoundedSemaphore(settings.work_slots)
+    work_slots = WorkSlots(settings.work_slots)
     if settings.allowed_teams is not None:
         # Before Bolt looks for an installation: an outsider is answered, not authorized.
         common["before_authorize"] = refuse_other_teams(settings.allowed_teams)
