@@ -135,34 +135,28 @@ def living(session: Session, report: GapReport, *, team_id: str, channel_id: str
 
 def claim_living(sessions: sessionmaker[Session], report: GapReport, *, team_id: str,
                  channel_id: str, created_by: str | None, watch_id: int | None = None,
-                 now: datetime | None = None, lease: timedelta = POST_LEASE) -> Living:
+                 now: datetime | None = None, lease: timedelta = POST_LEASE,
+                 absent: bool = False) -> Living:
     """Find the gap's living trigger point in the channel, or write it before posting.
 
     The row is committed before Slack is called (its id goes into the message's buttons,
     and the unique ``live_key`` stops a second post of the same gap); no transaction is
     held across the Slack call. A row left without a message past its lease (the poster
     died, or the database went away before the message was recorded) is taken over.
+    ``absent``: the caller has just read that there is none, so the first attempt writes
+    it without looking again (one transaction fewer; a concurrent writer is still
+    caught by the unique key, and read back).
     """
     now = now or utcnow()
     result = report.result
     live_key = lifecycle.identity_key(report.query.scope_key(), result.metric,
                                       report.query.horizon)
-    for _attempt in range(3):
-        with sessions.begin() as session:
-            point = session.scalars(_living_query(team_id, channel_id, live_key)).first()
-            if point is not None:
-                if point.message_ts is not None:
-                    return Living(Claim.UPDATE, point.id, point.message_ts)
-                if point.claimed_until is not None and point.claimed_until > now:
-                    return Living(Claim.BUSY, point.id)
-                taken = session.execute(
-                    update(TriggerPoint).where(
-                        TriggerPoint.id == point.id, TriggerPoint.message_ts.is_(None),
-                        or_(TriggerPoint.claimed_until.is_(None),
-                            TriggerPoint.claimed_until <= now))
-                    .values(claimed_until=now + lease).returning(TriggerPoint.id)
-                ).scalar_one_or_none()
-                return Living(Claim.POST if taken else Claim.BUSY, point.id)
+    for attempt in range(3):
+        if attempt > 0 or not absent:
+            with sessions.begin() as session:
+                found = _claim_existing(session, team_id, channel_id, live_key, now, lease)
+            if found is not None:
+                return found
         try:
             with sessions.begin() as session:
                 point = TriggerPoint(
@@ -183,6 +177,26 @@ def claim_living(sessions: sessionmaker[Session], report: GapReport, *, team_id:
         except IntegrityError:
             continue  # the same gap written at the same moment: read it back
     raise RuntimeError("could not claim the trigger point")  # pragma: no cover
+
+
+def _claim_existing(session: Session, team_id: str, channel_id: str, live_key: str,
+                    now: datetime, lease: timedelta) -> Living | None:
+    """The living trigger point as :func:`claim_living` finds it, if there is one: its
+    message to update, someone else's post in progress, or a stranded post taken over."""
+    point = session.scalars(_living_query(team_id, channel_id, live_key)).first()
+    if point is None:
+        return None
+    if point.message_ts is not None:
+        return Living(Claim.UPDATE, point.id, point.message_ts)
+    if point.claimed_until is not None and point.claimed_until > now:
+        return Living(Claim.BUSY, point.id)
+    taken = session.execute(
+        update(TriggerPoint).where(
+            TriggerPoint.id == point.id, TriggerPoint.message_ts.is_(None),
+            or_(TriggerPoint.claimed_until.is_(None), TriggerPoint.claimed_until <= now))
+        .values(claimed_until=now + lease).returning(TriggerPoint.id)
+    ).scalar_one_or_none()
+    return Living(Claim.POST if taken else Claim.BUSY, point.id)
 
 
 def initial_status(report: GapReport) -> GapStatus:
