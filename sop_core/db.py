@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sop_core import sqlite_writer
+
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _upgrade_lock = threading.Lock()
@@ -37,9 +39,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 @cache
 def get_engine(url: str) -> Engine:
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if parsed.database and parsed.database != ":memory:" and \
+                not parsed.database.startswith("file:"):
+            sqlite_writer.install(engine, parsed.database)  # writers in turn, no sleeping
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 

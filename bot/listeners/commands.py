@@ -98,8 +98,7 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
                  explore_blocks(report, filters_text=filters_text))
         return
     living = triggers.claim_living(ctx.sessions, report, team_id=ctx.team_id,
-                                   channel_id=ctx.channel_id, created_by=ctx.user_id,
-                                   absent=existing is None)
+                                   channel_id=ctx.channel_id, created_by=ctx.user_id)
     if living.claim == triggers.Claim.BUSY:
         ctx.tell("This gap is being posted in this channel right now: it will be there in "
                  "a moment.")
