@@ -112,10 +112,22 @@ def data_team(session: Session, team_id: str) -> str:
 
 def latest(session: Session, team_id: str = "") -> Snapshot | None:
     """The latest view for a workspace."""
-    return session.scalars(
-        select(Snapshot).where(Snapshot.team_id == data_team(session, team_id))
-        .order_by(Snapshot.id.desc()).limit(1)
-    ).first()
+    return latest_two(session, team_id)[0]
+
+
+def latest_two(session: Session, team_id: str = "") -> tuple[Snapshot | None, Snapshot | None]:
+    """The latest view for a workspace and the one before it (for what moved), in one
+    query: the workspace's own snapshots first, then the shared ones (as
+    :func:`data_team` decides: own data wins, shared data only if shared with it)."""
+    own_first = (Snapshot.team_id == team_id).desc() if team_id else Snapshot.team_id.desc()
+    found = session.scalars(
+        select(Snapshot).where(Snapshot.team_id.in_({team_id, ""}))
+        .order_by(own_first, Snapshot.id.desc()).limit(2)
+    ).all()
+    if not found or (found[0].team_id != team_id and not workspaces.shares_with(team_id)):
+        return None, None
+    before = found[1] if len(found) > 1 and found[1].team_id == found[0].team_id else None
+    return found[0], before
 
 
 def latest_of_team(session: Session, team_id: str) -> Snapshot | None:

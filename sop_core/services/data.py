@@ -145,12 +145,15 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
     """
     parsed = parse_filters(filters) if isinstance(filters, str) else filters
     if snapshot_id is None:
-        snapshot_id, table = latest_table(session, team_id)
-    else:
-        snapshot = session.get(snapshots.Snapshot, snapshot_id)
-        if snapshot is None or not workspaces.may_read(team_id, snapshot.team_id):
+        current, before = snapshots.latest_two(session, team_id)
+        if current is None:
             raise NoData()
-        table = snapshots.read(session, snapshot)
+    else:
+        current = session.get(snapshots.Snapshot, snapshot_id)
+        if current is None or not workspaces.may_read(team_id, current.team_id):
+            raise NoData()
+        before = snapshots.previous(session, current)
+    snapshot_id, table = current.id, snapshots.read(session, current)
     query = resolve(parsed, table, fy_start_month=fy_start_month)
     result, pvm = gap_with_pvm(table, query, fy_start_month=fy_start_month, rule=rule,
                                explain=explain)
@@ -158,8 +161,6 @@ def gap_report(session: Session, filters: Filters | str, *, team_id: str = "",
         raise NoRows(why_no_rows(table, query, result))
     query = dataclasses.replace(query, by=result.by)  # explained: the dimension picked
     movement = None
-    current = session.get(snapshots.Snapshot, snapshot_id)
-    before = snapshots.previous(session, current) if current is not None else None
     if before is not None:
         previous_table = snapshots.read(session, before)
         try:

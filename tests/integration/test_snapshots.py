@@ -335,6 +335,16 @@ def test_a_workspace_sees_its_own_snapshots_else_the_shared_ones(
     assert report.movement is not None
     expected = 0.1 * eu_revenue_rest_forecast(sample_table)
     assert report.movement.gap_change == pytest.approx(expected, abs=0.005)
+    # A second shared load: T2 sees what moved since the first; T1, its own, still.
+    newer = store(sessions, eu_rest_forecast_scaled(sample_table, 0.9))
+    with sessions() as session:
+        shared_report = gap_report(session, "region=EU", team_id="T2", rule=RULE)
+        own_report = gap_report(session, "region=EU", team_id="T1", rule=RULE)
+    assert shared_report.snapshot_id == newer.snapshot_id
+    assert shared_report.movement is not None
+    assert shared_report.movement.gap_change == pytest.approx(
+        -0.1 * eu_revenue_rest_forecast(sample_table), abs=0.005)
+    assert own_report.snapshot_id == again.snapshot_id
 
 
 # --------------------------------------------------------------------------------------
