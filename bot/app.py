@@ -34,7 +34,7 @@ from bot.workspace_access import (
     register_token_revocation,
 )
 from sop_core.config import Settings
-from sop_core.db import get_engine, session_factory
+from sop_core.db import autocommit_sessionmaker, get_engine, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     check_configuration(settings, socket_mode=socket_mode)
     configure_shared_data(settings)
     sessions = session_factory(settings.database_url)
+    # One-statement steps (a replay's claim, a trigger point's row and message) and
+    # reads that need no transaction: no BEGIN/COMMIT round trips.
+    autocommit = autocommit_sessionmaker(settings.database_url)
     secret = settings.slack_signing_secret
     common: dict[str, Any] = {
         "signing_secret": secret.get_secret_value() if secret else "",
@@ -142,6 +145,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         a ``respond()`` that retries and falls back rather than drop a reply."""
         context["settings"] = settings
         context["sessions"] = sessions
+        context["autocommit_sessions"] = autocommit
         context["work_slots"] = work_slots
         context["client"] = metered(context.client)  # Slack calls counted in /metrics
         dependable_respond(context, settings)
@@ -164,11 +168,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
             if req.body.get("type") == "view_submission":
                 # A modal's change is saved before its ack (so that errors show in the
                 # form): its ack waits for that write anyway, so the claim comes first.
-                if not claim(sessions, signature):
+                if not claim(autocommit, signature):
                     req.context["logger"].warning("refused a replayed Slack request")
                     return BoltResponse(status=401, body="replayed request")
                 return next()
-            req.context["ack"] = ClaimingAck(sessions, signature, common["listener_executor"])
+            req.context["ack"] = ClaimingAck(autocommit, signature,
+                                             common["listener_executor"])
             return next()
 
     @app.error

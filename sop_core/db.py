@@ -55,6 +55,15 @@ def get_sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
+@cache
+def autocommit_sessionmaker(url: str) -> sessionmaker[Session]:
+    """Sessions whose every statement commits on its own (the same pool): for a step
+    that is one statement, or reads that need not agree with each other. No BEGIN and
+    COMMIT (or ROLLBACK) around them: on PostgreSQL two round trips fewer each."""
+    return sessionmaker(get_engine(url).execution_options(isolation_level="AUTOCOMMIT"),
+                        expire_on_commit=False)
+
+
 def alembic_config(url: str):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 

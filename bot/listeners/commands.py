@@ -97,8 +97,11 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
         _whisper(ctx, headline(report.result),
                  explore_blocks(report, filters_text=filters_text))
         return
-    living = triggers.claim_living(ctx.sessions, report, team_id=ctx.team_id,
-                                   channel_id=ctx.channel_id, created_by=ctx.user_id)
+    # Each step of the claim is one statement, race-safe on its own (a unique key, a
+    # conditional update), as is recording the message: no transaction around them.
+    living = triggers.claim_living(ctx.quick_sessions, report, team_id=ctx.team_id,
+                                   channel_id=ctx.channel_id, created_by=ctx.user_id,
+                                   absent=existing is None)
     if living.claim == triggers.Claim.BUSY:
         ctx.tell("This gap is being posted in this channel right now: it will be there in "
                  "a moment.")
@@ -112,7 +115,7 @@ def _gap_in_channel(ctx: Ctx, filters_text: str) -> tuple[GapReport, TriggerPoin
     """The gap for the filters under this channel's rule, and its living trigger point
     here if it has one."""
     assert ctx.channel_id is not None
-    with ctx.sessions() as session:
+    with ctx.quick_sessions() as session:  # reads only: no transaction needed
         rule = triggers.channel_rule(session, ctx.settings, ctx.team_id, ctx.channel_id)
         report = gap_report(session, filters_text, team_id=ctx.team_id, rule=rule,
                             explain=True, fy_start_month=ctx.settings.fiscal_year_start_month)
@@ -131,7 +134,7 @@ def _post_new(ctx: Ctx, report: GapReport, living: triggers.Living) -> None:
     except (SlackApiError, UserError):
         _release(ctx, living)
         raise
-    if not triggers.complete_post(ctx.sessions, living.point_id, str(posted["ts"])):
+    if not triggers.complete_post(ctx.quick_sessions, living.point_id, str(posted["ts"])):
         # Slack has the message: never answer "nothing was done" for it.
         ctx.tell("Posted. The database is not answering right now, so its thread is not "
                  "followed yet: this completes with the next `/gap` for the same scope once "

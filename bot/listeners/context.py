@@ -29,6 +29,13 @@ class Ctx:
     respond: Respond | None = None
     # Hold one for CPU-heavy work after ack() (see Settings.work_slots).
     work_slot: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    # Each statement its own transaction (sop_core/db.py): one-statement steps and
+    # reads that need not agree with each other.
+    autocommit_sessions: sessionmaker[Session] | None = None
+
+    @property
+    def quick_sessions(self) -> sessionmaker[Session]:
+        return self.autocommit_sessions or self.sessions
 
     @classmethod
     def of(cls, context: dict[str, Any], body: dict[str, Any],
@@ -39,7 +46,8 @@ class Ctx:
         return cls(team_id=context["team_id"], user_id=user, channel_id=channel,
                    client=context["client"], settings=context["settings"],
                    sessions=context["sessions"], respond=respond,
-                   work_slot=context.get("work_slots") or nullcontext())
+                   work_slot=context.get("work_slots") or nullcontext(),
+                   autocommit_sessions=context.get("autocommit_sessions"))
 
     def tell(self, text: str, *, escaped: bool = False) -> None:
         """A short message only this person sees (ephemeral)."""
