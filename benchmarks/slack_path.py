@@ -428,6 +428,21 @@ def send_command(url: str, text: str, channel: str, user: str, response_root: st
     return sent, time.monotonic() - sent, status
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU used so far by the machine's PostgreSQL processes (the server's backends do a
+    command's SQL work: on PostgreSQL that is CPU the servers' own figure leaves out).
+    Backends that exit during a level take theirs with them (the pool keeps most open)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                text = (entry / "stat").read_text()
+                if text.split("(", 1)[1].startswith("postgres)"):
+                    fields = text.rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
 def _busy_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of all cores, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -443,6 +458,7 @@ class Level:
     seconds: float
     server_cpu: float  # CPU seconds the server's processes used during the level
     harness_cpu: float  # CPU seconds of this process (FakeSlack, the simulated users)
+    database_cpu: float  # CPU seconds of PostgreSQL's processes (0 on SQLite: in-process)
     machine_busy: float  # share of the machine's cores busy during the level (all work)
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
@@ -505,7 +521,7 @@ def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: 
                         break
 
     load_before, cpu_before, busy_before = os.getloadavg(), server.cpu_seconds(), _busy_ticks()
-    harness_before = time.process_time()
+    harness_before, database_before = time.process_time(), postgres_cpu_seconds()
     started = time.monotonic()
     threads = [threading.Thread(target=user, args=(k,), name=f"{app}-{k}", daemon=True)
                for k in range(concurrency)]
@@ -531,6 +547,7 @@ def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: 
     busy_after = _busy_ticks()
     level = Level(app, concurrency, samples, seconds, server.cpu_seconds() - cpu_before,
                   time.process_time() - harness_before,
+                  postgres_cpu_seconds() - database_before,
                   (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
                   load_before, os.getloadavg(), interrupted=stop.is_set(), burst=burst)
     if wait_triggers:
@@ -600,7 +617,7 @@ def code_fingerprint() -> str:
 
 HEADER = (f"  {'':<10}{'ack p50':>9}{'ack p99':>9}{'ack max':>9}{'req/s':>8}"
           f"{'TP p50':>9}{'TP p95':>9}{'TP max':>9}{'TPs/sent':>11}{'CPU/req':>9}"
-          f"{'bench':>9}{'busy':>6}")
+          f"{'bench':>9}{'db':>7}{'busy':>6}")
 
 
 def row(level: Level) -> str:
@@ -614,9 +631,10 @@ def row(level: Level) -> str:
         tp = f"{'—':>9}{'—':>9}{'—':>9}{'—':>11}"
     cpu = level.server_cpu / len(level.samples) if level.samples else float("nan")
     harness = level.harness_cpu / len(level.samples) if level.samples else float("nan")
+    database = level.database_cpu / len(level.samples) if level.samples else float("nan")
     return (f"  {level.app:<10}{ms(pct(acks, 50)):>9}{ms(pct(acks, 99)):>9}"
             f"{ms(float(acks.max()) if len(acks) else float('nan')):>9}"
-            f"{level.per_second:>8.1f}{tp}{ms(cpu):>9}{ms(harness):>9}"
+            f"{level.per_second:>8.1f}{tp}{ms(cpu):>9}{ms(harness):>9}{ms(database):>7}"
             f"{level.machine_busy:>6.0%}")
 
 
@@ -724,7 +742,9 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
         if c == 1:
             continue
         ack99, ref99, tp95 = pct(ours.acks, 99), pct(reference.acks, 99), pct(ours.triggers, 95)
-        cpu = ours.server_cpu / len(ours.samples) if ours.samples else float("nan")
+        count = len(ours.samples) or float("nan")
+        cpu, harness, database = (ours.server_cpu / count, ours.harness_cpu / count,
+                                  ours.database_cpu / count)
         missing = sum(1 for s in ours.samples if s.posts != 1)
         kind = "burst" if ours.burst else "closed loop"
         if c == ACK_GOAL_CONCURRENCY and not ours.burst:
@@ -740,7 +760,9 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
                   f"users sending on each ack: {ref99 * 1000:,.1f} ms)")
         goal = TRIGGER_P95_GOALS.get(c, TRIGGER_P95_GOAL) if not ours.burst else None
         line = (f"command→trigger point p95 at {c} users {kind}: {tp95:.2f} s; "
-                f"CPU {cpu * 1000:.0f} ms a command"
+                f"{ours.per_second:.0f} commands/s; CPU a command: server {cpu * 1000:.0f} ms, "
+                f"FakeSlack and the users {harness * 1000:.0f} ms"
+                + (f", PostgreSQL {database * 1000:.0f} ms" if database > 0 else "")
                 + (f" ({missing} commands without exactly one trigger point)"
                    if missing else ""))
         if goal is not None:
@@ -1006,7 +1028,8 @@ def measure(args: argparse.Namespace, ours: Server, reference: Server, slack: An
           "at FakeSlack (ms); TPs/sent = commands with a trigger point; CPU/req = CPU time "
           "of the server's processes per command (ms), workers replaced during the level "
           "included; bench = CPU of this process (FakeSlack and the simulated users) per "
-          "command (ms); busy = the machine's cores in use during the level (all "
+          "command (ms); db = CPU of PostgreSQL's processes per command (ms; SQLite works inside "
+          "the servers' processes); busy = the machine's cores in use during the level (all "
           "processes, this one included)")
     return results
 
