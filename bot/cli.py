@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -119,15 +119,11 @@ def load(
     """Load a file (or a SQL query) as a new snapshot: the new latest view."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from sqlalchemy.exc import DBAPIError
-
     from sop_core import formatting as fmt
     from sop_core.config import get_settings
-    from sop_core.db import SchemaNotReady, session_factory
     from sop_core.loading import LoadError, describe
     from sop_core.loading.sources import source_name
     from sop_core.periods import parse_month
-    from sop_core.services.data import store
 
     settings = get_settings()
     declared = None
@@ -135,21 +131,38 @@ def load(
         declared = parse_month(as_of)
         if declared is None:
             raise _fail(f"--as-of {as_of!r} is not a month (use YYYY-MM)", 2)
+
+    def connect() -> tuple[Callable[..., Any], Any]:
+        # SQLAlchemy, the models and the store are imported here, and the database and
+        # its schema checked (Alembic: imports and migration files), while the file is
+        # parsed in Arrow's threads: not before it, nor after it.
+        from sop_core.db import session_factory
+        from sop_core.services.loads import store
+
+        return store, session_factory(settings.database_url)
+
     with ThreadPoolExecutor(max_workers=1) as background:
-        # The database and its schema are checked (Alembic: imports and migration files)
-        # while the file is parsed, which runs in Arrow's threads, not after it.
-        sessions = background.submit(session_factory, settings.database_url)
+        connected = background.submit(connect)
         try:
             source_label = source_name(source)
             table = _read_with_progress(path, query=query, metric=metric, decimal=decimal,
                                         ignore_columns=ignore_column or [])
-            report = store(sessions.result(), table, team_id=team, as_of=declared,
+            store, sessions = connected.result()
+            report = store(sessions, table, team_id=team, as_of=declared,
                            new_dimensions=new_dimensions, source=source_label)
         except LoadError as exc:
             raise _fail(f"{exc}\nNothing was loaded; the latest view is unchanged.") from None
-        except SchemaNotReady as exc:
-            raise _fail(str(exc)) from None
-        except (DBAPIError, OSError) as exc:  # the database away, the disk full, no permission
+        except Exception as exc:
+            # (imported by now, or failing again here as it did in the background)
+            from sqlalchemy.exc import DBAPIError
+
+            from sop_core.db import SchemaNotReady
+
+            if isinstance(exc, SchemaNotReady):
+                raise _fail(str(exc)) from None
+            if not isinstance(exc, DBAPIError | OSError):
+                raise
+            # the database away, the disk full, no permission
             from sop_core.failures import failure_cause
 
             logging.getLogger(__name__).info("the load failed", exc_info=True)  # --verbose

@@ -15,7 +15,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from sop_core import formatting as fmt
@@ -44,6 +43,7 @@ from sop_core.loading.table import (
     RESERVED_NAMES,
     VALUE_COLUMN,
     WORKERS,
+    Columns,
     LoadError,
     PlanningTable,
     ProgressCallback,
@@ -256,16 +256,11 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
             merged = rows_read - len(keys[0][1])
 
     metrics = tuple(keys[1][2])
-    columns: dict[str, object] = {"period": keys[0][1].astype(np.int32, copy=False)}
-    for name, codes, categories in keys[1:]:
-        # Valid by construction (-1 … len - 1): pandas' own check is a pass per column.
-        columns[name] = pd.Categorical.from_codes(codes, categories=categories,
-                                                  validate=False)
-    del keys
-    columns.update(measures)
-    del measures
-    frame = pd.DataFrame(columns, copy=False)
-    del columns
+    # No pandas here: the frame is built from these columns when first asked for
+    # (a load stores them as Parquet without it).
+    columns = Columns(period=keys[0][1].astype(np.int32, copy=False),
+                      keys=tuple(keys[1:]), measures=measures)
+    del keys, measures
     notes = []
     if roles.ignored:
         notes.append("ignored numeric columns that are not measures: " + ", ".join(roles.ignored))
@@ -277,7 +272,7 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
         notes.append(f"{fmt.number(flagged)} {'cell' if flagged == 1 else 'cells'} with an "
                      "Excel error (#N/A, #DIV/0!, #VALUE!, #REF!…) or a lone '-' read as missing")
     return PlanningTable(
-        frame=frame,
+        frame=columns,  # type: ignore[arg-type]
         dimensions=tuple(name for name, _ in roles.dimensions),
         metrics=metrics,
         source=source,
@@ -384,6 +379,8 @@ def _keys(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarr
     combinations are too many for one integer."""
     key = _row_key(codes, bounds)
     if key is None:
+        import pandas as pd
+
         frame = pd.DataFrame(dict(enumerate(codes)))
         key = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
     return key
