@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -38,6 +41,8 @@ app.add_typer(workspace_app, name="workspace")
 
 out = Console()
 err = Console(stderr=True)
+# Set by a command whose process need not be torn down (main()): what to close first.
+_before_quick_exit: list[Callable[[], None]] = []
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -126,6 +131,9 @@ def load(
     from sop_core.periods import parse_month
 
     settings = get_settings()
+    # Nothing to tear down after a load but the database's connections (SQLite folds
+    # its write-ahead log back into the file when the last one closes): main().
+    _before_quick_exit[:] = [partial(_close_database, settings.database_url)]
     declared = None
     if as_of is not None:
         declared = parse_month(as_of)
@@ -177,6 +185,12 @@ def load(
     if report.unchanged:
         out.print("Same content as the previous snapshot.")
     _evaluate_watches(settings, report.snapshot_id)
+
+
+def _close_database(url: str) -> None:
+    db = sys.modules.get("sop_core.db")
+    if db is not None:
+        db.get_engine(url).dispose()
 
 
 def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
@@ -682,5 +696,34 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     out.print(f"Database at {_db_label(settings)} is at revision {revision}.", highlight=False)
 
 
+def main() -> None:
+    """``sopgap`` as a process. After a command that asked for it (``load``), the
+    process ends without tearing the interpreter down: freeing every module and the
+    data one by one took a quarter of a second after a 1M-row load, with nothing left to
+    do. What the command names is closed, exit handlers run and the output is flushed
+    first."""
+    try:
+        app()
+    except SystemExit as exc:
+        if not _before_quick_exit or threading.active_count() > 1:
+            raise
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        import atexit
+
+        for close in _before_quick_exit:
+            with contextlib.suppress(Exception):  # the exit stays the command's
+                close()
+        atexit._run_exitfuncs()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # e.g. a closed pipe, as Python's own exit reports it
+            code = 120
+        os._exit(code or 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
