@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sop_core import formatting as fmt
-from sop_core.loading.buffers import to_numpy
+from sop_core.loading.buffers import pc, to_numpy
 from sop_core.loading.table import LoadError, _quote
 
 
@@ -232,7 +231,9 @@ def parse_measure(table: pa.Table, name: str, source: str, decimal: str = ".") -
     if text is None:
         if not _is_numeric(column.type) and column.null_count < len(column):
             raise LoadError(source, f"holds {column.type} values, not numbers", column=name)
-        return MeasureColumn(to_numpy(column.cast(pa.float64())), [])
+        if column.type != pa.float64():  # (a cast imports pyarrow.compute)
+            column = column.cast(pa.float64())
+        return MeasureColumn(to_numpy(column), [])
     trimmed = pc.utf8_trim_whitespace(text)
     missing = pc.or_kleene(pc.is_null(trimmed), pc.is_in(trimmed, pa.array(PLAIN_MISSING)))
     flagged = pc.fill_null(pc.is_in(trimmed, pa.array(FLAGGED_MISSING)), False)
