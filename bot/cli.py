@@ -708,8 +708,9 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:
-        if not _before_quick_exit or threading.active_count() > 1:
-            raise
+        if (not _before_quick_exit or threading.active_count() > 1
+                or sys.getprofile() is not None or sys.gettrace() is not None):
+            raise  # (a profiler or a debugger writes its results at the normal exit)
         code = exc.code
         if code is not None and not isinstance(code, int):
             print(code, file=sys.stderr)
