@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,12 +105,17 @@ class _Frame:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = "_" + name
 
+    _building = Lock()  # one frame per table, whichever thread asks first
+
     def __get__(self, table: Any, owner: type | None = None) -> pd.DataFrame:
         if table is None:
             raise AttributeError(self.name)  # dataclasses: a field without a default
         value = table.__dict__[self.name]
         if isinstance(value, Columns):
-            value = table.__dict__[self.name] = value.frame()
+            with self._building:
+                value = table.__dict__[self.name]
+                if isinstance(value, Columns):
+                    value = table.__dict__[self.name] = value.frame()
         return value
 
     def __set__(self, table: Any, value: pd.DataFrame | Columns) -> None:
