@@ -90,8 +90,10 @@ class Columns:
 
         arrays = [from_numpy(self.period.astype(np.int32, copy=False))]
         for _, codes, categories in self.keys:
-            arrays.append(pa.DictionaryArray.from_arrays(
-                from_numpy(codes.astype(np.int32, copy=False)), strings(categories)))
+            indices = codes if codes.dtype in (np.int8, np.int16, np.int32) \
+                else codes.astype(np.int32)
+            arrays.append(pa.DictionaryArray.from_arrays(from_numpy(indices),
+                                                         strings(categories)))
         arrays.extend(from_numpy(values.astype(np.float64, copy=False))
                       for values in self.measures.values())
         names = ["period", *(name for name, _, _ in self.keys), *self.measures]
