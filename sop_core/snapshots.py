@@ -7,7 +7,6 @@ written a snapshot never changes, so a process may cache it by id for as long as
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import os
@@ -15,7 +14,6 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, select
@@ -31,25 +29,33 @@ MEASURE_COLUMNS = frozenset(MEASURES)
 CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
 
 
-def _parts(frame: pd.DataFrame) -> list[bytes]:
-    starts = range(0, max(len(frame), 1), PART_ROWS)
+def _parts(table: PlanningTable) -> list[bytes]:
+    columns = table.columns
+    # The loader's columns go to Arrow as they are, without pandas (not imported by a
+    # load); a frame (a combined view, a table built by hand) through pandas' converter.
+    arrow = columns.arrow() if columns is not None \
+        else pa.Table.from_pandas(table.frame, preserve_index=False)
+    starts = range(0, max(arrow.num_rows, 1), PART_ROWS)
     if len(starts) == 1:
-        return [_part(frame)]
+        return [_part(arrow)]
     # Parquet encoding and compression let go of the GIL: parts are written side by side.
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda start: _part(frame.iloc[start : start + PART_ROWS]),
-                             starts))
+        return list(pool.map(lambda start: _part(arrow.slice(start, PART_ROWS)), starts))
 
 
-def _part(frame: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def _part(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     # Dictionary-encoded categoricals stay small; zstd is fast to read back. The
     # amounts are nearly all distinct: trying a dictionary for them, and statistics
-    # no reader uses (parts are read whole), took a third of the write.
-    keys = [name for name in table.column_names if name not in MEASURE_COLUMNS]
+    # no reader uses (parts are read whole), took a third of the write. Their bytes
+    # split by position (byte stream split) compress in a third less time and
+    # decompress twice as fast, for parts a third larger (1M rows: 0.09 s instead of
+    # 0.14 s to write, 0.05 s instead of 0.09 s to decode, 11.6 MB instead of 8.8 MB).
+    names = table.column_names
+    keys = [name for name in names if name not in MEASURE_COLUMNS]
     pq.write_table(table, sink, compression="zstd", compression_level=1,
-                   use_dictionary=keys, write_statistics=False)
+                   use_dictionary=keys, write_statistics=False,
+                   use_byte_stream_split=[name for name in names if name in MEASURE_COLUMNS])
     return sink.getvalue()
 
 
@@ -60,7 +66,7 @@ def save(session: Session, table: PlanningTable, *, team_id: str = "",
     transaction (the caller commits). ``others``: the load of each other source the
     latest view holds with it, and ``view`` their union with ``table`` (whose metrics,
     dimensions and as-of the snapshot records)."""
-    parts = _parts(table.frame)
+    parts = _parts(table)
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
@@ -208,9 +214,8 @@ def _decode(session: Session, snapshot: Snapshot, key: tuple[str, int]) -> Plann
     if len(held) > 1:
         tables = [read_load(session, session.get(Snapshot, load_id) if load_id != snapshot.id
                             else snapshot) for load_id in held.values()]
-        table = dataclasses.replace(combine(tables, source=snapshot.source),
-                                    declared_as_of=snapshot.as_of,
-                                    notes=tuple(snapshot.notes))
+        table = combine(tables, source=snapshot.source).replaced(
+            declared_as_of=snapshot.as_of, notes=tuple(snapshot.notes))
     else:
         table = read_load(session, snapshot)
     _cache.put(key, table)
@@ -221,6 +226,8 @@ def read_load(session: Session, snapshot: Snapshot | None) -> PlanningTable:
     """The rows of one load only (a snapshot's own parts)."""
     if snapshot is None:
         raise LookupError("a source's load is missing")
+    import pandas as pd
+
     blobs = session.scalars(
         select(SnapshotPart.data).where(SnapshotPart.snapshot_id == snapshot.id)
         .order_by(SnapshotPart.seq)

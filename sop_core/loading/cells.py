@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sop_core import formatting as fmt
+from sop_core.loading.buffers import pc, to_numpy
 from sop_core.loading.table import LoadError, _quote
 
 
@@ -68,7 +68,7 @@ class _Rows:
     """Turns a 0-based record index into the row number people see."""
 
     def __init__(self, table: pa.Table, first_row: int) -> None:
-        self._explicit = (table.column("__row__").to_numpy()
+        self._explicit = (to_numpy(table.column("__row__"))
                           if "__row__" in table.column_names else None)
         self._first = first_row
 
@@ -116,7 +116,7 @@ def _encode(column: pa.ChunkedArray, clean: Callable[[str], object], *,
             missing = True
         # "wrap": -1 is the last slot, as with the default "raise", which is 3× slower
         # with ``out`` (it buffers the output to leave it untouched on an error).
-        np.take(mapping, indices.to_numpy(), out=codes[start:start + len(chunk)], mode="wrap")
+        np.take(mapping, to_numpy(indices), out=codes[start:start + len(chunk)], mode="wrap")
         start += len(chunk)
     if exact:
         return codes, categories
@@ -231,7 +231,9 @@ def parse_measure(table: pa.Table, name: str, source: str, decimal: str = ".") -
     if text is None:
         if not _is_numeric(column.type) and column.null_count < len(column):
             raise LoadError(source, f"holds {column.type} values, not numbers", column=name)
-        return MeasureColumn(column.cast(pa.float64()).to_numpy(zero_copy_only=False), [])
+        if column.type != pa.float64():  # (a cast imports pyarrow.compute)
+            column = column.cast(pa.float64())
+        return MeasureColumn(to_numpy(column), [])
     trimmed = pc.utf8_trim_whitespace(text)
     missing = pc.or_kleene(pc.is_null(trimmed), pc.is_in(trimmed, pa.array(PLAIN_MISSING)))
     flagged = pc.fill_null(pc.is_in(trimmed, pa.array(FLAGGED_MISSING)), False)

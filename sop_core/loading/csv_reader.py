@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from sop_core.loading.buffers import pc
 from sop_core.loading.cells import DECIMAL_HINT, PLAIN_MISSING, _is_number
 from sop_core.loading.table import (
     MEASURE_ALIASES,

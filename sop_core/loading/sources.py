@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from sop_core.loading.csv_reader import _read_csv
@@ -52,7 +50,7 @@ def read_file(path: str | Path, *, metric: str | None = None,
         table, notes = _read_xlsx(path, source)
         result = normalise(table, source=source, metric=metric, first_row=2, progress=report,
                            decimal=decimal, ignore_columns=ignore_columns)
-        result = dataclasses.replace(result, notes=(*notes, *result.notes))
+        result = result.replaced(notes=(*notes, *result.notes))
     else:
         # The table goes straight into normalise(), with no name kept here, so that
         # normalise can free it once it holds its own arrays: ~0.6 GB off the peak at 10M.
@@ -95,6 +93,8 @@ def combine(tables: Sequence[PlanningTable], *, source: str) -> PlanningTable:
     order. A dimension one source does not have is ``(blank)`` in its rows."""
     if len(tables) == 1:
         return tables[0]
+    import pandas as pd
+
     dimensions = tuple(dict.fromkeys(d for table in tables for d in table.dimensions))
     metrics = tuple(dict.fromkeys(m for table in tables for m in table.metrics))
     period = np.concatenate([table.frame["period"].to_numpy() for table in tables])
@@ -134,6 +134,8 @@ def shared_row(new: PlanningTable, other: PlanningTable) -> str | None:
     for a person, or ``None``: a key in two sources would be counted twice."""
     if set(new.dimensions) != set(other.dimensions):
         return None  # a dimension only one has is (blank) in the other's rows: never equal
+    import pandas as pd
+
     names = ("metric", *new.dimensions)
     codes_new, codes_other, bounds = [], [], []
     for name in names:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection
 
 import pyarrow as pa
@@ -59,10 +58,10 @@ def read_sql(url: str, query: str, *, metric: str | None = None,
     rows_read = int(sum(columns.pop("__rows__").to_pylist()))
     table = normalise(pa.table(columns), source=source, metric=metric, first_row=1)
     if ignore_columns:  # (left out of the query already)
-        table = dataclasses.replace(table, notes=(
+        table = table.replaced(notes=(
             *table.notes, "left out as asked: " + ", ".join(ignore_columns)))
     # Merged = rows the database summed into a group, plus what normalise() merged
     # (e.g. two dates of one month); long-form rows of different measures never count.
     merged_in_database = rows_read - len(grouped_rows)
-    return dataclasses.replace(table, rows_read=rows_read,
-                               rows_merged=merged_in_database + table.rows_merged)
+    return table.replaced(rows_read=rows_read,
+                          rows_merged=merged_in_database + table.rows_merged)

@@ -15,7 +15,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from sop_core import formatting as fmt
@@ -44,6 +43,7 @@ from sop_core.loading.table import (
     RESERVED_NAMES,
     VALUE_COLUMN,
     WORKERS,
+    Columns,
     LoadError,
     PlanningTable,
     ProgressCallback,
@@ -232,7 +232,9 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
             numbers = {m: checked_numbers(source, name, column, rows)
                        for m, (name, column) in zip(measure_jobs, parsed, strict=True)}
             del parsed
-            measures = {m: numbers.get(m, np.full(rows_read, np.nan)) for m in MEASURES}
+            # (np.full only for a measure the file does not have: 80 MB at 10M rows)
+            measures = {m: numbers[m] if m in numbers else np.full(rows_read, np.nan)
+                        for m in MEASURES}
             del numbers
         del table, dimension_jobs, measure_jobs
         pa.default_memory_pool().release_unused()
@@ -256,16 +258,11 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
             merged = rows_read - len(keys[0][1])
 
     metrics = tuple(keys[1][2])
-    columns: dict[str, object] = {"period": keys[0][1].astype(np.int32, copy=False)}
-    for name, codes, categories in keys[1:]:
-        # Valid by construction (-1 … len - 1): pandas' own check is a pass per column.
-        columns[name] = pd.Categorical.from_codes(codes, categories=categories,
-                                                  validate=False)
-    del keys
-    columns.update(measures)
-    del measures
-    frame = pd.DataFrame(columns, copy=False)
-    del columns
+    # No pandas here: the frame is built from these columns when first asked for
+    # (a load stores them as Parquet without it).
+    columns = Columns(period=keys[0][1].astype(np.int32, copy=False),
+                      keys=tuple(keys[1:]), measures=measures)
+    del keys, measures
     notes = []
     if roles.ignored:
         notes.append("ignored numeric columns that are not measures: " + ", ".join(roles.ignored))
@@ -277,7 +274,7 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
         notes.append(f"{fmt.number(flagged)} {'cell' if flagged == 1 else 'cells'} with an "
                      "Excel error (#N/A, #DIV/0!, #VALUE!, #REF!…) or a lone '-' read as missing")
     return PlanningTable(
-        frame=frame,
+        frame=columns,  # type: ignore[arg-type]
         dimensions=tuple(name for name, _ in roles.dimensions),
         metrics=metrics,
         source=source,
@@ -297,10 +294,32 @@ KeyColumns = list[tuple[str, np.ndarray, list]]
 
 def _take(pool: ThreadPoolExecutor, keys: KeyColumns, measures: dict[str, np.ndarray],
           rows: np.ndarray) -> tuple[KeyColumns, dict[str, np.ndarray]]:
-    """Every column at ``rows`` (a mask or indices), the columns shared between cores."""
-    keys_at = pool.map(lambda key: (key[0], key[1][rows], key[2]), keys)
+    """Every column at ``rows`` (a mask or indices), the columns shared between cores.
+
+    Codes and months are taken in the narrowest integer type that holds them: taking a
+    key-ordered file's rows in period order reads every cache line of a column once per
+    period, and an int8 column has a quarter of int32's (10M rows, 36 months: seven
+    columns in 0.06 s instead of 1.1 s)."""
+    def take(key: tuple[str, np.ndarray, list]) -> tuple[str, np.ndarray, list]:
+        name, values, categories = key
+        if name == "period" and len(values):
+            low = int(values.min())
+            narrow = _narrow(values - low, 0, int(values.max()) - low)
+            return name, narrow[rows].astype(np.int32) + low, categories
+        return name, _narrow(values, -1, len(categories))[rows], categories
+
+    keys_at = pool.map(take, keys)
     measures_at = pool.map(lambda item: (item[0], item[1][rows]), measures.items())
     return list(keys_at), dict(measures_at)
+
+
+def _narrow(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """``values`` (all within ``low`` … ``high``) as int8 or int16 if they fit."""
+    for dtype in (np.int8, np.int16):
+        limits = np.iinfo(dtype)
+        if limits.min <= low and high <= limits.max:
+            return values.astype(dtype, copy=False)
+    return values
 
 
 def _decimal(table: pa.Table, columns: Sequence[str], source: str,
@@ -384,6 +403,8 @@ def _keys(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarr
     combinations are too many for one integer."""
     key = _row_key(codes, bounds)
     if key is None:
+        import pandas as pd
+
         frame = pd.DataFrame(dict(enumerate(codes)))
         key = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
     return key

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 
 from sop_core.loading.table import (
@@ -18,10 +18,15 @@ from sop_core.loading.table import (
     normalise_name,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _read_xlsx(path: Path, source: str) -> tuple[pa.Table, tuple[str, ...]]:
     """The workbook's data sheet as a table, and a note saying which sheet that was when
     it is not the first."""
+    import pandas as pd  # here only: a CSV or Parquet load does without
+
     try:
         sheet, titles = _data_sheet(path, source)
         # openpyxl (data_only) returns the values Excel last calculated for formulas.

@@ -1,0 +1,91 @@
+"""`sopgap load` as a process: what it imports, what it stores, how it ends."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sop_core import db, snapshots
+from sop_core.db import session_factory
+from sop_core.loading import PlanningTable, read_file
+from sop_core.sample_data import SAMPLE_CSV
+from sop_core.services.data import store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_csv_load_imports_neither_pandas_nor_arrow_compute(sqlite_url: str) -> None:
+    """pandas is a third of a second of start-up that a CSV load does not need; pyarrow
+    imports it on the first pa.array/to_numpy, so the fast path must avoid those."""
+    probe = ("import sys\n"
+             f"sys.argv = ['sopgap', 'load', {str(SAMPLE_CSV)!r}]\n"
+             "from bot.cli import app\n"
+             "try:\n"
+             "    app()  # (not main(): its quick exit would end the probe)\n"
+             "except SystemExit as exc:\n"
+             "    assert not exc.code, exc.code\n"
+             "print('LOADED', [m for m in ('pandas', 'pyarrow.compute', 'sop_core.gaps')\n"
+             "                 if m in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "DATABASE_URL": sqlite_url})
+    assert "Loaded snapshot #1" in result.stdout, result.stderr[-2000:]
+    assert "LOADED []" in result.stdout, result.stdout[-500:]
+
+
+def test_the_quick_exit_leaves_the_sqlite_database_whole(sqlite_url: str) -> None:
+    """The process ends without the interpreter's teardown, but closes the database
+    first: no write-ahead log is left beside the file, and the snapshot is in it."""
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    db.get_engine(sqlite_url).dispose()  # this process's connections (the migration's)
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "load", str(SAMPLE_CSV)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DATABASE_URL": sqlite_url})
+    assert result.returncode == 0, result.stderr
+    assert "Loaded snapshot #1" in result.stdout
+    assert not path.with_name(path.name + "-wal").exists()
+    with session_factory(sqlite_url)() as session:
+        latest = snapshots.latest(session)
+        assert latest is not None
+        assert snapshots.read_load(session, latest).rows == read_file(SAMPLE_CSV).rows
+
+
+def test_a_stored_load_decodes_to_the_frame_it_was_loaded_as(sqlite_url: str) -> None:
+    """Parts written from the loader's columns (no pandas) decode to the same frame as
+    the table's own, and to the same frame as parts written from pandas before."""
+    table = read_file(SAMPLE_CSV)
+    assert table.columns is not None  # the loader's columns, no frame built yet
+    report = store(session_factory(sqlite_url), table)
+    snapshots.clear_cache()
+    with session_factory(sqlite_url)() as session:
+        snapshot = session.get(snapshots.Snapshot, report.snapshot_id)
+        decoded = snapshots.read_load(session, snapshot)
+    pd.testing.assert_frame_equal(decoded.frame, table.frame, check_categorical=True)
+    # The format written before (pandas' converter, its metadata, no byte stream split).
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(table.frame, preserve_index=False), sink,
+                   compression="zstd")
+    before = pq.read_table(io.BytesIO(sink.getvalue())).to_pandas()
+    pd.testing.assert_frame_equal(decoded.frame, before)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_the_table_says_the_same_with_or_without_its_frame(lazy: bool) -> None:
+    table = read_file(SAMPLE_CSV)
+    if not lazy:
+        _ = table.frame
+        assert table.columns is None
+    same = PlanningTable(frame=table.frame, dimensions=table.dimensions,
+                         metrics=table.metrics, source=table.source,
+                         rows_read=table.rows_read, rows_merged=table.rows_merged)
+    assert (table.rows, table.as_of, table.periods, table.sorted_by_period) == (
+        same.rows, same.as_of, same.periods, same.sorted_by_period)
+    assert table.replaced(notes=("x",)).frame.equals(table.frame)
