@@ -30,7 +30,7 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core.db import insert_ignore
+from sop_core.db import core_connection, insert_ignore
 from sop_core.models import SeenRequest, utcnow
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def claim(sessions: sessionmaker[Session], signature: str) -> bool:
     """Record a signature in the database; False if it was there already. Fails open: if
     the database is away the request goes on (and its listener reports the outage)."""
     try:
-        with sessions.begin() as session:
-            return insert_ignore(session, SeenRequest, ("signature",),
+        with core_connection(sessions) as connection:
+            return insert_ignore(connection, SeenRequest, ("signature",),
                                  signature=signature[:100], seen_at=utcnow())
     except DBAPIError:
         log.warning("could not record a request's signature: the database is away")

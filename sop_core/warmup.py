@@ -43,7 +43,7 @@ class SnapshotWarmer:
                  settle_heap: bool = False) -> None:
         """``rehearse``: also run once on the first report (e.g. build its Slack message,
         so that the first command does not pay for the formatting's first use).
-        ``settle_heap``: after each warm-up, see :func:`settle_heap` (a web worker)."""
+        ``settle_heap``: after the first warm-up, see :func:`settle_heap` (a web worker)."""
         self._sessions, self._settings, self._interval = sessions, settings, interval
         self._rehearse, self._settle_heap = rehearse, settle_heap
         self._warm: set[int] = set()  # snapshot ids whose gap was computed here
@@ -130,6 +130,7 @@ class SnapshotWarmer:
                     log.info("decoded snapshot(s) %s ahead of the first command", warmed)
                     if self._settle_heap:
                         settle_heap()
+                        self._settle_heap = False  # once: later loads add few objects
                 self._failing = False
             except Exception:  # keep trying: the first commands would decode it anyway
                 if not self._failing:
@@ -140,13 +141,15 @@ class SnapshotWarmer:
 
 
 def settle_heap() -> None:
-    """Collect the garbage once, then exempt what survives (modules, the decoded
-    snapshots) from the cycle collector's full passes.
+    """Collect the garbage once, then exempt what survives (modules, the first decoded
+    snapshot) from the cycle collector's full passes.
 
     A full pass over a worker's heap took 90 ms with a 1M-row snapshot decoded, and it
-    fell on whichever command happened to allocate next. Frozen objects are still freed
-    by reference counting; unfreezing first lets this pass collect a replaced snapshot's
-    cycles, so nothing is kept for ever. It runs after each warm-up, off the request path.
+    fell on whichever command happened to allocate next. It runs once, after the boot's
+    warm-up and before the first request: most of the heap is what the imports made, and
+    a load adds few objects (a snapshot is a handful of arrays), so later full passes
+    stay short without freezing again, which would stop every worker for as long after
+    each load. Frozen objects are still freed by reference counting.
     """
     gc.unfreeze()
     gc.collect()
