@@ -15,6 +15,7 @@ writing the file.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any
@@ -26,29 +27,44 @@ try:
 except ImportError:  # not a POSIX system: SQLite's own locking only
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 _HOLDING = "sopgap_write_gate"  # key in the DBAPI connection's info: this one holds it
 
 
 class WriteGate:
+    # A thread lock held this long means a stuck writer: go on and let SQLite's own
+    # busy timeout decide, as without the gate, rather than wait for ever.
+    THREAD_WAIT = 30.0
+
     def __init__(self, lock_path: str) -> None:
         self._path = lock_path
         self._threads = threading.Lock()
+        self._holder: int | None = None  # the thread holding the gate
         self._file: int | None = None
         self._pid = 0
 
     def acquire(self) -> bool:
-        """Wait for the gate (the kernel frees a dead holder's lock); False if there is
-        no lock file to hold (a read-only folder: SQLite's own locking only)."""
-        self._threads.acquire()
+        """Wait for the gate (the kernel frees a dead holder's lock). False, without
+        waiting, if this thread already holds it for another transaction (SQLite's own
+        locking decides that one, as without the gate); False if there is no lock file
+        to hold (a read-only folder) or the gate stayed taken for ``THREAD_WAIT``."""
+        if self._holder == threading.get_ident():
+            return False
+        if not self._threads.acquire(timeout=self.THREAD_WAIT):
+            log.warning("a SQLite writer held the write gate for over %g s; going on "
+                        "without it", self.THREAD_WAIT)
+            return False
         try:
             fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
         except OSError:
             self._threads.release()
             return False
+        self._holder = threading.get_ident()
         return True
 
     def release(self) -> None:
+        self._holder = None
         try:
             if self._file is not None and self._pid == os.getpid():
                 fcntl.flock(self._file, fcntl.LOCK_UN)

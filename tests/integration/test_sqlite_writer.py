@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from sop_core.db import get_engine
+from sop_core.sqlite_writer import WriteGate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,3 +120,20 @@ def test_a_writer_waiting_for_another_process_goes_through_as_soon_as_it_commits
     with engine.connect() as connection:
         assert connection.scalars(text("SELECT v FROM t ORDER BY id")).all() == [
             v for k in range(5) for v in (f"o{k}", f"m{k}")]
+
+
+def test_a_thread_holding_the_gate_is_not_made_to_wait_for_itself(tmp_path: Path) -> None:
+    """A second transaction of the thread that holds the gate (another connection) goes
+    on without it, as it would without the gate, instead of waiting for itself."""
+    gate = WriteGate(str(tmp_path / "gate.write-lock"))
+    assert gate.acquire()
+    assert not gate.acquire()  # at once
+    other: list[bool] = []
+    waiter = threading.Thread(target=lambda: other.append(gate.acquire()), daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # another thread waits for it …
+    gate.release()
+    waiter.join(5)
+    assert other == [True]  # … and gets it once released
+    gate.release()
