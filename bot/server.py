@@ -43,7 +43,7 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     ``listener_executor``: where Bolt runs the work after ``ack()`` (its own pool if
     not given). ``warm_up``: decode the latest views before returning, then look for new
     loads in the background (a web worker; the warmer is the app's ``warmer`` attribute);
-    ``settle_heap``: freeze the heap after each warm-up (sop_core/warmup.py; a process of
+    ``settle_heap``: freeze the heap after the first warm-up (sop_core/warmup.py; a process of
     its own: it changes the whole interpreter's collector)."""
     # The signature is checked before anything reads the body (see bot/request_guard.py):
     # the guard is outermost, so an unsigned or oversized request is neither read whole
