@@ -193,37 +193,27 @@ def _dialect_insert(session: Session | Connection) -> Any:
 
 def insert_ignore(session: Session | Connection, model: type, key: Sequence[str], /,
                   **values: Any) -> bool:
-    """Insert a row unless one with the same ``key`` exists; True if it was new. On a
-    Connection, a Core statement (see :func:`core_connection`)."""
+    """Insert a row unless one with the same ``key`` exists; True if it was new. A Core
+    statement, built once per model: on a Connection (see :func:`core_connection`) no
+    ORM session is involved at all."""
     insert = _dialect_insert(session)
-    if insert is not None and isinstance(session, Connection):
-        statement = _ignoring_insert(session.dialect.name, model, tuple(key))
-        return session.execute(statement, values).first() is not None
+    table = model.__table__  # type: ignore[attr-defined]
     if insert is not None:
         # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
-        statement = insert(model).values(**values).on_conflict_do_nothing(
-            index_elements=list(key)).returning(*model.__table__.primary_key.columns)  # type: ignore[attr-defined]
-        return session.execute(statement).first() is not None
+        return session.execute(_ignoring_insert(insert, table, tuple(key)),
+                               values).first() is not None
     try:  # any other database: a savepoint, and the unique constraint decides
         with session.begin_nested():
-            if isinstance(session, Connection):
-                session.execute(model.__table__.insert().values(**values))  # type: ignore[attr-defined]
-            else:
-                session.add(model(**values))
+            session.execute(table.insert(), values)
         return True
     except IntegrityError:
         return False
 
 
 @cache
-def _ignoring_insert(dialect: str, model: type, key: tuple[str, ...]) -> Executable:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING the key, built (and compiled) once; the
-    values come as parameters."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = model.__table__  # type: ignore[attr-defined]
+def _ignoring_insert(insert: Any, table: Any, key: tuple[str, ...]) -> Executable:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key, built (and compiled)
+    once; the values come as parameters."""
     return insert(table).on_conflict_do_nothing(index_elements=list(key)).returning(
         *table.primary_key.columns)
 
