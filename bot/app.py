@@ -14,6 +14,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 
 from bot import listeners
+from bot.bot_identity import TokenIdentity, token_identity
 from bot.installations import EncryptedInstallationStore
 from bot.observability import ContextExecutor
 from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
@@ -82,10 +83,14 @@ def check_configuration(settings: Settings, *, socket_mode: bool = False) -> Non
 
 
 def build_app(settings: Settings, *, socket_mode: bool = False,
-              listener_executor: Executor | None = None) -> App:
-    """The app; over HTTP every request's signature is checked (Socket Mode needs none)."""
+              listener_executor: Executor | None = None,
+              identity: TokenIdentity | None = None) -> App:
+    """The app; over HTTP every request's signature is checked (Socket Mode needs none).
+    ``identity``: the single bot token's (bot/bot_identity.py), when the caller preloads
+    it; else one is made here."""
     check_configuration(settings, socket_mode=socket_mode)
-    configure_shared_data(settings)
+    identity = identity or token_identity(settings)
+    configure_shared_data(settings, identity)
     sessions = session_factory(settings.database_url)
     # One-statement steps (a replay's claim, a trigger point's row and message) and
     # reads that need no transaction: no BEGIN/COMMIT round trips.
@@ -131,9 +136,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         app = App(**common, client=make_client(settings, token=None),
                   oauth_flow=AllowListOAuthFlow(settings=oauth_settings,
                                                 allowed_teams=settings.allowed_teams))
-    elif settings.slack_bot_token is not None:
-        token = settings.slack_bot_token.get_secret_value()
-        app = App(**common, client=make_client(settings, token=token))
+    elif identity is not None:
+        # Bolt's own single-workspace authorization would ask auth.test on each worker's
+        # first request; the identity asks once per token, ever. The request's client
+        # gets the token from it.
+        app = App(**common, client=make_client(settings, token=None),
+                  authorize=identity.bolt_authorize())
     else:
         raise ConfigurationError(
             "set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
@@ -193,6 +201,6 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         except Exception:
             logger.exception("could not tell the user about the error")
 
-    register_token_revocation(app, installation_store)
+    register_token_revocation(app, installation_store, identity)
     listeners.register(app)
     return app

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import metrics
 from bot.app import ConfigurationError, build_app
+from bot.bot_identity import token_identity
 from bot.observability import observe_slack
 from bot.request_guard import guard_slack_requests
 from bot.socket_mode import DedupingSocketModeHandler
@@ -49,9 +50,10 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     # the guard is outermost, so an unsigned or oversized request is neither read whole
     # nor parsed for the logs.
     secret = settings.slack_signing_secret
+    identity = token_identity(settings)
     slack = guard_slack_requests(
         observe_slack(SlackRequestHandler(
-            build_app(settings, listener_executor=listener_executor))),
+            build_app(settings, listener_executor=listener_executor, identity=identity))),
         secret.get_secret_value() if secret else "")
     operations = health_app(settings)
 
@@ -63,7 +65,8 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     # After the fork (gunicorn builds the app in each worker, before it accepts): this
     # worker's own cache, filled before its first request.
     app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings,  # type: ignore[attr-defined]
-                                 rehearse=_rehearse_message, settle_heap=settle_heap
+                                 rehearse=_rehearse_message, settle_heap=settle_heap,
+                                 preload=identity.preload if identity else None
                                  ).start(wait=BOOT_WARM_LIMIT)
                   if warm_up else None)
     return app

@@ -12,8 +12,8 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.oauth.oauth_flow import OAuthFlow
 from slack_sdk.oauth.installation_store import Installation
 
+from bot.bot_identity import TokenIdentity, token_identity
 from bot.installations import EncryptedInstallationStore
-from bot.slack_client import make_client
 from sop_core import workspaces
 from sop_core.config import Settings
 from sop_core.workspaces import SharedDataPolicy, team_is_allowed
@@ -120,14 +120,18 @@ def refuse_other_teams(allowed_teams: Sequence[str]) -> Callable[..., BoltRespon
     return middleware
 
 
-def register_token_revocation(app: App, store: EncryptedInstallationStore | None) -> None:
+def register_token_revocation(app: App, store: EncryptedInstallationStore | None,
+                              identity: TokenIdentity | None = None) -> None:
     """``app_uninstalled`` and ``tokens_revoked``: the workspace's tokens are deleted at
     once; its sopgap records stay until ``sopgap workspace purge``. In single-token mode
-    nothing is stored, so there is nothing to delete."""
+    no token is stored: the token's kept identity is forgotten, so that the next request
+    asks Slack again (and is refused as Bolt refuses a dead token)."""
 
     @app.event("app_uninstalled")
     def uninstalled(context: Any) -> None:
         log.warning("sopgap was uninstalled from workspace %s", context.team_id)
+        if identity is not None:
+            identity.forget()
         if store is not None:
             store.delete_all(enterprise_id=context.enterprise_id, team_id=context.team_id)
 
@@ -135,6 +139,8 @@ def register_token_revocation(app: App, store: EncryptedInstallationStore | None
     def revoked(event: dict[str, Any], context: Any) -> None:
         tokens = event.get("tokens") or {}
         log.warning("Slack revoked tokens of workspace %s", context.team_id)
+        if identity is not None and tokens.get("bot"):
+            identity.forget()
         if store is None:
             return
         if tokens.get("bot"):
@@ -147,21 +153,18 @@ def register_token_revocation(app: App, store: EncryptedInstallationStore | None
                                     team_id=context.team_id, user_id=user_id)
 
 
-def configure_shared_data(settings: Settings) -> None:
+def configure_shared_data(settings: Settings, identity: TokenIdentity | None = None) -> None:
     """Who this process serves the shared data to (sop_core/workspaces.py); once per
-    configuration, so the single token's workspace is asked of Slack once."""
+    configuration. Unset, the single token's own workspace, from its ``identity``
+    (bot/bot_identity.py: asked of Slack once per token, ever)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     key = (tuple(settings.shared_data_teams) if settings.shared_data_teams is not None
            else None, settings.oauth_mode, token, settings.slack_api_url)
     if key == workspaces.configured_key():
         return
     own_team = None
-    if settings.shared_data_teams is None and not settings.oauth_mode \
-            and settings.slack_bot_token is not None:
-        client = make_client(settings, token=settings.slack_bot_token.get_secret_value())
-
-        def own_team() -> str | None:
-            return client.auth_test().get("team_id")
-
+    if settings.shared_data_teams is None:
+        identity = identity or token_identity(settings)
+        own_team = identity.team_id if identity is not None else None
     workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team),
                                      key=key)

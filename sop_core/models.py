@@ -434,5 +434,21 @@ class ClockHeartbeat(Base):
     failed: Mapped[bool] = mapped_column(default=False)
 
 
+class BotIdentity(Base):
+    """Slack's ``auth.test`` of a bot token, kept under the token's SHA-256 (never the
+    token): the answer never changes for a token, so no worker asks again after a
+    restart (bot/bot_identity.py)."""
+
+    __tablename__ = "bot_identities"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    scopes: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # Resets next_nudge_day on every change that can move a nudge (registers a flush hook).
 from sop_core import nudge_days as _nudge_days  # noqa: E402, F401

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
 
@@ -121,15 +122,21 @@ def latest(session: Session, team_id: str = "") -> Snapshot | None:
     return latest_two(session, team_id)[0]
 
 
+def newest_two(session: Session, team_id: str) -> Sequence[Snapshot]:
+    """The two newest snapshots a workspace could see: its own first, then the shared
+    ones; whether the shared ones are shared with it is :func:`latest_two`'s to ask."""
+    own_first = (Snapshot.team_id == team_id).desc() if team_id else Snapshot.team_id.desc()
+    return session.scalars(
+        select(Snapshot).where(Snapshot.team_id.in_({team_id, ""}))
+        .order_by(own_first, Snapshot.id.desc()).limit(2)
+    ).all()
+
+
 def latest_two(session: Session, team_id: str = "") -> tuple[Snapshot | None, Snapshot | None]:
     """The latest view for a workspace and the one before it (for what moved), in one
     query: the workspace's own snapshots first, then the shared ones (as
     :func:`data_team` decides: own data wins, shared data only if shared with it)."""
-    own_first = (Snapshot.team_id == team_id).desc() if team_id else Snapshot.team_id.desc()
-    found = session.scalars(
-        select(Snapshot).where(Snapshot.team_id.in_({team_id, ""}))
-        .order_by(own_first, Snapshot.id.desc()).limit(2)
-    ).all()
+    found = newest_two(session, team_id)
     if not found or (found[0].team_id != team_id and not workspaces.shares_with(team_id)):
         return None, None
     before = found[1] if len(found) > 1 and found[1].team_id == found[0].team_id else None

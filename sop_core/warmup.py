@@ -26,8 +26,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core.config import Settings
+from sop_core.db import insert_ignore
 from sop_core.gaps import TriggerRule
-from sop_core.models import Snapshot
+from sop_core.models import SeenRequest, Snapshot, utcnow
 
 if TYPE_CHECKING:
     from sop_core.services.data import GapReport
@@ -40,12 +41,14 @@ class SnapshotWarmer:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, *,
                  interval: float = POLL_SECONDS,
                  rehearse: Callable[[GapReport], object] | None = None,
-                 settle_heap: bool = False) -> None:
+                 settle_heap: bool = False,
+                 preload: Callable[[], object] | None = None) -> None:
         """``rehearse``: also run once on the first report (e.g. build its Slack message,
         so that the first command does not pay for the formatting's first use).
-        ``settle_heap``: after the first warm-up, see :func:`settle_heap` (a web worker)."""
+        ``settle_heap``: after the first warm-up, see :func:`settle_heap` (a web worker).
+        ``preload``: run once first (e.g. read the bot token's kept identity)."""
         self._sessions, self._settings, self._interval = sessions, settings, interval
-        self._rehearse, self._settle_heap = rehearse, settle_heap
+        self._rehearse, self._settle_heap, self._preload = rehearse, settle_heap, preload
         self._warm: set[int] = set()  # snapshot ids whose gap was computed here
         self._stop = threading.Event()
         self._first_pass = threading.Event()
@@ -103,18 +106,25 @@ class SnapshotWarmer:
                        fy_start_month=self._settings.fiscal_year_start_month)
 
     def _rehearse_record(self, report: GapReport, team: str) -> None:
-        """Once per process: a command's database steps for a trigger point (its channel's
-        rule, the living one, the claim, the message's ts), rolled back, so that the
-        first command does not pay the ORM's first use (mapper set-up, compiled SQL)."""
+        """Once per process: a command's database steps (the replay claim, its channel's
+        rule, the latest view's lookup, the living trigger point, the claim, the
+        message's ts), rolled back, so that the first command does not pay the ORM's
+        first use (mapper set-up, SQL compiled: the engine's cache is shared)."""
+        from sop_core import snapshots
         from sop_core.services import triggers
 
         with self._sessions.kw["bind"].connect() as connection:
             transaction = connection.begin()
             try:
+                # The same statement as bot/replays.py:claim (built once per key).
+                insert_ignore(connection, SeenRequest, ("signature",),
+                              signature="warm-up", seen_at=utcnow())
                 rehearsal = sessionmaker(bind=connection,
                                          join_transaction_mode="rollback_only")
                 with rehearsal() as session:
                     triggers.channel_rule(session, self._settings, team, "WARMUP")
+                    # A command's own lookup (a workspace's id: the statement it runs).
+                    snapshots.newest_two(session, team or "TWARMUP")
                     triggers.living(session, report, team_id=team, channel_id="WARMUP")
                 claimed = triggers.claim_living(rehearsal, report, team_id=team,
                                                 channel_id="WARMUP", created_by=None)
@@ -123,6 +133,11 @@ class SnapshotWarmer:
                 transaction.rollback()
 
     def _run(self) -> None:
+        if self._preload is not None:
+            try:
+                self._preload()
+            except Exception:  # the first command does it instead
+                log.warning("preloading before the first command failed", exc_info=True)
         while not self._stop.is_set():
             try:
                 warmed = self.warm_once()
