@@ -154,17 +154,11 @@ def register_token_revocation(app: App, store: EncryptedInstallationStore | None
 
 
 def configure_shared_data(settings: Settings, identity: TokenIdentity | None = None) -> None:
-    """Who this process serves the shared data to (sop_core/workspaces.py); once per
-    configuration. Unset, the single token's own workspace, from its ``identity``
-    (bot/bot_identity.py: asked of Slack once per token, ever)."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    key = (tuple(settings.shared_data_teams) if settings.shared_data_teams is not None
-           else None, settings.oauth_mode, token, settings.slack_api_url)
-    if key == workspaces.configured_key():
-        return
+    """Who this process serves the shared data to (sop_core/workspaces.py). Unset, the
+    single token's own workspace, from its ``identity`` (bot/bot_identity.py: asked of
+    Slack once per token, ever; the web worker's is read while it warms up)."""
     own_team = None
     if settings.shared_data_teams is None:
         identity = identity or token_identity(settings)
         own_team = identity.team_id if identity is not None else None
-    workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team),
-                                     key=key)
+    workspaces.configure_shared_data(SharedDataPolicy(settings.shared_data_teams, own_team))

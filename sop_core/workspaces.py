@@ -54,18 +54,12 @@ class SharedDataPolicy:
 
 
 _policy = SharedDataPolicy()  # until configured: nobody but the operator
-_policy_key: object = None
 
 
-def configure_shared_data(policy: SharedDataPolicy, *, key: object = None) -> None:
-    """Set by each process at start (the web app, the clock) from its settings; ``key``
-    names the configuration it came from (see :func:`configured_key`)."""
-    global _policy, _policy_key
-    _policy, _policy_key = policy, key
-
-
-def configured_key() -> object:
-    return _policy_key
+def configure_shared_data(policy: SharedDataPolicy) -> None:
+    """Set by each process at start (the web app, the clock) from its settings."""
+    global _policy
+    _policy = policy
 
 
 def shares_with(team_id: str) -> bool:
