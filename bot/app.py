@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
@@ -82,6 +83,24 @@ def check_configuration(settings: Settings, *, socket_mode: bool = False) -> Non
             "which are kept encrypted (generate a key with `sopgap keys new`)")
 
 
+class _ClientWins(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself, then warns at every boot
+    that the app's own client wins over it. By design: that client carries the token,
+    the retries, the metering and SLACK_API_URL (bot/slack_client.py)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_CLIENT_WINS = _ClientWins()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("sopgap.slack")
+    logger.addFilter(_CLIENT_WINS)  # once: a filter already there is not added again
+    return logger
+
+
 def build_app(settings: Settings, *, socket_mode: bool = False,
               listener_executor: Executor | None = None,
               identity: TokenIdentity | None = None) -> App:
@@ -99,7 +118,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     common: dict[str, Any] = {
         "signing_secret": secret.get_secret_value() if secret else "",
         "request_verification_enabled": not socket_mode,
-        "logger": logging.getLogger("sopgap.slack"),
+        "logger": _bolt_logger(),
         # Lazy work after ack() runs on Bolt's thread pool; the HTTP answer goes at once.
         "process_before_response": False,
         "raise_error_for_unhandled_request": False,
