@@ -64,6 +64,8 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
 
     # After the fork (gunicorn builds the app in each worker, before it accepts): this
     # worker's own cache, filled before its first request.
+    if warm_up:
+        metrics.start_series()
     app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings,  # type: ignore[attr-defined]
                                  rehearse=_rehearse_message, settle_heap=settle_heap,
                                  preload=identity.preload if identity else None
