@@ -144,10 +144,13 @@ def load(
         # SQLAlchemy, the models and the store are imported here, and the database and
         # its schema checked (Alembic: imports and migration files), while the file is
         # parsed in Arrow's threads: not before it, nor after it.
+        from sqlalchemy.orm import configure_mappers
+
         from sop_core.db import session_factory
         from sop_core.services.loads import store
 
         sessions = session_factory(settings.database_url)
+        configure_mappers()  # here, not at the store's first query after the parse
         with contextlib.suppress(Exception):  # (the summary line would say what fails)
             fmt.number(0)  # the locale's data (Babel), for the summary line: 0.04 s
         return store, sessions
