@@ -241,7 +241,13 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
 
         bounds = [(min(months), max(months) - min(months) + 1),
                   *((0, max(len(categories), 1)) for _, _, categories in keys[1:])]
-        kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures, bounds)
+        key_codes = [codes for _, codes, _ in keys]
+        if not _ascending(key_codes[0]):
+            # Not in period order: often in key order (every dimension, then period), whose
+            # row keys with the period as the last digit come nearly sorted (see below).
+            key_codes, bounds = [*key_codes[1:], key_codes[0]], [*bounds[1:], bounds[0]]
+        kept, measures = _merge_duplicates(key_codes, measures, bounds)
+        del key_codes
         # The rows kept, in period order: one take of every column, however many of
         # dropping duplicates and reordering there are.
         rows_kept = np.flatnonzero(kept) if kept is not None else None
@@ -439,7 +445,11 @@ def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarra
     kept rows stay in file order, so taking them is one sequential pass.
     """
     key = _keys(codes, bounds)
-    ordered = np.sort(key)
+    # Keys that come mostly in order (a file in period or in key order) sort several
+    # times faster by timsort, which takes their runs as they are (10M rows in key
+    # order: 0.09 s instead of 0.6 s); others by numpy's quicksort, faster on disorder.
+    mostly_ordered = np.count_nonzero(key[1:] >= key[:-1]) >= 0.9 * (len(key) - 1)
+    ordered = np.sort(key, kind="stable" if mostly_ordered else "quicksort")
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]  # sorted, a key once per extra row
     del ordered
     # Distinct by comparing neighbours, not np.unique: its first call imports numpy.ma
@@ -482,6 +492,10 @@ def _rows_with(key: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     found = key[candidates]
     slot = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
     return candidates[wanted[slot] == found]
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
 
 
 def _period_order(period: np.ndarray) -> np.ndarray | None:
