@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -155,7 +155,7 @@ def load(
             fmt.number(0)  # the locale's data (Babel), for the summary line: 0.04 s
         return store, sessions
 
-    with ThreadPoolExecutor(max_workers=1) as background:
+    with _switching_often(), ThreadPoolExecutor(max_workers=1) as background:
         connected = background.submit(connect)
         try:
             source_label = source_name(source)
@@ -191,6 +191,20 @@ def load(
     if report.unchanged:
         out.print("Same content as the previous snapshot.")
     _evaluate_watches(settings, report.snapshot_id)
+
+
+@contextlib.contextmanager
+def _switching_often() -> Iterator[None]:
+    """A shorter GIL switch interval while the background thread imports the database
+    layer (Python, holding the GIL) and this one validates (numpy, letting go of it
+    for every operation, then waiting up to the interval, 5 ms, to have it back): at
+    1M rows in key order, normalise took 0.42 s instead of 0.27 s (median of five)."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def _close_database(url: str) -> None:

@@ -126,3 +126,17 @@ def test_the_process_reading_ahead_says_what_the_command_says(sqlite_url: str,
     assert process.returncode == 2 and "No such option: --bogus" in process.stderr
     with session_factory(sqlite_url)() as session:
         assert snapshots.latest(session) is None  # nothing was loaded
+
+
+def test_a_load_gives_back_the_switch_interval(sqlite_url: str) -> None:
+    """The load shortens the GIL switch interval while it validates beside the
+    background imports (bot.cli._switching_often): a process that goes on (the tests,
+    a shell) has its own back, after a load and after a refused one."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    before = sys.getswitchinterval()
+    for path in (SAMPLE_CSV, REPO / "no-such-file.csv"):
+        CliRunner().invoke(app, ["load", str(path)], env={"DATABASE_URL": sqlite_url})
+        assert sys.getswitchinterval() == before
