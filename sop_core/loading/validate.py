@@ -250,13 +250,20 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
         del key_codes
         # The rows kept, in period order: one take of every column, however many of
         # dropping duplicates and reordering there are.
-        rows_kept = np.flatnonzero(kept) if kept is not None else None
-        del kept
         period = keys[0][1]
-        by_period = _period_order(period if rows_kept is None else period[rows_kept])
-        if by_period is not None:
-            rows_kept = by_period if rows_kept is None else rows_kept[by_period]
-        del by_period, period
+        if kept is None:
+            rows_kept = _period_order(period)
+        elif _ascending(period[kept]):  # (a correction batch at the end merged away)
+            rows_kept = np.flatnonzero(kept)
+        else:
+            # All rows in period order, then those kept: the same order as sorting the
+            # kept rows, without taking their row numbers in period order (int64, read
+            # once per period: 0.15 s at 10M rows in key order).
+            by_period = _period_order(period)
+            assert by_period is not None
+            rows_kept = by_period[kept[by_period]]
+            del by_period
+        del kept, period
         if rows_kept is not None:
             keys, measures = _take(pool, keys, measures, rows_kept)
         del rows_kept
