@@ -241,16 +241,29 @@ def normalise(table: pa.Table, *, source: str, metric: str | None = None,
 
         bounds = [(min(months), max(months) - min(months) + 1),
                   *((0, max(len(categories), 1)) for _, _, categories in keys[1:])]
-        kept, measures = _merge_duplicates([codes for _, codes, _ in keys], measures, bounds)
+        key_codes = [codes for _, codes, _ in keys]
+        if not _ascending(key_codes[0]):
+            # Not in period order: often in key order (every dimension, then period), whose
+            # row keys with the period as the last digit come nearly sorted (see below).
+            key_codes, bounds = [*key_codes[1:], key_codes[0]], [*bounds[1:], bounds[0]]
+        kept, measures = _merge_duplicates(key_codes, measures, bounds)
+        del key_codes
         # The rows kept, in period order: one take of every column, however many of
         # dropping duplicates and reordering there are.
-        rows_kept = np.flatnonzero(kept) if kept is not None else None
-        del kept
         period = keys[0][1]
-        by_period = _period_order(period if rows_kept is None else period[rows_kept])
-        if by_period is not None:
-            rows_kept = by_period if rows_kept is None else rows_kept[by_period]
-        del by_period, period
+        if kept is None:
+            rows_kept = _period_order(period)
+        elif _ascending(period[kept]):  # (a correction batch at the end merged away)
+            rows_kept = np.flatnonzero(kept)
+        else:
+            # All rows in period order, then those kept: the same order as sorting the
+            # kept rows, without taking their row numbers in period order (int64, read
+            # once per period: 0.15 s at 10M rows in key order).
+            by_period = _period_order(period)
+            assert by_period is not None
+            rows_kept = by_period[kept[by_period]]
+            del by_period
+        del kept, period
         if rows_kept is not None:
             keys, measures = _take(pool, keys, measures, rows_kept)
         del rows_kept
@@ -439,9 +452,17 @@ def _merge_duplicates(codes: Sequence[np.ndarray], measures: dict[str, np.ndarra
     kept rows stay in file order, so taking them is one sequential pass.
     """
     key = _keys(codes, bounds)
-    ordered = np.sort(key)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    # Keys that come mostly in order (a file in period or in key order) sort several
+    # times faster by timsort, which takes their runs as they are (10M rows in key
+    # order: 0.09 s instead of 0.6 s); others by numpy's quicksort, faster on disorder.
+    mostly_ordered = np.count_nonzero(key[1:] >= key[:-1]) >= 0.9 * (len(key) - 1)
+    ordered = np.sort(key, kind="stable" if mostly_ordered else "quicksort")
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]  # sorted, a key once per extra row
     del ordered
+    # Distinct by comparing neighbours, not np.unique: its first call imports numpy.ma
+    # (0.07 s of every load).
+    repeated = repeated[np.r_[True, repeated[1:] != repeated[:-1]]] if len(repeated) \
+        else repeated
     if not len(repeated):
         return None, measures
     rows = _rows_with(key, repeated)  # ascending: file order
@@ -478,6 +499,10 @@ def _rows_with(key: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     found = key[candidates]
     slot = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
     return candidates[wanted[slot] == found]
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
 
 
 def _period_order(period: np.ndarray) -> np.ndarray | None:

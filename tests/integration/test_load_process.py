@@ -89,3 +89,54 @@ def test_the_table_says_the_same_with_or_without_its_frame(lazy: bool) -> None:
     assert (table.rows, table.as_of, table.periods, table.sorted_by_period) == (
         same.rows, same.as_of, same.periods, same.sorted_by_period)
     assert table.replaced(notes=("x",)).frame.equals(table.frame)
+
+
+def _process(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *arguments], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200", **env})
+
+
+def test_the_process_reading_ahead_says_what_the_command_says(sqlite_url: str,
+                                                                tmp_path: Path) -> None:
+    """main() starts parsing the file before the command line and the settings are
+    checked (sop_core.loading.sources.read_ahead): the messages, their order and the
+    exit codes are those of the command itself."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    bad = tmp_path / "plan.csv"
+    bad.write_text("period,region,plan,forecast\n2026-01,EU,1,2\nJan 2026,EU,1,2\n")
+    env = {"DATABASE_URL": sqlite_url}
+    process = _process(["load", str(bad)], env)
+    command = CliRunner().invoke(app, ["load", str(bad)], env={**env, "COLUMNS": "200"})
+    assert process.returncode == command.exit_code == 1
+    assert "row 3, column 'period'" in process.stderr
+    assert " ".join(process.stderr.split()) == " ".join(command.output.split())
+    # A setting that cannot be used is said first, as before: the file is not looked at.
+    unusable = {**env, "SOPGAP_ENCRYPTION_KEY": "not-a-key"}
+    for arguments in (["load", str(bad)], ["load", str(bad), "--as-of", "soon"]):
+        process = _process(arguments, unusable)
+        assert process.returncode == 2, process.stderr
+        assert process.stderr.startswith("error: settings: SOPGAP_ENCRYPTION_KEY: ")
+        assert "is not a Fernet key" in process.stderr and "row" not in process.stderr
+    # Arguments typer refuses are refused as before.
+    process = _process(["load", str(SAMPLE_CSV), "--bogus"], env)
+    assert process.returncode == 2 and "No such option: --bogus" in process.stderr
+    with session_factory(sqlite_url)() as session:
+        assert snapshots.latest(session) is None  # nothing was loaded
+
+
+def test_a_load_gives_back_the_switch_interval(sqlite_url: str) -> None:
+    """The load shortens the GIL switch interval while it validates beside the
+    background imports (bot.cli._switching_often): a process that goes on (the tests,
+    a shell) has its own back, after a load and after a refused one."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    before = sys.getswitchinterval()
+    for path in (SAMPLE_CSV, REPO / "no-such-file.csv"):
+        CliRunner().invoke(app, ["load", str(path)], env={"DATABASE_URL": sqlite_url})
+        assert sys.getswitchinterval() == before

@@ -723,3 +723,54 @@ def test_a_failed_postgres_query_does_not_reveal_the_password(postgres_url: str)
     message = str(caught.value)
     assert "the query failed" in message and "no_such_table" in message
     assert "s3cret" not in message
+
+
+def test_duplicates_merge_alike_in_key_period_and_any_order(tmp_path: Path) -> None:
+    """The row keys are numbered with the period last when the file is not in period
+    order, and sorted by timsort when they come mostly in order: the merged table is
+    the same whatever the file's order (key order, period order, shuffled)."""
+    import numpy as np
+    import pandas as pd
+
+    from sop_core.loading.validate import _merge_duplicates
+
+    rng = random.Random(11)
+    rows = [(f"2025-{month:02d}", region, product, round(rng.uniform(-5, 50), 2),
+             round(rng.uniform(0, 50), 2) if rng.random() > 0.1 else "")
+            for region in ("EU", "NA", "APAC") for product in ("p1", "p2", "p3", "p4")
+            for month in range(1, 13)]
+    # A correction batch at the end: key order stays mostly ordered (timsort), while
+    # the shuffled file is not (quicksort).
+    rows += [(*rows[i][:3], 1.5, "") for i in rng.sample(range(len(rows)), 5)]
+    orders = {"key": rows, "period": sorted(rows, key=lambda row: row[0]),
+              "shuffled": rng.sample(rows, len(rows))}
+    tables = {}
+    for name, ordered in orders.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text("period,region,product,plan,forecast\n" + "".join(
+            ",".join(map(str, row)) + "\n" for row in ordered))
+        table = read_file(path)
+        frame = table.frame.astype({"region": str, "product": str})
+        tables[name] = (table.rows_merged, frame.sort_values(
+            ["period", "region", "product"]).reset_index(drop=True))
+        assert table.sorted_by_period
+    (merged, expected), *others = tables.values()
+    assert merged == 5
+    for rows_merged, frame in others:
+        assert rows_merged == merged
+        pd.testing.assert_frame_equal(frame, expected)
+    # The same rows merged with the key's digits in either order, sorted either way.
+    generator = np.random.default_rng(3)
+    codes = [np.repeat(np.arange(50, dtype=np.int32), 40),
+             np.tile(np.arange(40, dtype=np.int32), 50)]
+    codes = [np.concatenate([c, c[generator.integers(0, 2000, 300)]]) for c in codes]
+    values = generator.normal(size=len(codes[0]))
+    bounds = [(0, 50), (0, 40)]
+    results = [_merge_duplicates(list(reversed(codes)) if flip else codes,
+                                 {"plan": values.copy()},
+                                 list(reversed(bounds)) if flip else bounds)
+               for flip in (False, True)]
+    (kept, merged_values), (kept_flipped, merged_flipped) = results
+    assert kept is not None and kept.sum() == 2000
+    assert np.array_equal(kept, kept_flipped)
+    assert np.array_equal(merged_values["plan"], merged_flipped["plan"], equal_nan=True)
