@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -16,9 +17,10 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import metrics
 from bot.app import ConfigurationError, build_app
-from bot.bot_identity import token_identity
+from bot.bot_identity import TokenIdentity, token_identity
 from bot.observability import observe_slack
 from bot.request_guard import guard_slack_requests
+from bot.slack_client import rehearse_call
 from bot.socket_mode import DedupingSocketModeHandler
 from sop_core.config import Settings, get_settings
 from sop_core.db import SchemaNotReady, get_engine, head_revision, session_factory
@@ -68,10 +70,18 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
         metrics.start_series()
     app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings,  # type: ignore[attr-defined]
                                  rehearse=_rehearse_message, settle_heap=settle_heap,
-                                 preload=identity.preload if identity else None
+                                 preload=partial(_before_first_request, identity)
                                  ).start(wait=BOOT_WARM_LIMIT)
                   if warm_up else None)
     return app
+
+
+def _before_first_request(identity: TokenIdentity | None) -> None:
+    """What a worker's first command would otherwise do first: read the bot token's
+    kept identity, and make an outbound HTTP call (a local one, not Slack)."""
+    if identity is not None:
+        identity.preload()
+    rehearse_call()
 
 
 def _rehearse_message(report: GapReport) -> None:
