@@ -15,11 +15,8 @@ doing it a second time.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # a query on the snapshots' primary key: cheap
-WARM_NICENESS = 10  # added to the process's: the warm-up gets about a tenth of a busy core
 
 
 class SnapshotWarmer:
@@ -137,7 +133,6 @@ class SnapshotWarmer:
                 transaction.rollback()
 
     def _run(self) -> None:
-        _yield_cpu()
         if self._preload is not None:
             try:
                 self._preload()
@@ -158,18 +153,6 @@ class SnapshotWarmer:
                 self._failing = True
             self._first_pass.set()
             self._stop.wait(self._interval)
-
-
-def _yield_cpu() -> None:
-    """Run this thread at a lower CPU priority: a worker that already serves commands
-    goes first while another worker warms up after a restart, and this worker's own
-    commands go first while it decodes a new load. Linux only: there a thread has its
-    own nice value (elsewhere a thread id could name another process)."""
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me,
-                           min(19, os.getpriority(os.PRIO_PROCESS, me) + WARM_NICENESS))
 
 
 def settle_heap() -> None:

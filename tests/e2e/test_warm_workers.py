@@ -4,8 +4,6 @@ background, before a command needs it (sop_core/warmup.py)."""
 from __future__ import annotations
 
 import gc
-import os
-import sys
 import weakref
 
 from sqlalchemy import func, select
@@ -15,7 +13,7 @@ from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
-from sop_core.warmup import WARM_NICENESS, settle_heap
+from sop_core.warmup import settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.waiting import eventually
@@ -43,9 +41,6 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
         # No command was needed for any of it, and it left nothing behind (the
         # rehearsal of a trigger point's record is rolled back).
         assert slack.calls_to("chat.postMessage") == []
-        if sys.platform == "linux":  # it yields the CPU to the threads serving commands
-            assert os.getpriority(os.PRIO_PROCESS, warmer.thread.native_id) == \
-                os.getpriority(os.PRIO_PROCESS, 0) + WARM_NICENESS
         warmer.stop()
         warmer.thread.join(timeout=5)
     assert _trigger_points(db_url) == 0
