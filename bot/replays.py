@@ -30,8 +30,8 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core.db import core_connection, insert_ignore
-from sop_core.models import SeenRequest, utcnow
+from sop_core.db import core_connection
+from sop_core.seen_requests import first_time
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def claim(sessions: sessionmaker[Session], signature: str) -> bool:
     the database is away the request goes on (and its listener reports the outage)."""
     try:
         with core_connection(sessions) as connection:
-            return insert_ignore(connection, SeenRequest, ("signature",),
-                                 signature=signature[:100], seen_at=utcnow())
+            return first_time(connection, signature)
     except DBAPIError:
         log.warning("could not record a request's signature: the database is away")
         return True

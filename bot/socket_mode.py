@@ -22,8 +22,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core.db import insert_ignore
-from sop_core.models import SeenRequest, utcnow
+from sop_core.seen_requests import first_time
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +80,7 @@ class DedupingSocketModeHandler(SocketModeHandler):
         runs, and reports the outage itself."""
         try:
             with self._sessions.begin() as session:
-                return insert_ignore(session, SeenRequest, ("signature",),
-                                     signature=key[:100], seen_at=utcnow())
+                return first_time(session, key)
         except DBAPIError:
             log.warning("could not check for a redelivered envelope: the database is away")
             return True

@@ -25,10 +25,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sop_core import seen_requests
 from sop_core.config import Settings
-from sop_core.db import insert_ignore
 from sop_core.gaps import TriggerRule
-from sop_core.models import SeenRequest, Snapshot, utcnow
+from sop_core.models import Snapshot
 
 if TYPE_CHECKING:
     from sop_core.services.data import GapReport
@@ -116,9 +116,7 @@ class SnapshotWarmer:
         with self._sessions.kw["bind"].connect() as connection:
             transaction = connection.begin()
             try:
-                # The same statement as bot/replays.py:claim (built once per key).
-                insert_ignore(connection, SeenRequest, ("signature",),
-                              signature="warm-up", seen_at=utcnow())
+                seen_requests.first_time(connection, "warm-up")  # a request's replay claim
                 rehearsal = sessionmaker(bind=connection,
                                          join_transaction_mode="rollback_only")
                 with rehearsal() as session:
