@@ -38,8 +38,38 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-@cache
+_engines: dict[str, Engine] = {}  # one per URL for the process's life; see forget()
+_engines_lock = threading.Lock()
+
+
 def get_engine(url: str) -> Engine:
+    engine = _engines.get(url)
+    if engine is None:
+        with _engines_lock:
+            engine = _engines.get(url) or _engines.setdefault(url, _create_engine(url))
+    return engine
+
+
+def engine_urls() -> list[str]:
+    """The URLs this process has an engine for."""
+    return list(_engines)
+
+
+def forget(url: str) -> None:
+    """Close ``url``'s pool and drop its engine (with the statements compiled for it)
+    and the session factories made on it: for a database that goes away before the
+    process does. A test session makes a database per test; keeping each engine made
+    the heap grow by thousands of objects a test, and the collector's full passes grew
+    with it past a second, stalling every thread of the process."""
+    with _engines_lock:
+        engine = _engines.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+    for cached in (get_sessionmaker, autocommit_sessionmaker, ensure_schema):
+        cached.cache_clear()  # keyed by URL too, and cheap to make again
+
+
+def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})

@@ -8,6 +8,7 @@ a rolled-back outer transaction could not reach.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -51,6 +52,15 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     snapshots.clear_cache()
     outbox.forget_settled()
     DIRECTORY.forget_all()
+    for url in db.engine_urls():
+        if url.startswith("sqlite"):  # a test's own file: no later test opens it again
+            db.forget(url)
+    # Collect this test's garbage now, between tests, and freeze what survives: the
+    # collector's full passes otherwise walk every earlier test's survivors, and late
+    # in a session they stopped every thread of the process for over a second (a 1 s
+    # Slack timeout in tests/e2e/test_slack_faults.py fired on a call with no fault).
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

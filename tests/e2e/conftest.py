@@ -54,9 +54,9 @@ def serve_app(settings: Settings, **app_options: Any) -> Iterator[Running]:
     """The app on a free 127.0.0.1 port while the block runs; at its end, the work
     listeners do after ``ack()`` is waited for, so none of it reaches the next test."""
     lazy_work = ThreadPoolExecutor(max_workers=10, thread_name_prefix="bolt-listener")
-    server = make_server("127.0.0.1", 0, create_wsgi_app(settings, listener_executor=lazy_work,
-                                                     **app_options),
-                         server_class=_ThreadingServer, handler_class=_QuietHandler)
+    app = create_wsgi_app(settings, listener_executor=lazy_work, **app_options)
+    server = make_server("127.0.0.1", 0, app, server_class=_ThreadingServer,
+                         handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -67,6 +67,10 @@ def serve_app(settings: Settings, **app_options: Any) -> Iterator[Running]:
         server.server_close()
         thread.join(timeout=5)
         lazy_work.shutdown(wait=True)
+        warmer = getattr(app, "warmer", None)  # with warm_up: a thread polling the database
+        if warmer is not None:
+            warmer.stop()
+            warmer.thread.join(timeout=5)
 
 
 # Written by any signed request, refused or not: the replay guard's signatures, and
