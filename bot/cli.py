@@ -86,6 +86,8 @@ def _variable(location: tuple[int | str, ...]) -> str:
     alias = field.validation_alias if field is not None else None
     if isinstance(alias, str):
         return alias
+    if field is None and location and isinstance(location[0], str) and location[0].isupper():
+        return location[0]  # pydantic names the variable read (DATABASE_URL) itself
     return "SOPGAP_" + "_".join(str(part) for part in location).upper()
 
 
@@ -732,6 +734,18 @@ def _read_ahead(arguments: list[str]) -> None:
     read_ahead(arguments[1])
 
 
+def _database_failure(error: Exception) -> str | None:
+    """A command that failed on the database (not answering, refusing, the disk full),
+    in one line, or None for any other failure. (SQLAlchemy's own message holds SQL,
+    parameters and a link; ``sopgap load`` says what it did not load itself.)"""
+    errors = sys.modules.get("sqlalchemy.exc")  # not imported: not the database's error
+    if errors is None or not isinstance(error, errors.DBAPIError):
+        return None
+    from sop_core.failures import failure_cause
+
+    return failure_cause(error)
+
+
 def main() -> None:
     """``sopgap`` as a process. After a command that asked for it (``load``), the
     process ends without tearing the interpreter down: freeing every module and the
@@ -746,7 +760,14 @@ def main() -> None:
         gc.disable()
     _read_ahead(sys.argv[1:])
     try:
-        app()
+        try:
+            app()
+        except Exception as exc:
+            cause = _database_failure(exc)
+            if cause is None:
+                raise
+            logging.getLogger(__name__).info("the command failed", exc_info=True)  # -v
+            raise SystemExit(_fail(cause).exit_code) from None  # (outside typer's app)
     except SystemExit as exc:
         if (not _before_quick_exit or threading.active_count() > 1
                 or sys.getprofile() is not None or sys.gettrace() is not None):

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_FILE = "sopgap.db"
+DATABASES = ("sqlite", "postgresql", "postgres")  # URL schemes, before any +driver
 
 
 def normalise_database_url(url: str) -> str:
@@ -118,14 +119,21 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _driver_url(cls, value: str) -> str:
+        # Checked here, not at the first connection, where SQLAlchemy would raise a
+        # traceback. The message never quotes the URL: it may hold a password.
+        scheme = value.partition("://")[0] if "://" in value else ""
+        if scheme.partition("+")[0] not in DATABASES:
+            raise ValueError("not a SQLite or PostgreSQL URL (e.g. sqlite:///sopgap.db or "
+                             "postgresql://user@host:5432/sopgap)"
+                             + (f"; its scheme is {scheme!r}" if scheme else ""))
         return normalise_database_url(value)
 
     @field_validator("slack_signing_secret")
     @classmethod
     def _non_blank_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
-            raise ValueError("SLACK_SIGNING_SECRET is empty: set it to the app's Signing "
-                             "Secret (Basic Information), or unset it for Socket Mode")
+            raise ValueError("empty: set it to the app's Signing Secret (Basic "
+                             "Information), or unset it for Socket Mode")
         return value
 
     @field_validator("encryption_key")

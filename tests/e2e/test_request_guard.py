@@ -251,5 +251,5 @@ def test_a_blank_signing_secret_refuses_to_start_with_one_line(
     assert result.exit_code == 2  # a setting that cannot be used
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert "SLACK_SIGNING_SECRET is empty" in lines[0]
+    assert "SLACK_SIGNING_SECRET: empty: set it" in lines[0]  # the variable named once
     assert "Traceback" not in result.output

@@ -174,3 +174,20 @@ def test_a_misspelt_dimension_is_refused_unless_new_dimensions(
     assert accepted.exit_code == 0, accepted.output
     assert snapshot_sources(sqlite_url) == [SAMPLE_CSV.name, "typo.csv"]
     get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(("url", "code", "message"), [
+    ("mysql://sam:s3cret@db.example/plan", 2, "error: settings: DATABASE_URL: not a SQLite or "
+     "PostgreSQL URL (e.g. sqlite:///sopgap.db or postgresql://user@host:5432/sopgap); its "
+     "scheme is 'mysql'"),
+    ("sam:s3cret@db.example/plan", 2, "error: settings: DATABASE_URL: not a SQLite or "
+     "PostgreSQL URL (e.g. sqlite:///sopgap.db or postgresql://user@host:5432/sopgap)"),
+    # Nothing listens on port 1: refused at once.
+    ("postgresql://sam:s3cret@127.0.0.1:1/plan", 1,
+     "error: the database is not answering (OperationalError)"),
+], ids=["another database", "not a URL", "nothing listening"])
+def test_a_database_url_that_cannot_work_is_one_line_without_the_password(
+        url: str, code: int, message: str) -> None:
+    result = run_in_shell("sopgap gaps region=EU", url)
+    assert (result.returncode, result.stderr.strip()) == (code, message)
+    assert result.stdout == ""
