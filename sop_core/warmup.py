@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sop_core import seen_requests
 from sop_core.config import Settings
+from sop_core.db import autocommit_sessionmaker
 from sop_core.gaps import TriggerRule
 from sop_core.models import Snapshot
 
@@ -108,8 +109,9 @@ class SnapshotWarmer:
     def _rehearse_record(self, report: GapReport, team: str) -> None:
         """Once per process: a command's database steps (the replay claim, its channel's
         rule, the latest view's lookup, the living trigger point, the claim, the
-        message's ts), rolled back, so that the first command does not pay the ORM's
-        first use (mapper set-up, SQL compiled: the engine's cache is shared)."""
+        message's ts), rolled back, and a read as commands read, so that the first
+        command does not pay the ORM's first use (mapper set-up, SQL compiled: the
+        engine's cache is shared)."""
         from sop_core import snapshots
         from sop_core.services import triggers
 
@@ -129,6 +131,10 @@ class SnapshotWarmer:
                 triggers.attach_message(rehearsal, claimed.point_id, "0.000000")
             finally:
                 transaction.rollback()
+        # A command's reads run on the autocommit sessions (bot/app.py): the first session
+        # of their class sets up its events, the first checkout switches isolation level.
+        with autocommit_sessionmaker(self._settings.database_url)() as session:
+            snapshots.newest_two(session, team or "TWARMUP")
 
     def _run(self) -> None:
         if self._preload is not None:
