@@ -41,7 +41,8 @@ What happens:
    answers, then three more 3 s later; the same after a ``sopgap load`` of the file
    (a new snapshot). The restart is done ``--restarts`` times (default 5), and the goal
    compares the median of the first command after each (every one is printed, and the
-   worst) with the same command's median in the unloaded level.
+   worst) with the same command's median over 9 sent one at a time to the last
+   restarted server 3 s after its first (the unloaded level has only 2 of it).
 6. **Where the CPU goes**: the /gap listener's steps (gap maths, the trigger point's
    row, the Block Kit message), run in this process, warm: what is left of the server's
    CPU per command is HTTP, gunicorn, Bolt and the Slack client.
@@ -801,6 +802,7 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
 
 SETTLE = 3.0  # seconds: after an event, when the background warm-up has surely run
 RESTARTS = 5  # restarts probed: the first /gap after one is a single sample each time
+WARM_SAMPLES = 9  # the warm reference's commands (the unloaded level has 2 of that one)
 
 
 def probe_first(event: str, server: Server, slack: Any, stop: threading.Event,
@@ -819,6 +821,15 @@ def probe_first(event: str, server: Server, slack: Any, stop: threading.Event,
         return FirstGap(event, right_away, [], warm, right_away[:1])
     time.sleep(SETTLE)
     return FirstGap(event, right_away, one_by_one(), warm, right_away[:1])
+
+
+def steady_median(server: Server, slack: Any, stop: threading.Event) -> float:
+    """The reference for the first /gap: the same command, one at a time, on the same
+    (restarted) server once its warm-up is surely over."""
+    time.sleep(SETTLE)
+    level = run_level("sopgap", server, slack, 1, WARM_SAMPLES, [FILTERS[0]],
+                      wait_triggers=True, stop=stop)
+    return float(np.median([s.trigger for s in level.samples if s.trigger is not None]))
 
 
 def repeated(probes: list[FirstGap]) -> FirstGap:
@@ -970,8 +981,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.flush()
             results = measure(args, servers[0], servers[1], slack, stop, requests_for)
             unloaded = next(ours for _, ours in results if ours.concurrency == 1)
-            warm = float(np.median([x.trigger for x in unloaded.samples
-                                    if x.text == FILTERS[0] and x.trigger is not None]))
+            level_warm = float(np.median([x.trigger for x in unloaded.samples
+                                          if x.text == FILTERS[0] and x.trigger is not None]))
             restarts = []
             for attempt in range(1, args.restarts + 1):
                 _progress(f"restart {attempt} of {args.restarts}: the first commands after "
@@ -982,10 +993,14 @@ def main(argv: list[str] | None = None) -> None:
                     str(args.workers), "--threads", str(args.threads)], env, ours_port,
                     workdir)
                 restarts.append(probe_first("a restart (sent as soon as /healthz answers)",
-                                            servers[0], slack, stop, warm,
+                                            servers[0], slack, stop, level_warm,
                                             count=3 if attempt == 1 else 1,
                                             settle=attempt == 1))
-            firsts = [repeated(restarts)]
+            warm = steady_median(servers[0], slack, stop)
+            print(f"\nwarm reference: the same command {WARM_SAMPLES} times one at a time on "
+                  f"the last restarted server, {SETTLE:g} s after its first: median "
+                  f"{warm:.3f} s (in the unloaded level: {level_warm:.3f} s, 2 samples)")
+            firsts = [dataclasses.replace(repeated(restarts), warm=warm)]
             _progress("a new load: the first commands after `sopgap load` …")
             load_snapshot(url, info)
             firsts.append(probe_first("a load (sent as soon as `sopgap load` exits)",
