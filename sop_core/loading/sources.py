@@ -125,7 +125,9 @@ def read_ahead(path: str | Path, *, decimal: str | None = None) -> None:
             ahead.error = exc
 
     ahead = _Ahead(path=path, decimal=decimal, identity=_identity(stat),
-                   thread=threading.Thread(target=run, name="read-ahead"))
+                   # A daemon: a parse no read_file takes (a refused load) does not
+                   # hold the process's exit.
+                   thread=threading.Thread(target=run, name="read-ahead", daemon=True))
     _ahead.append(ahead)
     ahead.thread.start()
 

@@ -140,3 +140,23 @@ def test_a_load_gives_back_the_switch_interval(sqlite_url: str) -> None:
     for path in (SAMPLE_CSV, REPO / "no-such-file.csv"):
         CliRunner().invoke(app, ["load", str(path)], env={"DATABASE_URL": sqlite_url})
         assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("refusal", [["--as-of", "2026-13"], ["--source", ""]],
+                         ids=["a bad --as-of", "a blank --source"])
+def test_a_refused_load_ends_without_waiting_for_the_parse_it_read_ahead(
+        sqlite_url: str, refusal: list[str]) -> None:
+    """The read-ahead's parse here never ends: the process must end all the same, with
+    the command's message and status (it waited for the whole parse before)."""
+    probe = ("import sys, threading\n"
+             "from sop_core.loading import sources\n"
+             "sources._read_table = lambda *args: threading.Event().wait()  # never ends\n"
+             f"sys.argv = ['sopgap', 'load', {str(SAMPLE_CSV)!r}, *{refusal!r}]\n"
+             "from bot.cli import main\n"
+             "main()\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                            text=True, timeout=60,
+                            env={**os.environ, "DATABASE_URL": sqlite_url})
+    assert result.returncode in (1, 2), result.stderr[-2000:]
+    assert result.stderr.startswith("error: "), result.stderr[-2000:]
+    assert result.stdout == ""
