@@ -432,19 +432,30 @@ def send_command(url: str, text: str, channel: str, user: str, response_root: st
     return sent, time.monotonic() - sent, status
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU used so far by the machine's PostgreSQL processes (the server's backends do a
-    command's SQL work: on PostgreSQL that is CPU the servers' own figure leaves out).
-    Backends that exit during a level take theirs with them (the pool keeps most open)."""
-    total = 0
+def postgres_cpu_seconds() -> dict[int, float]:
+    """CPU used so far by each of the machine's PostgreSQL processes (the server's
+    backends do a command's SQL work: on PostgreSQL that is CPU the servers' own figure
+    leaves out), by process id."""
+    used = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 text = (entry / "stat").read_text()
                 if text.split("(", 1)[1].startswith("postgres)"):
                     fields = text.rsplit(")", 1)[1].split()
-                    total += int(fields[11]) + int(fields[12])
-    return total / TICK
+                    used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return used
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """PostgreSQL's CPU since ``before``, process by process: a backend that started
+    since counts whole; one that exited takes what it used since with it (a sum of the
+    totals went negative when the pool closed busy backends)."""
+    total = 0.0
+    for pid, used in postgres_cpu_seconds().items():
+        since = used - before.get(pid, 0.0)
+        total += since if since >= 0 else used  # less than before: a new process, same id
+    return total
 
 
 def _busy_ticks() -> tuple[int, int]:
@@ -551,7 +562,7 @@ def run_level(app: str, server: Server, slack: Any, concurrency: int, requests: 
     busy_after = _busy_ticks()
     level = Level(app, concurrency, samples, seconds, server.cpu_seconds() - cpu_before,
                   time.process_time() - harness_before,
-                  postgres_cpu_seconds() - database_before,
+                  postgres_cpu_since(database_before),
                   (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
                   load_before, os.getloadavg(), interrupted=stop.is_set(), burst=burst)
     if wait_triggers:
