@@ -737,7 +737,7 @@ class FirstGap:
     event: str
     after_event: list[float | None]  # after the first event: sent at once, one by one
     settled: list[float | None]  # the same, SETTLE seconds later
-    warm: float  # the same command's median in the unloaded level
+    warm: float  # the same command, warm (see main(): how each event's is measured)
     firsts: list[float | None]  # the very first command after each time the event happened
 
     def first(self) -> float | None:
@@ -843,11 +843,11 @@ def steady_median(server: Server, slack: Any, stop: threading.Event) -> float:
     return float(np.median([s.trigger for s in level.samples if s.trigger is not None]))
 
 
-def repeated(probes: list[FirstGap]) -> FirstGap:
-    """The same event probed again and again: the first probe in full, and the very
-    first command after each."""
-    first = probes[0]
-    return dataclasses.replace(first, firsts=[p.after_event[0] for p in probes])
+def repeated(probes: list[FirstGap], warm: float) -> FirstGap:
+    """The same event probed again and again: the first probe in full, the very first
+    command after each, against ``warm``."""
+    return dataclasses.replace(probes[0], firsts=[p.after_event[0] for p in probes],
+                               warm=warm)
 
 
 def cpu_breakdown(url: str, rounds: int = 3) -> dict[str, float]:
@@ -1011,7 +1011,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\nwarm reference: the same command {WARM_SAMPLES} times one at a time on "
                   f"the last restarted server, {SETTLE:g} s after its first: median "
                   f"{warm:.3f} s (in the unloaded level: {level_warm:.3f} s, 2 samples)")
-            firsts = [dataclasses.replace(repeated(restarts), warm=warm)]
+            firsts = [repeated(restarts, warm)]
             _progress("a new load: the first commands after `sopgap load` …")
             load_snapshot(url, info)
             firsts.append(probe_first("a load (sent as soon as `sopgap load` exits)",
