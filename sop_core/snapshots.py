@@ -26,6 +26,7 @@ from sop_core.loading.sources import DEFAULT_SOURCE, combine
 from sop_core.models import Snapshot, SnapshotPart
 
 PART_ROWS = 2_000_000
+SPLIT_ROWS = 200_000  # from here, a table is split to be written on every core
 MEASURE_COLUMNS = frozenset(MEASURES)
 CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
 
@@ -38,7 +39,7 @@ def _parts(table: PlanningTable) -> list[bytes]:
         else pa.Table.from_pandas(table.frame, preserve_index=False)
     workers = os.cpu_count() or 1
     parts = -(-arrow.num_rows // PART_ROWS)  # at most PART_ROWS rows a part
-    if parts <= 1:
+    if parts <= 1 and arrow.num_rows < SPLIT_ROWS:
         return [_part(arrow)]
     # Parquet encoding and compression let go of the GIL: parts are written side by
     # side, as many to each core (5 parts on 2 cores took 3 rounds: 10M rows in 0.82 s,

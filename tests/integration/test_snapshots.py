@@ -382,6 +382,15 @@ def large_table(rows: int = 300_000) -> PlanningTable:
     return normalise(source, source="large.parquet", metric="revenue", first_row=1)
 
 
+def test_a_table_of_split_rows_is_written_in_a_part_for_each_core(
+        db_url: str, sample_table: PlanningTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshots, "SPLIT_ROWS", 3_000)  # the sample: 3,600 rows
+    store(sessions_for(db_url), sample_table)
+    rows = part_rows(db_url)
+    assert len(rows) == (os.cpu_count() or 1) and sum(rows) == sample_table.rows
+    assert_same_table(read_latest(db_url), sample_table)
+
+
 def test_a_large_snapshot_is_split_into_parts_and_reads_back_identical(
         db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     table = large_table()
