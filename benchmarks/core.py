@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks import synth
 from benchmarks.common import git_revision
+from bot.allocator import keep_freed_memory
 from sop_core import snapshots
 from sop_core.db import session_factory
 from sop_core.gaps import GapQuery, GapResult, TriggerRule, compute_gap
@@ -734,7 +735,9 @@ def main(argv: list[str] | None = None) -> None:
         repeat_load = args.repeat_load or (1 if args.quick else 5 if rows <= 2_000_000 else 3)
         _warm_page_cache(info.path)
         load_before = os.getloadavg()
-        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        # The child measures as a sopgap process runs: its allocator set as theirs is.
+        with ProcessPoolExecutor(max_workers=1, mp_context=context,
+                                 initializer=keep_freed_memory) as pool:
             result = pool.submit(measure_size, info, repeat_load, repeat, repeat_cold).result()
         print_size(result, repeat_load, repeat, repeat_cold)
         print(f"machine load average (1/5/15 min) before: {_loadavg(load_before)}, "

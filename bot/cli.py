@@ -762,6 +762,9 @@ def main() -> None:
     do. What the command names is closed, exit handlers run and the output is flushed
     first. A load refused before it took the file it reads ahead (a bad ``--as-of``, a
     setting) ends at once too, not once the parse is over (2–3 s at 10M rows)."""
+    from bot.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before the first big array (the read-ahead's)
     if sys.argv[1:2] == ["load"]:
         # A load process is mostly imports (typer, pydantic, SQLAlchemy): objects that
         # live to its end, which the cyclic collector would scan again and again (0.13 s
