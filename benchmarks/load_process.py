@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks import synth
-from benchmarks.common import git_revision, machine
+from benchmarks.common import compile_bytecode, git_revision, machine
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL_AT_1M, GOAL_AT_10M = 2.0, 1.5  # sopgap load / whole-process pyarrow parse
@@ -94,6 +94,7 @@ class Checkout:
 
     def __init__(self, root: Path, scratch: Path, label: str) -> None:
         self.root, self.label = root, label
+        compile_bytecode(root)
         self.env = {**os.environ, "PYTHONPATH": str(root)}
         self.template = scratch / f"{label}-template.db"
         self.database = scratch / f"{label}.db"
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     print("sopgap load as a whole process (benchmarks/load_process.py)")
     print(machine())
     print(f"commit      {git_revision()}")
+    print(f"bytecode    {compile_bytecode(REPO)}")
     if args.baseline is not None:
         print(f"baseline    {args.baseline}")
     helps, help_cpu = help_seconds()

@@ -91,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import synth
-from benchmarks.common import git_revision, loadavg, machine, postgres_database
+from benchmarks.common import compile_bytecode, git_revision, loadavg, machine, postgres_database
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "bench-signing-secret"
@@ -956,6 +956,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"libraries   {versions()}")
     print(f"commit      {git_revision()}")
     print(f"measured    {code_fingerprint()}")
+    print(f"bytecode    {compile_bytecode(REPO)}")
     sys.stdout.flush()
     info = synth.ensure(rows)
     if info.seconds:
