@@ -14,7 +14,7 @@ Each size runs in a fresh child process (spawned, so it inherits nothing), in ph
    (plan, outlook, actual to date, forecast rest, forecast quality, per ``by`` member)
    by SQL over the very same data, the loaded DataFrame registered as an Arrow table
    (DuckDB's pandas scan and its own table copy are printed for information); then
-   ``gap_report`` cold (after ``snapshots.clear_cache()``: reads the Parquet parts back
+   ``gap_report`` cold (after ``snapshots.clear_cache()``: reads the parts back
    from the database). Every DuckDB answer is checked against ours to the cent.
 
 Peak memory: the child resets its peak RSS (``/proc/self/clear_refs``) before each

@@ -19,7 +19,7 @@ What happens:
    ``process_before_response=False``) — starts through the very same ``bot.server.serve``
    (same gunicorn settings: workers, threads, timeouts) with only the WSGI app swapped.
 3. **Warm-up**: concurrent ``/gap`` commands, so that every worker has decoded the
-   snapshot once (a worker's first gap query reads the Parquet parts from the database).
+   snapshot once (a worker's first gap query reads the parts from the database).
 4. **Levels**: 1 user (the unloaded baseline), then each ``--concurrency`` C. C simulated
    users in a closed loop until ``--requests`` commands were sent: a user sends a signed
    ``/gap FILTERS`` (fresh timestamp, X-Slack-Signature v0; the filters rotate through

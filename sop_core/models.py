@@ -1,7 +1,7 @@
 """The database schema: SQLAlchemy 2 typed models.
 
 Every Slack-side record carries ``team_id`` so that nothing from one workspace is ever
-read for another. Snapshot data is stored as immutable Parquet parts (one row per
+read for another. Snapshot data is stored as immutable parts (Arrow IPC files, one row per
 part) next to the snapshot's metadata, written in one transaction with it.
 
 Times are timezone-aware and stored in UTC (:class:`UTCDateTime` keeps SQLite honest,
@@ -114,8 +114,9 @@ class Snapshot(Base):
 
 
 class SnapshotPart(Base):
-    """A slice of a snapshot's rows as Parquet bytes (slices keep each value well under
-    the 1 GB limits of PostgreSQL ``bytea`` and SQLite blobs)."""
+    """A slice of a snapshot's rows as an Arrow IPC file (Parquet in older snapshots);
+    slices keep each value well under the 1 GB limits of PostgreSQL ``bytea`` and SQLite
+    blobs."""
 
     __tablename__ = "snapshot_parts"
 

@@ -67,7 +67,7 @@ def snapshots_to_prune(rows: Iterable[SnapshotRow], *, referenced: set[int],
 
 def prune_snapshots(session: Session, *, keep_count: int | None, keep_days: int | None,
                     now: datetime, batch: int = 200) -> int:
-    """Delete the snapshots nothing needs (their Parquet parts go with them); how many."""
+    """Delete the snapshots nothing needs (their parts go with them); how many."""
     rows = [SnapshotRow(id_, team, source, loaded, tuple((loads or {}).values()))
             for id_, team, source, loaded, loads in session.execute(
                 select(Snapshot.id, Snapshot.team_id, Snapshot.source_name, Snapshot.loaded_at,

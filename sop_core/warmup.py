@@ -1,6 +1,6 @@
 """Warm web workers: each decodes the latest snapshots before a command needs them.
 
-Decoding a snapshot (Parquet parts → a categorical table) and the per-table work a first
+Decoding a snapshot (Arrow parts → a categorical table) and the per-table work a first
 gap computes (items, periods, as-of) take from a tenth of a second to seconds on a big
 table. A worker would otherwise pay it on the first ``/gap`` after its boot and after
 every load. A background thread computes the whole-scope gap of each workspace's latest
