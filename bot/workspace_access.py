@@ -70,7 +70,8 @@ REFUSAL_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>sopgap: not installed</title></head>
 <body><h1>sopgap cannot be installed in this workspace</h1>
 <p>This sopgap server accepts installations only from the workspaces its operator has
-allowed, and {team} is not one of them. Nothing was stored. Ask the person who runs
+allowed, and {team} is not one of them. Nothing was stored, and the app's access to the
+workspace was given back. Ask the person who runs
 sopgap to add your workspace id to <code>SOPGAP_ALLOWED_TEAMS</code>.</p></body></html>
 """
 
@@ -86,8 +87,25 @@ class AllowListOAuthFlow(OAuthFlow):
     def store_installation(self, request: BoltRequest, installation: Installation) -> None:
         if not team_is_allowed(self.allowed_teams, team_id=installation.team_id,
                                enterprise_id=installation.enterprise_id):
-            raise InstallRefused(installation.team_id or installation.enterprise_id or "?")
+            team = installation.team_id or installation.enterprise_id or "?"
+            self._revoke(installation, team)
+            raise InstallRefused(team)
         super().store_installation(request, installation)
+
+    def _revoke(self, installation: Installation, team: str) -> None:
+        """Give back the tokens Slack issued for a refused installation: revoking the
+        last of them removes the app from that workspace, where it would otherwise stay
+        installed with a live token nobody keeps."""
+        from slack_sdk.errors import SlackApiError
+
+        for token in (installation.bot_token, installation.user_token):
+            if not token:
+                continue
+            try:
+                self.client.auth_revoke(token=token)
+            except (SlackApiError, OSError) as exc:  # refused all the same; never the token
+                log.warning("could not revoke the token of the refused installation by "
+                            "workspace %s: %s", team, type(exc).__name__)
 
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
         try:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet, MultiFernet
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
 
 from sop_core.db import get_engine, session_factory
@@ -128,6 +130,11 @@ def test_a_stranger_workspace_cannot_install_or_use_the_app(
         assert install(running.url, "T1") == 200
         assert install(running.url, "T3") == 403
         assert installation_teams(db_url) == {"T1"}
+        # The token Slack issued for the refused workspace is given back, not left live.
+        assert [call.token for call in slack.calls_to("auth.revoke")] == ["xoxb-stranger"]
+        with pytest.raises(SlackApiError) as dead:
+            WebClient(token="xoxb-stranger", base_url=slack.url).auth_test()
+        assert dead.value.response["error"] == "token_revoked"
         # A request signed by Slack from a workspace outside the list does nothing.
         store(session_factory(db_url), sample_table, team_id="T3")
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)

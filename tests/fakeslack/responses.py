@@ -342,6 +342,15 @@ def apps_connections_open(ws: Workspace, call: Incoming, team: Team) -> dict[str
     return {"ok": True, "url": ws.socket_mode_url}
 
 
+def auth_revoke(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """The calling token is dead from now on (``test``: only say it would be)."""
+    if str(call.args.get("test", "")).lower() in ("1", "true"):
+        return {"ok": True, "revoked": False}
+    assert call.token is not None  # (authenticated)
+    ws.revoked_tokens.add(call.token)
+    return {"ok": True, "revoked": True}
+
+
 def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     """Every other method in the spec: accepted, nothing more to say."""
     return {"ok": True}
@@ -349,6 +358,7 @@ def ok(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
 
 RESPONSES: dict[str, Builder] = {
     "auth.test": auth_test,
+    "auth.revoke": auth_revoke,
     "apps.connections.open": apps_connections_open,
     "chat.postMessage": chat_post_message,
     "chat.postEphemeral": chat_post_ephemeral,

@@ -377,6 +377,8 @@ class FakeSlack:
             return self._workspace.default_team
         if not token:
             raise Rejected("not_authed", "no token sent")
+        if token in self._workspace.revoked_tokens:
+            raise Rejected("token_revoked")
         team = self._workspace.team_for_token(token)
         if team is None:
             raise Rejected("invalid_auth")

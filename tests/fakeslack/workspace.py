@@ -32,6 +32,8 @@ class Workspace:
     # Socket Mode: the app-level tokens (xapp-) that may open a connection, and where to.
     app_tokens: set[str] = field(default_factory=set)
     socket_mode_url: str | None = None
+    # Tokens given back with auth.revoke: Slack answers token_revoked to them after.
+    revoked_tokens: set[str] = field(default_factory=set)
     _ts: itertools.count[int] = field(
         default_factory=lambda: itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
     )
