@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 
-from bot import listeners
+from bot import listeners, metrics
 from bot.bot_identity import TokenIdentity, token_identity
 from bot.installations import EncryptedInstallationStore
 from bot.observability import ContextExecutor
@@ -99,6 +99,12 @@ def _bolt_logger() -> logging.Logger:
     logger = logging.getLogger("sopgap.slack")
     logger.addFilter(_CLIENT_WINS)  # once: a filter already there is not added again
     return logger
+
+
+def _refuse_replay(logger: logging.Logger) -> BoltResponse:
+    logger.warning("refused a replayed Slack request")
+    metrics.REFUSED_REQUESTS.labels("replay").inc()
+    return BoltResponse(status=401, body="replayed request")
 
 
 def build_app(settings: Settings, *, socket_mode: bool = False,
@@ -190,14 +196,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
             if not signature:
                 return next()
             if not recent.first_time(signature):
-                req.context["logger"].warning("refused a replayed Slack request")
-                return BoltResponse(status=401, body="replayed request")
+                return _refuse_replay(req.context["logger"])
             if req.body.get("type") == "view_submission":
                 # A modal's change is saved before its ack (so that errors show in the
                 # form): its ack waits for that write anyway, so the claim comes first.
                 if not claim(autocommit, signature):
-                    req.context["logger"].warning("refused a replayed Slack request")
-                    return BoltResponse(status=401, body="replayed request")
+                    return _refuse_replay(req.context["logger"])
                 return next()
             req.context["ack"] = ClaimingAck(autocommit, signature,
                                              common["listener_executor"])
@@ -209,6 +213,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         """Log with the traceback, and tell the person that their request failed."""
         if isinstance(error, ReplayRefused):
             logger.warning("refused a replayed Slack request (handled by another worker)")
+            metrics.REFUSED_REQUESTS.labels("replay").inc()
             return
         logger.exception("unhandled error in a Slack listener (%s)", type(error).__name__,
                          exc_info=error)

@@ -59,6 +59,12 @@ CLOCK_LAG_SECONDS = Gauge("sopgap_clock_lag_seconds",
 CLOCK_LAST_PASS = Gauge("sopgap_clock_last_pass_timestamp_seconds",
                         "When the last sweep finished (Unix time)", ["job"],
                         multiprocess_mode="max")
+REFUSED_REQUESTS = Counter(
+    "sopgap_refused_requests_total",
+    "Requests refused before any listener ran, by reason: signature (missing, stale or "
+    "wrong), too_large, malformed, replay, workspace (not allowed), install (refused)",
+    ["reason"])
+REFUSAL_REASONS = ("signature", "too_large", "malformed", "replay", "workspace", "install")
 LOADS = Counter("sopgap_data_loads_total", "Data loads (files, queries, refreshes)", ["outcome"])
 LOADED_ROWS = Counter("sopgap_data_loaded_rows_total", "Rows stored by successful loads")
 
@@ -136,3 +142,5 @@ def start_series() -> None:
     HANDLER_SECONDS.labels("command", "/gap", "ok")
     for method in ("conversations.info", "chat.postMessage", "chat.update"):
         SLACK_CALLS.labels(method)
+    for reason in REFUSAL_REASONS:
+        REFUSED_REQUESTS.labels(reason)

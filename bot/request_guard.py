@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -105,6 +107,12 @@ def body_is_well_formed(content_type: str, body: bytes) -> bool:
         return False
 
 
+def _refuse(start_response: Callable[..., Any], reason: str, status: str,
+            text: str) -> Iterable[bytes]:
+    metrics.REFUSED_REQUESTS.labels(reason).inc()
+    return _reply(start_response, status, text)
+
+
 def guard_slack_requests(app: WSGIApp, signing_secret: str, *,
                          max_body_bytes: int = MAX_BODY_BYTES) -> WSGIApp:
     """``app`` behind the checks above, for the paths Slack signs (others pass through)."""
@@ -119,24 +127,30 @@ def guard_slack_requests(app: WSGIApp, signing_secret: str, *,
                 or not _SIGNATURE.fullmatch(signature) \
                 or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
             log.warning("refused a Slack request: missing, malformed or stale signature")
-            return _reply(start_response, "401 Unauthorized", "invalid request signature")
+            return _refuse(start_response, "signature", "401 Unauthorized",
+                           "invalid request signature")
         length = _declared_length(environ)
         if length is None and not environ.get("wsgi.input_terminated"):
-            return _reply(start_response, "411 Length Required", "Content-Length required")
+            return _refuse(start_response, "malformed", "411 Length Required",
+                           "Content-Length required")
         if length is not None and length > max_body_bytes:
             log.warning("refused a Slack request of %d bytes (the cap is %d)",
                         length, max_body_bytes)
-            return _reply(start_response, "413 Payload Too Large", "request body too large")
+            return _refuse(start_response, "too_large", "413 Payload Too Large",
+                           "request body too large")
         body = _read_at_most(environ["wsgi.input"],
                              max_body_bytes + 1 if length is None else length)
         if len(body) > max_body_bytes:
-            return _reply(start_response, "413 Payload Too Large", "request body too large")
+            return _refuse(start_response, "too_large", "413 Payload Too Large",
+                           "request body too large")
         if not signature_is_valid(signing_secret, timestamp, signature, body):
             log.warning("refused a Slack request: invalid signature")
-            return _reply(start_response, "401 Unauthorized", "invalid request signature")
+            return _refuse(start_response, "signature", "401 Unauthorized",
+                           "invalid request signature")
         if not body_is_well_formed(environ.get("CONTENT_TYPE", ""), body):
             log.warning("refused a signed Slack request whose body is malformed")
-            return _reply(start_response, "400 Bad Request", "malformed request body")
+            return _refuse(start_response, "malformed", "400 Bad Request",
+                           "malformed request body")
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return app(environ, start_response)

@@ -12,6 +12,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.oauth.oauth_flow import OAuthFlow
 from slack_sdk.oauth.installation_store import Installation
 
+from bot import metrics
 from bot.bot_identity import TokenIdentity, token_identity
 from bot.installations import EncryptedInstallationStore
 from sop_core import workspaces
@@ -113,6 +114,7 @@ class AllowListOAuthFlow(OAuthFlow):
         except InstallRefused as refused:
             log.warning("refused an installation by workspace %s (not in "
                         "SOPGAP_ALLOWED_TEAMS)", refused.team)
+            metrics.REFUSED_REQUESTS.labels("install").inc()
             return BoltResponse(status=403, body=REFUSAL_PAGE.format(
                 team=f"<b>{html.escape(refused.team)}</b>"),
                 headers={"Content-Type": "text/html; charset=utf-8"})
@@ -130,6 +132,7 @@ def refuse_other_teams(allowed_teams: Sequence[str]) -> Callable[..., BoltRespon
             return next()
         log.warning("refused a request from workspace %s (not in SOPGAP_ALLOWED_TEAMS)",
                     context.team_id or context.enterprise_id)
+        metrics.REFUSED_REQUESTS.labels("workspace").inc()
         if req.body.get("type") == "event_callback":
             return BoltResponse(status=200, body="")
         return BoltResponse(status=200, body="sopgap is not enabled for this workspace. "

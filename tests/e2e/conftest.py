@@ -7,6 +7,7 @@ Web API calls go to FakeSlack over HTTP, and tests play Slack with signed reques
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -121,3 +122,12 @@ def loaded(app_server: Running, sample_table: PlanningTable) -> int:
     """The sample data as the latest view; returns the snapshot id."""
     sessions = session_factory(app_server.settings.database_url)
     return store(sessions, sample_table).snapshot_id
+
+
+def refused(sim: SlackSim, reason: str) -> float:
+    """``sopgap_refused_requests_total{reason}`` as ``/metrics`` shows it (no series yet:
+    none counted; a web worker starts them at zero, tests/e2e/test_operations.py)."""
+    text = sim.get("/metrics").body.decode()
+    found = re.search(rf'^sopgap_refused_requests_total{{reason="{reason}"}} (\S+)$', text,
+                      re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

@@ -14,7 +14,7 @@ from sop_core.db import get_sessionmaker, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
-from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, serve_app
+from tests.e2e.conftest import SIGNING_SECRET, Running, app_settings, refused, serve_app
 from tests.e2e.slack_sim import SlackSim, sign
 from tests.e2e.waiting import eventually
 from tests.fakeslack import FakeSlack
@@ -101,6 +101,7 @@ def test_unsigned_stale_or_tampered_requests_are_refused(sim: SlackSim, slack: F
     form = "application/x-www-form-urlencoded"
     now = str(int(time.time()))
     stale = str(int(time.time()) - 6 * 60)
+    before = refused(sim, "signature")
     assert sim.post(body, form, signature="").status == 401
     assert sim.post(body, form, signature="v0=" + "0" * 64).status == 401
     assert sim.post(body, form, timestamp=stale,
@@ -108,6 +109,7 @@ def test_unsigned_stale_or_tampered_requests_are_refused(sim: SlackSim, slack: F
     tampered = sign("test-signing-secret", now, body)
     assert sim.post(body + b"X", form, timestamp=now, signature=tampered).status == 401
     assert sim.post(body, form, signature=sign("other-secret", now, body)).status == 401
+    assert refused(sim, "signature") == before + 5  # each counted, for an alert to see
     time.sleep(0.3)
     assert slack.calls_to("chat.postMessage") == []
     sessions = get_sessionmaker(app_server.settings.database_url)
@@ -144,8 +146,10 @@ def test_a_replayed_request_is_refused(sim: SlackSim, slack: FakeSlack, loaded: 
     form = "application/x-www-form-urlencoded"
     now = str(int(time.time()))
     signature = sign("test-signing-secret", now, body)
+    before = refused(sim, "replay")
     assert sim.post(body, form, timestamp=now, signature=signature).status == 200
     assert sim.post(body, form, timestamp=now, signature=signature).status == 401
+    assert refused(sim, "replay") == before + 1
     slack.wait_for("chat.postMessage")
     time.sleep(0.3)
     assert len(slack.calls_to("chat.postMessage")) == 1

@@ -179,6 +179,7 @@ def test_procfile_processes_health_metrics_and_logs(
     before_web, before_clock = get(web_url + "/metrics")[1], get(clock_url + "/metrics")[1]
     # A /gap's series exist from the boot, at zero (bot/metrics.py:start_series).
     assert 'sopgap_ack_seconds_count{kind="command",name="/gap"} 0.0' in before_web
+    assert 'sopgap_refused_requests_total{reason="signature"} 0.0' in before_web
 
     # A /gap, a button on its trigger point, a nudge, a load.
     sim = SlackSim(web_url, SIGNING_SECRET, slack.root_url)

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     TEAMS,
     Running,
     app_settings,
+    refused,
     serve_app,
 )
 from tests.e2e.slack_sim import SlackSim
@@ -127,6 +128,8 @@ def test_a_stranger_workspace_cannot_install_or_use_the_app(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
     slack.add_team("T3", "xoxb-stranger")
     with oauth_app(db_url, slack, allowed_teams="T1,E9") as running:
+        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
+        counted = {reason: refused(sim, reason) for reason in ("install", "workspace")}
         assert install(running.url, "T1") == 200
         assert install(running.url, "T3") == 403
         assert installation_teams(db_url) == {"T1"}
@@ -137,11 +140,12 @@ def test_a_stranger_workspace_cannot_install_or_use_the_app(
         assert dead.value.response["error"] == "token_revoked"
         # A request signed by Slack from a workspace outside the list does nothing.
         store(session_factory(db_url), sample_table, team_id="T3")
-        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         slack.reset()
         reply = sim.command("region=EU", team="T3")
         assert reply.status == 200 and b"not enabled for this workspace" in reply.body
         assert slack.calls == []
+        assert (refused(sim, "install"), refused(sim, "workspace")) == (
+            counted["install"] + 1, counted["workspace"] + 1)
 
 
 def test_the_refusal_page_says_why(db_url: str, slack: FakeSlack) -> None:
