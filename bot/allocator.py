@@ -15,9 +15,11 @@ the size of the blocks it frees; the core benchmark's warm query, measured after
 loads in the same process, did not change. The price is memory kept: the peak of that
 benchmark went from 1.53 GB to 1.60 GB.
 
-Called once, early, by every process entry point (``sopgap`` in bot/cli.py, gunicorn's
-master in bot/gunicorn_conf.py, whose workers inherit it). Elsewhere than glibc (musl,
-macOS) there is no ``mallopt`` and nothing changes.
+Called early by every process entry point: ``sopgap`` in bot/cli.py, and gunicorn's
+master in bot/gunicorn_conf.py, whose workers inherit it (under ``sopgap serve`` both
+run; setting it twice is harmless, and a plain ``gunicorn -c python:bot.gunicorn_conf``
+start needs the second). Elsewhere than glibc (musl, macOS) there is no ``mallopt`` and
+nothing changes.
 """
 
 from __future__ import annotations
