@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -150,18 +151,36 @@ def default_metric(table: PlanningTable) -> str:
 
 @dataclass(frozen=True)
 class Selection:
-    """The rows one query covers (metric, scope, horizon), with the as-of applied."""
+    """The rows one query covers (metric, scope, horizon), with the as-of applied.
+
+    A gap needs the plan and outlook of every row, the actuals of closed months only and
+    the forecasts of every row: those are taken from the table's columns. The full
+    ``period``, ``actual`` and ``forecast`` of the rows (a chart's) are taken when first
+    asked for. Taking values from the table's columns is most of a warm query's time."""
 
     metric: str
     as_of: Month | None
     horizon: Horizon
-    rows: np.ndarray  # indices into the table
-    period: np.ndarray
+    rows: np.ndarray  # indices into the table, ascending
     plan: np.ndarray  # missing → 0
     outlook: np.ndarray  # actual when closed, forecast after; missing → 0
     closed: np.ndarray  # period ≤ as-of
-    actual: np.ndarray  # NaN kept
-    forecast: np.ndarray  # NaN kept
+    actual_closed: np.ndarray  # the actuals of the closed rows, NaN kept
+    forecast_closed: np.ndarray  # the forecasts of the closed rows, NaN kept
+    forecast_open: np.ndarray  # the forecasts of the other rows, NaN kept
+    frame: pd.DataFrame = field(repr=False, compare=False)
+
+    @cached_property
+    def period(self) -> np.ndarray:
+        return self.frame["period"].to_numpy().take(self.rows)
+
+    @cached_property
+    def actual(self) -> np.ndarray:  # NaN kept
+        return self.frame["actual"].to_numpy().take(self.rows)
+
+    @cached_property
+    def forecast(self) -> np.ndarray:  # NaN kept
+        return self.frame["forecast"].to_numpy().take(self.rows)
 
 
 def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -221,28 +240,49 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
     in_scope = np.flatnonzero(mask) + window.start
     metric_codes = _codes(frame, "metric").take(in_scope)
     positions = frame["metric"].cat.categories.get_indexer(list(metrics))
+    plan_all, actual_all, forecast_all = (frame[name].to_numpy()
+                                          for name in ("plan", "actual", "forecast"))
+    # In period order the closed months are the rows before one row number.
+    closed_end = (int(np.searchsorted(period_all, np.array(as_of + 1, dtype=period_all.dtype)))
+                  if table.sorted_by_period and as_of is not None else None)
     selections = []
     for metric, position in zip(metrics, positions, strict=True):
         rows = in_scope[metric_codes == position] if position >= 0 else in_scope[:0]
-        period = period_all.take(rows)
-        actual = frame["actual"].to_numpy().take(rows)
-        forecast = frame["forecast"].to_numpy().take(rows)
-        closed = period <= as_of if as_of is not None else np.zeros(len(period), dtype=bool)
+        if as_of is None:
+            closed = np.zeros(len(rows), dtype=bool)
+            closed_rows, open_rows = rows[:0], rows
+        elif closed_end is not None:  # the closed rows come first: no period to take
+            split = int(np.searchsorted(rows, closed_end))
+            closed = np.zeros(len(rows), dtype=bool)
+            closed[:split] = True
+            closed_rows, open_rows = rows[:split], rows[split:]
+        else:
+            closed = period_all.take(rows) <= as_of
+            closed_rows, open_rows = rows[closed], rows[~closed]
+        actual_closed = actual_all.take(closed_rows)
+        forecast_closed = forecast_all.take(closed_rows)
+        forecast_open = forecast_all.take(open_rows)
+        if closed_end is not None or as_of is None:
+            outlook = np.concatenate((actual_closed, forecast_open))
+        else:
+            outlook = np.empty(len(rows))
+            outlook[closed], outlook[~closed] = actual_closed, forecast_open
         selections.append(Selection(
-            metric=metric, as_of=as_of, horizon=horizon, rows=rows, period=period,
-            plan=_zero_missing(frame["plan"].to_numpy().take(rows)),
-            outlook=_zero_missing(np.where(closed, actual, forecast)),
-            closed=closed, actual=actual, forecast=forecast,
+            metric=metric, as_of=as_of, horizon=horizon, rows=rows,
+            plan=_zero_missing(plan_all.take(rows)), outlook=_zero_missing(outlook),
+            closed=closed, actual_closed=actual_closed, forecast_closed=forecast_closed,
+            forecast_open=forecast_open, frame=frame,
         ))
     return selections
 
 
 def _forecast_quality(selection: Selection) -> tuple[float | None, float | None]:
     """Bias % and WMAPE over closed months with both an actual and a forecast."""
-    both = selection.closed & ~np.isnan(selection.actual) & ~np.isnan(selection.forecast)
+    actual, forecast = selection.actual_closed, selection.forecast_closed
+    both = ~np.isnan(actual) & ~np.isnan(forecast)
     if not both.any():
         return None, None
-    actual, forecast = selection.actual[both], selection.forecast[both]
+    actual, forecast = actual[both], forecast[both]
     bias = percent(float(np.sum(forecast - actual)), float(np.sum(actual)))
     wmape = percent(float(np.sum(np.abs(actual - forecast))), float(np.sum(np.abs(actual))))
     return bias, wmape
@@ -316,8 +356,8 @@ def gap_with_pvm(table: PlanningTable, query: GapQuery, *, fy_start_month: int =
 def _gap_of(table: PlanningTable, query: GapQuery, selection: Selection,
             rule: TriggerRule) -> GapResult:
     bias, wmape = _forecast_quality(selection)
-    actual_to_date = float(np.nansum(selection.actual[selection.closed]))
-    forecast_rest = float(np.nansum(selection.forecast[~selection.closed]))
+    actual_to_date = float(np.nansum(selection.actual_closed))
+    forecast_rest = float(np.nansum(selection.forecast_open))
     drivers: tuple[Driver, ...] = ()
     if query.by is not None:
         members, plan_by, outlook_by = _member_sums(table, selection, query.by)
@@ -333,7 +373,7 @@ def _gap_of(table: PlanningTable, query: GapQuery, selection: Selection,
         actual_to_date=actual_to_date,
         forecast_rest=forecast_rest, bias_pct=bias, wmape=wmape,
         triggered=rule.crossed(gap, percent(gap, plan)), by=query.by, drivers=drivers,
-        rows=len(selection.period),
+        rows=len(selection.rows),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pyarrow as pa
 import pytest
@@ -12,6 +13,7 @@ from sop_core.gaps import (
     TriggerRule,
     compute_gap,
     explanatory_dimension,
+    gap_with_pvm,
     price_volume_mix,
 )
 from sop_core.loading import PlanningTable, normalise
@@ -231,3 +233,62 @@ def test_json_has_exactly_the_documented_keys() -> None:
     assert list(with_by["drivers"][0]) == ["member", "plan", "outlook", "gap", "gap_pct",
                                            "share"]
     assert with_by["horizon"] == {"name": "fy", "start": "2026-01", "end": "2026-12"}
+
+
+def _mixed_rows(with_actuals: bool) -> list[dict[str, object]]:
+    """Two regions × two products × revenue and volume × 12 months, some values missing."""
+    rng = random.Random(11)
+    data: list[dict[str, object]] = []
+    for m in range(1, 13):
+        for region in ("EU", "NA"):
+            for product in ("a", "b"):
+                for metric in ("revenue", "volume"):
+                    data.append({
+                        "period": f"2026-{m:02d}", "region": region, "product": product,
+                        "metric": metric,
+                        "plan": None if rng.random() < 0.05 else round(rng.uniform(10, 99), 2),
+                        "forecast": None if rng.random() < 0.05 else round(rng.uniform(10, 99), 2),
+                        "actual": round(rng.uniform(10, 99), 2)
+                        if with_actuals and m <= 7 and rng.random() > 0.05 else None})
+    return data
+
+
+@pytest.mark.parametrize("with_actuals", [True, False], ids=["as-of", "no-actuals"])
+@pytest.mark.parametrize("query", [
+    q(metric="revenue", by="product"),
+    q(metric="revenue", scope={"region": ["EU"]}, horizon="ytd", by="product"),
+    q(metric="volume", horizon="rest", by="region"),
+    q(metric="revenue", horizon="2026-Q3", as_of=parse_month("2026-05")),
+], ids=["fy", "ytd-scope", "rest", "quarter-as-of"])
+def test_rows_out_of_period_order_give_the_same_gap(query: GapQuery, with_actuals: bool
+                                                     ) -> None:
+    """The loader's table is in period order (closed months are one run of rows); a table
+    built from a frame in another order takes the other path to the same figures."""
+    ordered = table(_mixed_rows(with_actuals))
+    assert ordered.sorted_by_period
+    frame = ordered.frame.iloc[::-1].reset_index(drop=True)
+    shuffled = PlanningTable(frame=frame, dimensions=ordered.dimensions,
+                             metrics=ordered.metrics, source="test", rows_read=ordered.rows,
+                             rows_merged=0)
+    assert not shuffled.sorted_by_period
+    (first, first_pvm), (second, second_pvm) = (
+        gap_with_pvm(t, query, explain=True) for t in (ordered, shuffled))
+    for name in ("plan", "outlook", "actual_to_date", "forecast_rest", "bias_pct", "wmape"):
+        assert getattr(second, name) == pytest.approx(getattr(first, name)), name
+    assert (second.rows, second.as_of) == (first.rows, first.as_of) and first.rows > 0
+    assert [(d.member, pytest.approx(d.gap)) for d in second.drivers] == [
+        (d.member, d.gap) for d in first.drivers]
+    if first_pvm is not None:
+        assert second_pvm is not None
+        assert (second_pvm.price, second_pvm.volume, second_pvm.mix) == pytest.approx(
+            (first_pvm.price, first_pvm.volume, first_pvm.mix))
+    # The figures themselves, from the rows one by one.
+    selected = [r for r in _mixed_rows(with_actuals) if r["metric"] == (query.metric or "revenue")
+                and all(r[k] in v for k, v in query.scope.items())
+                and first.horizon.start <= parse_month(str(r["period"])) <= first.horizon.end]
+    closed = [r for r in selected if first.as_of is not None
+              and parse_month(str(r["period"])) <= first.as_of]
+    assert first.plan == pytest.approx(sum(float(r["plan"] or 0) for r in selected))
+    assert first.actual_to_date == pytest.approx(sum(float(r["actual"] or 0) for r in closed))
+    assert first.outlook == pytest.approx(
+        sum(float((r["actual"] if r in closed else r["forecast"]) or 0) for r in selected))
