@@ -157,6 +157,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
                                                   logger=oauth_logger),
             logger=oauth_logger,
         )
+        # Token rotation: Bolt's rotator asks oauth.v2.access through a client of its own,
+        # made for slack.com whatever SLACK_API_URL says. It gets the app's instead (the
+        # same API address, retries and metrics).
+        rotator = getattr(oauth_settings.authorize, "token_rotator", None)
+        if rotator is not None:
+            rotator.client = make_client(settings, token=None)
         # No token on the app's client: Bolt finds each workspace's in the installations.
         app = App(**common, client=make_client(settings, token=None),
                   oauth_flow=AllowListOAuthFlow(settings=oauth_settings,

@@ -72,6 +72,32 @@ def test_installed_tokens_are_encrypted_at_rest_and_still_work(
     assert post.token == TEAMS["T1"]
 
 
+def test_a_rotating_token_is_refreshed_kept_encrypted_and_the_old_one_given_up(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    """Token rotation (Slack's expiring tokens): Bolt refreshes a token about to expire
+    before it uses it, and saves the new pair through the encrypting store."""
+    team = slack.add_team("T4", "xoxe.xoxb-4", refresh_token="xoxe-1-4",
+                          token_expires_in=600)  # within Bolt's 2 hours: refreshed at once
+    with oauth_app(db_url, slack, allowed_teams="T4") as running:
+        assert install(running.url, "T4") == 200
+        store(session_factory(db_url), sample_table, team_id="T4")
+        sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
+        assert sim.command("region=EU category=Snacks", team="T4").status == 200
+        [post] = slack.wait_for("chat.postMessage")
+    refreshed = [call for call in slack.calls_to("oauth.v2.access")
+                 if call.args.get("grant_type") == "refresh_token"]
+    assert refreshed and refreshed[0].args["refresh_token"] == "xoxe-1-4"
+    assert team.rotations >= 1 and post.token == team.bot_token != "xoxe.xoxb-4"
+    stored = raw_tokens(db_url)
+    assert not any(value.startswith("xox") for value in stored)  # the new pair, encrypted
+    box = MultiFernet([Fernet(ENCRYPTION_KEY)])
+    plain = {box.decrypt(value.encode()).decode() for value in stored}
+    assert {team.bot_token, team.refresh_token} <= plain
+    with pytest.raises(SlackApiError) as dead:  # Slack no longer takes the first token
+        WebClient(token="xoxe.xoxb-4", base_url=slack.url).auth_test()
+    assert dead.value.response["error"] == "token_revoked"
+
+
 def test_uninstalling_deletes_the_tokens_at_once_and_keeps_the_records(
         oauth_server: Running, slack: FakeSlack, sample_table: PlanningTable,
         db_url: str) -> None:

@@ -45,6 +45,12 @@ class Team:
     bot_id: str = ""
     authed_user_id: str = ""
     oauth_code: str = ""
+    # Token rotation: with a refresh token, oauth.v2.access hands out bot tokens that
+    # expire after ``token_expires_in`` seconds, and exchanges the refresh token for a
+    # new pair (the old bot token then stops working), as Slack does.
+    refresh_token: str = ""
+    token_expires_in: int = 43200
+    rotations: int = 0
 
     def __post_init__(self) -> None:
         """Derive the other ids from the team id so several teams never share one."""

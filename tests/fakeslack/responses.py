@@ -270,7 +270,8 @@ def views_publish(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
 
 
 def oauth_v2_access(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
-    """Exchange the code of a team added with ``add_team`` for its bot token.
+    """Exchange the code of a team added with ``add_team`` for its bot token, or (token
+    rotation, ``grant_type=refresh_token``) a team's refresh token for a new token pair.
 
     Called without a token (the app authenticates with its client id and secret), so
     ``team`` is only the default team; the code decides which team installed the app.
@@ -278,10 +279,20 @@ def oauth_v2_access(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]
     basic_auth = call.headers.get("Authorization", "").startswith("Basic ")
     if not basic_auth and not (call.args.get("client_id") and call.args.get("client_secret")):
         raise Rejected("invalid_client_id", "oauth.v2.access without client credentials")
-    installed = ws.team_for_code(str(call.args["code"]))
-    if installed is None:
-        raise Rejected("invalid_code")
-    return {
+    if call.args.get("grant_type") == "refresh_token":
+        installed = next((t for t in ws.teams.values() if t.refresh_token
+                          and t.refresh_token == call.args.get("refresh_token")), None)
+        if installed is None:
+            raise Rejected("invalid_refresh_token")
+        ws.revoked_tokens.add(installed.bot_token)  # the old token is dead from now on
+        installed.rotations += 1
+        installed.bot_token = f"{installed.bot_token.split('~')[0]}~{installed.rotations}"
+        installed.refresh_token = f"{installed.refresh_token.split('~')[0]}~{installed.rotations}"
+    else:
+        installed = ws.team_for_code(str(call.args["code"]))
+        if installed is None:
+            raise Rejected("invalid_code")
+    answer = {
         "ok": True,
         "app_id": installed.app_id,
         "authed_user": {"id": installed.authed_user_id},
@@ -293,6 +304,10 @@ def oauth_v2_access(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]
         "enterprise": None,
         "is_enterprise_install": False,
     }
+    if installed.refresh_token:
+        answer.update(refresh_token=installed.refresh_token,
+                      expires_in=installed.token_expires_in)
+    return answer
 
 
 def files_get_upload_url_external(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
