@@ -94,7 +94,6 @@ class Checkout:
 
     def __init__(self, root: Path, scratch: Path, label: str) -> None:
         self.root, self.label = root, label
-        compile_bytecode(root)
         self.env = {**os.environ, "PYTHONPATH": str(root)}
         self.template = scratch / f"{label}-template.db"
         self.database = scratch / f"{label}.db"
@@ -182,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="sopgap-load-") as scratch:
         checkouts = [Checkout(REPO, Path(scratch), "sopgap load")]
         if args.baseline is not None:
+            compile_bytecode(args.baseline.resolve())  # (this checkout's: in the header)
             checkouts.append(Checkout(args.baseline.resolve(), Path(scratch), "baseline"))
         for size in args.rows:
             rows = int(float(size.upper().rstrip("M")) * 1_000_000) if size.upper().endswith(

@@ -160,11 +160,12 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
         # Token rotation: Bolt's rotator asks oauth.v2.access through a client of its own,
         # made for slack.com whatever SLACK_API_URL says. It gets the app's instead (the
         # same API address, retries and metrics).
+        # No token on the app's client: Bolt finds each workspace's in the installations.
+        client = make_client(settings, token=None)
         rotator = getattr(oauth_settings.authorize, "token_rotator", None)
         if rotator is not None:
-            rotator.client = make_client(settings, token=None)
-        # No token on the app's client: Bolt finds each workspace's in the installations.
-        app = App(**common, client=make_client(settings, token=None),
+            rotator.client = client
+        app = App(**common, client=client,
                   oauth_flow=AllowListOAuthFlow(settings=oauth_settings,
                                                 allowed_teams=settings.allowed_teams))
     elif identity is not None:

@@ -107,8 +107,11 @@ def body_is_well_formed(content_type: str, body: bytes) -> bool:
         return False
 
 
-def _refuse(start_response: Callable[..., Any], reason: str, status: str,
-            text: str) -> Iterable[bytes]:
+def _refuse(start_response: Callable[..., Any], reason: str, status: str, text: str,
+            why: str | None = None) -> Iterable[bytes]:
+    """Answer a refused request, counted by ``reason`` and logged with ``why``."""
+    if why is not None:
+        log.warning("refused a Slack request: %s", why)
     metrics.REFUSED_REQUESTS.labels(reason).inc()
     return _reply(start_response, status, text)
 
@@ -126,31 +129,27 @@ def guard_slack_requests(app: WSGIApp, signing_secret: str, *,
         if not signing_secret.strip() or not _TIMESTAMP.fullmatch(timestamp) \
                 or not _SIGNATURE.fullmatch(signature) \
                 or abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
-            log.warning("refused a Slack request: missing, malformed or stale signature")
             return _refuse(start_response, "signature", "401 Unauthorized",
-                           "invalid request signature")
+                           "invalid request signature", "missing, malformed or stale signature")
         length = _declared_length(environ)
         if length is None and not environ.get("wsgi.input_terminated"):
             return _refuse(start_response, "malformed", "411 Length Required",
                            "Content-Length required")
         if length is not None and length > max_body_bytes:
-            log.warning("refused a Slack request of %d bytes (the cap is %d)",
-                        length, max_body_bytes)
             return _refuse(start_response, "too_large", "413 Payload Too Large",
-                           "request body too large")
+                           "request body too large",
+                           f"{length} bytes (the cap is {max_body_bytes})")
         body = _read_at_most(environ["wsgi.input"],
                              max_body_bytes + 1 if length is None else length)
         if len(body) > max_body_bytes:
             return _refuse(start_response, "too_large", "413 Payload Too Large",
                            "request body too large")
         if not signature_is_valid(signing_secret, timestamp, signature, body):
-            log.warning("refused a Slack request: invalid signature")
             return _refuse(start_response, "signature", "401 Unauthorized",
-                           "invalid request signature")
+                           "invalid request signature", "invalid signature")
         if not body_is_well_formed(environ.get("CONTENT_TYPE", ""), body):
-            log.warning("refused a signed Slack request whose body is malformed")
             return _refuse(start_response, "malformed", "400 Bad Request",
-                           "malformed request body")
+                           "malformed request body", "signed, but its body is malformed")
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return app(environ, start_response)

@@ -163,8 +163,7 @@ class Selection:
     horizon: Horizon
     rows: np.ndarray  # indices into the table, ascending
     plan: np.ndarray  # missing → 0
-    outlook: np.ndarray  # actual when closed, forecast after; missing → 0
-    closed: np.ndarray  # period ≤ as-of
+    outlook: np.ndarray  # actual when closed (period ≤ as-of), forecast after; missing → 0
     actual_closed: np.ndarray  # the actuals of the closed rows, NaN kept
     forecast_closed: np.ndarray  # the forecasts of the closed rows, NaN kept
     forecast_open: np.ndarray  # the forecasts of the other rows, NaN kept
@@ -248,13 +247,11 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
     selections = []
     for metric, position in zip(metrics, positions, strict=True):
         rows = in_scope[metric_codes == position] if position >= 0 else in_scope[:0]
+        closed = None  # which rows are closed, when they are not the first ones
         if as_of is None:
-            closed = np.zeros(len(rows), dtype=bool)
             closed_rows, open_rows = rows[:0], rows
         elif closed_end is not None:  # the closed rows come first: no period to take
             split = int(np.searchsorted(rows, closed_end))
-            closed = np.zeros(len(rows), dtype=bool)
-            closed[:split] = True
             closed_rows, open_rows = rows[:split], rows[split:]
         else:
             closed = period_all.take(rows) <= as_of
@@ -262,7 +259,7 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
         actual_closed = actual_all.take(closed_rows)
         forecast_closed = forecast_all.take(closed_rows)
         forecast_open = forecast_all.take(open_rows)
-        if closed_end is not None or as_of is None:
+        if closed is None:
             outlook = np.concatenate((actual_closed, forecast_open))
         else:
             outlook = np.empty(len(rows))
@@ -270,7 +267,7 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
         selections.append(Selection(
             metric=metric, as_of=as_of, horizon=horizon, rows=rows,
             plan=_zero_missing(plan_all.take(rows)), outlook=_zero_missing(outlook),
-            closed=closed, actual_closed=actual_closed, forecast_closed=forecast_closed,
+            actual_closed=actual_closed, forecast_closed=forecast_closed,
             forecast_open=forecast_open, frame=frame,
         ))
     return selections

@@ -22,13 +22,12 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from sop_core import workspaces
-from sop_core.loading import MEASURES, PlanningTable
+from sop_core.loading import PlanningTable
 from sop_core.loading.sources import DEFAULT_SOURCE, combine
 from sop_core.models import Snapshot, SnapshotPart
 
 PART_ROWS = 2_000_000
 SPLIT_ROWS = 200_000  # from here, a table is split to be written on every core
-MEASURE_COLUMNS = frozenset(MEASURES)
 CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
 
 
