@@ -386,15 +386,21 @@ def _long_measures(
 
 
 Bounds = Sequence[tuple[int, int]]  # per column: (lowest value, how many values)
+# Up to this many combinations a row, groups are found by marking them (a bool each, then
+# an int64 count each: at most 36 bytes a row, as much as sorting's keys, order and labels).
+DENSE_GROUPS_PER_ROW = 4
+
+
+def _bounds(codes: Sequence[np.ndarray]) -> Bounds:
+    return [(int(a.min()), int(a.max()) - int(a.min()) + 1) if len(a) else (0, 1)
+            for a in codes]
 
 
 def _row_key(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarray | None:
     """One integer per row for its combination of codes (mixed radix): int32 when every
     combination fits, which sorts twice as fast as int64; ``None`` when not even int64
     holds them all. ``bounds``, when the caller knows them, saves two passes a column."""
-    if bounds is None:
-        bounds = [(int(a.min()), int(a.max()) - int(a.min()) + 1) if len(a) else (0, 1)
-                  for a in codes]
+    bounds = bounds if bounds is not None else _bounds(codes)
     combinations = math.prod(span for _, span in bounds)
     if combinations >= 2**63:
         return None
@@ -424,10 +430,23 @@ def _keys(codes: Sequence[np.ndarray], bounds: Bounds | None = None) -> np.ndarr
 
 
 def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
-    """Each row's group (rows sharing all codes) and how many groups there are. By
-    sorting: at millions of rows numpy's SIMD sort is several times faster than hashing,
-    whose table no longer fits in the CPU caches."""
-    key = _keys(codes)
+    """Each row's group (rows sharing all codes) and how many groups there are, numbered
+    in the order of their codes. Where the combinations of codes are few enough to mark
+    each (a gap's items: regions × categories × … customers), by marking the ones present
+    and counting them: one pass, no sort (1M rows, 1.2M combinations: 0.009 s instead of
+    0.08 s, a first gap on a new snapshot). Else by sorting: at millions of rows numpy's
+    SIMD sort is several times faster than hashing, whose table no longer fits in the CPU
+    caches."""
+    bounds = _bounds(codes)
+    combinations = math.prod(span for _, span in bounds)
+    if len(codes[0]) and combinations <= max(DENSE_GROUPS_PER_ROW * len(codes[0]), 1 << 16):
+        key = _row_key(codes, bounds)
+        assert key is not None  # (combinations that few fit in an int32)
+        present = np.zeros(combinations, dtype=bool)
+        present[key] = True
+        number = np.cumsum(present, dtype=np.int64)
+        return number[key] - 1, int(number[-1])
+    key = _keys(codes, bounds)
     order = np.argsort(key)
     key = key[order]
     starts = np.empty(len(key), dtype=bool)

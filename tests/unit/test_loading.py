@@ -774,3 +774,28 @@ def test_duplicates_merge_alike_in_key_period_and_any_order(tmp_path: Path) -> N
     assert kept is not None and kept.sum() == 2000
     assert np.array_equal(kept, kept_flipped)
     assert np.array_equal(merged_values["plan"], merged_flipped["plan"], equal_nan=True)
+
+
+@pytest.mark.parametrize("members", [(3, 4, 5), (6, 20, 4, 5, 50), (2000, 3000, 50)],
+                         ids=["few", "a-gap's-items", "too-many-to-mark"])
+def test_rows_are_grouped_alike_by_marking_or_by_sorting(members: tuple[int, ...]) -> None:
+    """A table's items: few combinations of codes are marked, too many are sorted; both
+    number the groups in the order of their codes, as pandas' sorted grouping does (a
+    missing member's code, -1, included)."""
+    import numpy as np
+    import pandas as pd
+
+    from sop_core.loading import validate
+
+    generator = np.random.default_rng(len(members))
+    rows = 60_000
+    codes = [generator.integers(-1, count, rows).astype(np.int16 if count < 2**15 else np.int32)
+             for count in members]
+    combinations = math.prod(count + 1 for count in members)
+    marked = combinations <= validate.DENSE_GROUPS_PER_ROW * rows or combinations <= 1 << 16
+    assert marked == (members != (2000, 3000, 50))  # each path is taken by one case
+    labels, groups = validate._group(codes)
+    expected = pd.DataFrame(dict(enumerate(codes))).groupby(list(range(len(codes))),
+                                                            sort=True).ngroup().to_numpy()
+    assert groups == expected.max() + 1
+    assert np.array_equal(labels, expected)
