@@ -386,8 +386,8 @@ def _long_measures(
 
 
 Bounds = Sequence[tuple[int, int]]  # per column: (lowest value, how many values)
-# Up to this many combinations a row, groups are found by marking them (a bool each, then
-# an int64 count each: at most 36 bytes a row, as much as sorting's keys, order and labels).
+# Up to this many combinations a row, groups are found by marking them (a bool and an
+# int32 count each: at most 20 bytes a row, less than sorting's keys, order and labels).
 DENSE_GROUPS_PER_ROW = 4
 
 
@@ -444,7 +444,8 @@ def _group(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
         assert key is not None  # (combinations that few fit in an int32)
         present = np.zeros(combinations, dtype=bool)
         present[key] = True
-        number = np.cumsum(present, dtype=np.int64)
+        # Counts as int32 when the rows are fewer (there are no more groups than rows).
+        number = np.cumsum(present, dtype=np.int32 if len(key) < 2**31 else np.int64)
         return number[key] - 1, int(number[-1])
     key = _keys(codes, bounds)
     order = np.argsort(key)
