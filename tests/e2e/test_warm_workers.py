@@ -13,7 +13,7 @@ from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
-from sop_core.warmup import settle_heap
+from sop_core.warmup import SnapshotWarmer, settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.waiting import eventually
@@ -44,6 +44,26 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
         warmer.stop()
         warmer.thread.join(timeout=5)
     assert _trigger_points(db_url) == 0
+
+
+def test_a_look_for_a_new_load_warms_only_what_is_new(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    """The warmer looks four times a second: a look that finds no new snapshot warms
+    nothing; a load for another workspace, or a second one, is found at the next look."""
+    sessions = session_factory(db_url)
+    warmer = SnapshotWarmer(sessions, app_settings(db_url, slack))
+    assert warmer.warm_once() == []  # nothing loaded yet
+    shared = store(sessions, sample_table).snapshot_id
+    assert warmer.warm_once() == [shared]
+    assert warmer.warm_once() == []
+    own = store(sessions, sample_table, team_id="T2").snapshot_id
+    snapshots.clear_cache()
+    assert warmer.warm_once() == [own]
+    assert snapshots.is_decoded(get_engine(db_url), own)
+    assert not snapshots.is_decoded(get_engine(db_url), shared)  # warmed before, not again
+    again = store(sessions, sample_table).snapshot_id
+    assert warmer.warm_once() == [again]
+    assert warmer.warm_once() == []
 
 
 def _trigger_points(db_url: str) -> int:
