@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from sop_core import snapshots
 from sop_core.db import get_engine, session_factory
@@ -55,7 +55,14 @@ def test_a_look_for_a_new_load_warms_only_what_is_new(
     assert warmer.warm_once() == []  # nothing loaded yet
     shared = store(sessions, sample_table).snapshot_id
     assert warmer.warm_once() == [shared]
-    assert warmer.warm_once() == []
+    statements: list[str] = []
+    count = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
+    event.listen(get_engine(db_url), "before_cursor_execute", count)
+    try:
+        assert warmer.warm_once() == []
+    finally:
+        event.remove(get_engine(db_url), "before_cursor_execute", count)
+    assert len(statements) == 1, statements  # a look that finds nothing new: one query
     own = store(sessions, sample_table, team_id="T2").snapshot_id
     snapshots.clear_cache()
     assert warmer.warm_once() == [own]
