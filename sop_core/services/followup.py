@@ -221,7 +221,11 @@ def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
     day that brings a new occasion. Only where it changes; the update is conditional on
     the day read, so a change made meanwhile (which resets it) is not overwritten."""
     days: dict[tuple[date, date, date | None], date] = {}
-    changes: dict[str, list[dict]] = {"milestones": [], "actions": []}
+    # Items by table, then by (day read, day to store): one UPDATE for many items. A
+    # clock's first sweep stores a day for tens of thousands of items, most of them the
+    # same few hundred days: one statement per item took 1.5 s of it on PostgreSQL.
+    changes: dict[str, dict[tuple[date | None, date], list[int]]] = {
+        "milestones": {}, "actions": {}}
     for row, memo in quiet:
         if memo not in days:
             due, last_day, snoozed_until = memo
@@ -230,13 +234,21 @@ def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
         stored, milestone_id = row[10], row[7]
         if days[memo] != stored:
             table = "actions" if milestone_id is None else "milestones"
-            changes[table].append({"item": row[0] if milestone_id is None else milestone_id,
-                                   "day": days[memo], "read": stored})
+            changes[table].setdefault((stored, days[memo]), []).append(
+                row[0] if milestone_id is None else milestone_id)
     for table in (Milestone.__table__, Action.__table__):
-        rows = changes[table.name]
-        if rows:
-            session.connection().execute(
-                update(table).where(table.c.id == bindparam("item"),
-                                    table.c.next_nudge_day.is_not_distinct_from(
-                                        bindparam("read", type_=Date)))
-                .values(next_nudge_day=bindparam("day")), rows)
+        for (read, day), items in changes[table.name].items():
+            for start in range(0, len(items), _ITEMS_PER_UPDATE):
+                session.connection().execute(_STORE_NEXT_DAY[table.name], {
+                    "items": items[start:start + _ITEMS_PER_UPDATE], "read": read,
+                    "day": day})
+
+
+_ITEMS_PER_UPDATE = 5_000  # ids in one IN list: well under SQLite's and PostgreSQL's limits
+# Conditional on the day read: a change made meanwhile (which resets it) is not overwritten.
+_STORE_NEXT_DAY = {
+    table.name: update(table).where(
+        table.c.id.in_(bindparam("items", expanding=True)),
+        table.c.next_nudge_day.is_not_distinct_from(bindparam("read", type_=Date)))
+    .values(next_nudge_day=bindparam("day"))
+    for table in (Milestone.__table__, Action.__table__)}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from sop_core import outbox
 from sop_core.config import Settings
@@ -244,3 +244,46 @@ def test_minute_sweeps_send_exactly_what_full_sweeps_would(db_url: str) -> None:
                                   team_id="T1", now=now)
         sent += len(found)
     assert sent > 40  # the clock really sent along the way
+
+
+def test_next_days_are_stored_many_items_a_statement_never_over_a_change_made_meanwhile(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items that get the same day are stored by one UPDATE (here at most 2 ids each, so
+    several), each conditional on the day the sweep read: an item reset in the meantime
+    (a change of its dates) keeps its reset."""
+    from sop_core.services import followup
+
+    monkeypatch.setattr(followup, "_ITEMS_PER_UPDATE", 2)
+    statements: list[str] = []
+    engine = get_sessionmaker(db_url).kw["bind"]
+    count = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
+    actions_ids = [_add_action(db_url, date(2026, 12, 14), (date(2026, 12, 13),))
+                   for _ in range(5)]
+    wednesday = NOW + timedelta(days=2)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert _sweep(db_url, wednesday) == []
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [_days(db_url, a) for a in actions_ids] == [(None, [date(2026, 12, 10)])] * 5
+    assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 3
+
+    # A sweep that read Thursday for two milestones stores their next day; one of them
+    # was reset meanwhile.
+    with get_sessionmaker(db_url)() as session:
+        reset, kept = (session.get(Action, a).milestones[0].id for a in actions_ids[:2])
+    with get_sessionmaker(db_url).begin() as session:
+        session.execute(update(Milestone).where(Milestone.id == reset)
+                        .values(next_nudge_day=None))
+    settings = _settings(db_url)
+    schedule = {"days_before": settings.nudge_days_before,
+                "weekends": settings.nudge_on_weekends}
+    friday = date(2026, 12, 11)  # the last send day: "3 days before" (Thursday) is past
+    quiet = [((action_id, "T1", "U1", "U9", None, None, None, milestone_id, "step 0",
+               date(2026, 12, 13), date(2026, 12, 10)), (date(2026, 12, 13), friday, None))
+             for action_id, milestone_id in zip(actions_ids, (reset, kept), strict=False)]
+    with get_sessionmaker(db_url).begin() as session:
+        followup._store_next_days(session, quiet, schedule)
+    assert _days(db_url, actions_ids[0]) == (None, [None])  # the reset stands
+    moved = _days(db_url, actions_ids[1])[1][0]
+    assert moved is not None and moved > date(2026, 12, 10)
