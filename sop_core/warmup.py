@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # A look for a new load is one small query (0.2 ms of CPU on SQLite). Four a second: a
-# load is seen, and a 1M-row snapshot decoded, before `sopgap load` has exited (0.3 s
-# after its commit), so a /gap sent right after it finds it ready (with a look a
-# second, the first two took 0.14 s against 0.02 s warm).
+# /gap sent a quarter of a second after a load finds it decoded (a 1M-row snapshot takes
+# about 0.05 s); one sent the moment `sopgap load` exits (0.04 s after its commit, without
+# Slack settings) decodes it itself.
 POLL_SECONDS = 0.25
 
 
@@ -78,7 +78,8 @@ class SnapshotWarmer:
         from sop_core.services.data import gap_report
 
         # Most looks find no new load: one scalar on the primary key, on a bare connection
-        # (under 100 users' load, the ORM's grouped query cost 5 ms of a worker's time).
+        # (under 100 users' load, the grouped query in an ORM session took 5 % of a
+        # worker's time holding the interpreter lock).
         with self._sessions.kw["bind"].connect() as connection:
             newest = connection.scalar(select(func.max(Snapshot.id)))
         if newest is None or newest == self._newest:

@@ -214,6 +214,16 @@ def due_nudges(session: Session, settings: Settings, now: datetime, *,
             owner_left, _memo in candidates if key not in sent]
 
 
+_ITEMS_PER_UPDATE = 5_000  # ids in one IN list: well under SQLite's and PostgreSQL's limits
+# Conditional on the day read: a change made meanwhile (which resets it) is not overwritten.
+_STORE_NEXT_DAY = {
+    table.name: update(table).where(
+        table.c.id.in_(bindparam("items", expanding=True)),
+        table.c.next_nudge_day.is_not_distinct_from(bindparam("read", type_=Date)))
+    .values(next_nudge_day=bindparam("day"))
+    for table in (Milestone.__table__, Action.__table__)}
+
+
 def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
                      schedule: dict) -> None:
     """Store the next nudge day of items that have nothing to send now (their latest
@@ -223,7 +233,8 @@ def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
     days: dict[tuple[date, date, date | None], date] = {}
     # Items by table, then by (day read, day to store): one UPDATE for many items. A
     # clock's first sweep stores a day for tens of thousands of items, most of them the
-    # same few hundred days: one statement per item took 1.5 s of it on PostgreSQL.
+    # same few hundred days (100,000 actions on SQLite: 1.45 s instead of 1.76 s with a
+    # statement per item).
     changes: dict[str, dict[tuple[date | None, date], list[int]]] = {
         "milestones": {}, "actions": {}}
     for row, memo in quiet:
@@ -243,12 +254,3 @@ def _store_next_days(session: Session, quiet: list[tuple[tuple, tuple]],
                     "items": items[start:start + _ITEMS_PER_UPDATE], "read": read,
                     "day": day})
 
-
-_ITEMS_PER_UPDATE = 5_000  # ids in one IN list: well under SQLite's and PostgreSQL's limits
-# Conditional on the day read: a change made meanwhile (which resets it) is not overwritten.
-_STORE_NEXT_DAY = {
-    table.name: update(table).where(
-        table.c.id.in_(bindparam("items", expanding=True)),
-        table.c.next_nudge_day.is_not_distinct_from(bindparam("read", type_=Date)))
-    .values(next_nudge_day=bindparam("day"))
-    for table in (Milestone.__table__, Action.__table__)}
