@@ -12,7 +12,7 @@ from sqlalchemy import event, select, update
 
 from sop_core import outbox
 from sop_core.config import Settings
-from sop_core.db import get_sessionmaker
+from sop_core.db import get_engine, get_sessionmaker
 from sop_core.models import Action, Milestone, SlackUser, Status
 from sop_core.nudge_days import NEVER
 from sop_core.services import actions
@@ -255,7 +255,7 @@ def test_next_days_are_stored_many_items_a_statement_never_over_a_change_made_me
 
     monkeypatch.setattr(followup, "_ITEMS_PER_UPDATE", 2)
     statements: list[str] = []
-    engine = get_sessionmaker(db_url).kw["bind"]
+    engine = get_engine(db_url)
     count = lambda *args: statements.append(args[2])  # noqa: E731 (before_cursor_execute)
     actions_ids = [_add_action(db_url, date(2026, 12, 14), (date(2026, 12, 13),))
                    for _ in range(5)]
