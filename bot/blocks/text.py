@@ -29,16 +29,20 @@ def cut(text: str, limit: int) -> str:
     return head + "…"
 
 
-def bullet_list(lines: list[str], *, limit: int = SECTION_TEXT_MAX, most: int = 10) -> str:
-    """Lines joined as a list, cut to fit, with "and N more" for what was left out."""
+def bullet_list(lines: list[str], *, limit: int = SECTION_TEXT_MAX, most: int = 10,
+                total: int | None = None) -> str:
+    """Lines joined as a list, cut to fit, with "and N more" for what was left out.
+    ``total``: how many lines there are in all, when ``lines`` holds only the first ones
+    (formatting thousands of lines to show five is most of a message's cost)."""
+    total = len(lines) if total is None else total
     shown: list[str] = []
     for index, line in enumerate(lines[:most]):
-        left = len(lines) - index
+        left = total - index
         candidate = "\n".join([*shown, line])
         if len(candidate) + len(f"\n…and {left} more") > limit:
             break
         shown.append(line)
-    rest = len(lines) - len(shown)
+    rest = total - len(shown)
     if rest:
         shown.append(f"…and {rest} more")
     return "\n".join(shown)

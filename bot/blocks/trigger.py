@@ -31,6 +31,7 @@ from sop_core.services.triggers import filters_text
 OPTION_TEXT_MAX = 75  # a select option's and placeholder's text
 
 MAX_DRIVERS = 5
+MAX_OFFSETS = 3
 
 
 def scope_label(scope: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> str:
@@ -67,13 +68,16 @@ def drivers_text(result: GapResult) -> str | None:
         return None
     pushing = [d for d in result.drivers if not d.offset and d.gap != 0]
     offsets = [d for d in result.drivers if d.offset]
-    lines = [_driver_line(d, result.metric) for d in pushing]
+    # Only the lines that can be shown are formatted (by customer: thousands of members).
+    lines = [_driver_line(d, result.metric) for d in pushing[:MAX_DRIVERS]]
     text = f"*What drives it, by {escape(result.by)}*\n" + bullet_list(
-        lines or ["no member moves the gap"], most=MAX_DRIVERS, limit=SECTION_TEXT_MAX // 2)
+        lines or ["no member moves the gap"], most=MAX_DRIVERS, limit=SECTION_TEXT_MAX // 2,
+        total=len(pushing) or 1)
     if offsets:
-        offset_lines = [_driver_line(d, result.metric) for d in offsets]
-        text += "\n*Offsets*\n" + bullet_list(offset_lines, most=3,
-                                              limit=SECTION_TEXT_MAX // 2 - 50)
+        offset_lines = [_driver_line(d, result.metric) for d in offsets[:MAX_OFFSETS]]
+        text += "\n*Offsets*\n" + bullet_list(offset_lines, most=MAX_OFFSETS,
+                                              limit=SECTION_TEXT_MAX // 2 - 50,
+                                              total=len(offsets))
     return cut(text, SECTION_TEXT_MAX)
 
 
