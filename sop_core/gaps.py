@@ -186,12 +186,12 @@ def _codes(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].array.codes  # the Categorical's own array: no Series built
 
 
-def _member_mask(frame: pd.DataFrame, column: str, members: tuple[str, ...],
+def _member_mask(table: PlanningTable, column: str, members: tuple[str, ...],
                  window: slice = slice(None)) -> np.ndarray:
     """Which rows (of ``window``) have one of ``members`` in ``column``."""
+    frame = table.frame
     codes = _codes(frame, column)[window]
-    positions = [int(p) for p in frame[column].cat.categories.get_indexer(list(members))
-                 if p >= 0]
+    positions = table.category_codes(column, members)
     if len(positions) <= 4:
         # A few members (the usual scope): comparing the codes is one fast pass each.
         mask = np.zeros(len(codes), dtype=bool)
@@ -234,11 +234,12 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
         window = slice(0, len(period_all))
         mask = (period_all >= horizon.start) & (period_all <= horizon.end)
     for dimension, members in query.scope.items():
-        mask &= _member_mask(frame, dimension, members, window)
+        mask &= _member_mask(table, dimension, members, window)
     # Indices once, then takes: a scope is usually a small share of the rows.
     in_scope = np.flatnonzero(mask) + window.start
     metric_codes = _codes(frame, "metric").take(in_scope)
-    positions = frame["metric"].cat.categories.get_indexer(list(metrics))
+    lookup = table.category_lookup("metric")
+    positions = [lookup.get(metric, -1) for metric in metrics]
     plan_all, actual_all, forecast_all = (frame[name].to_numpy()
                                           for name in ("plan", "actual", "forecast"))
     # In period order the closed months are the rows before one row number.
