@@ -24,7 +24,6 @@ from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
 from sop_core.lifecycle import LifecycleError
-from sop_core.models import TriggerPoint
 from sop_core.services import triggers
 from sop_core.services.data import GapReport, NoData, gap_report
 from sop_core.suggest import unknown_subcommand
@@ -111,7 +110,7 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
         _post_new(ctx, report, living)
 
 
-def _gap_in_channel(ctx: Ctx, filters_text: str) -> tuple[GapReport, TriggerPoint | None]:
+def _gap_in_channel(ctx: Ctx, filters_text: str) -> tuple[GapReport, triggers.PointRef | None]:
     """The gap for the filters under this channel's rule, and its living trigger point
     here if it has one."""
     assert ctx.channel_id is not None
