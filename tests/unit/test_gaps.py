@@ -292,3 +292,19 @@ def test_rows_out_of_period_order_give_the_same_gap(query: GapQuery, with_actual
     assert first.actual_to_date == pytest.approx(sum(float(r["actual"] or 0) for r in closed))
     assert first.outlook == pytest.approx(
         sum(float((r["actual"] if r in closed else r["forecast"]) or 0) for r in selected))
+
+
+def test_scope_members_are_found_by_their_codes_and_unknown_ones_match_nothing() -> None:
+    # More than four members take the lookup-table path of the mask, fewer the compares.
+    rows = [row("2026-01", 10.0 * (i + 1), 10.0 * (i + 1), 10.0, region=f"R{i}")
+            for i in range(7)]
+    data = table(rows)
+    assert data.category_codes("region", ["R3", "nowhere", "R0"]) == [
+        list(data.frame["region"].cat.categories).index(name) for name in ("R3", "R0")]
+    assert data.category_lookup("region") is data.category_lookup("region")  # built once
+    few = compute_gap(data, q(scope={"region": ["R1", "nowhere"]}))
+    assert few.plan == 20.0
+    many = compute_gap(data, q(scope={"region": ["R0", "R2", "R4", "R5", "R6", "x"]}))
+    assert many.plan == 10.0 + 30.0 + 50.0 + 60.0 + 70.0
+    assert compute_gap(data, q(scope={"region": ["x"]})).rows == 0
+    assert compute_gap(data, q(metric="no such metric")).rows == 0
