@@ -191,10 +191,12 @@ def observe_slack(app: WSGIApp) -> WSGIApp:
 
 
 class ContextExecutor(ThreadPoolExecutor):
-    """Runs each listener in the submitting request's logging context, timed by its name."""
+    """Runs each listener in the submitting request's logging context, timed by its name,
+    and counted in the process's backlog from submission to its end."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         from bot import metrics
+        from bot.work_slots import BACKLOG
 
         context = contextvars.copy_context()
 
@@ -207,8 +209,14 @@ class ContextExecutor(ThreadPoolExecutor):
                 outcome = "error"
                 raise
             finally:
+                BACKLOG.done()
                 metrics.HANDLER_SECONDS.labels(
                     fields.get("kind", "other"), fields.get("command", "unknown"),
                     outcome).observe(time.monotonic() - started)
 
-        return super().submit(timed)
+        BACKLOG.add()
+        try:
+            return super().submit(timed)
+        except BaseException:  # not queued (the pool is shut down): not in the backlog
+            BACKLOG.done()
+            raise

@@ -1,5 +1,5 @@
 """A fixed number of slots for CPU-heavy work after ``ack()``, handed out first come,
-first served.
+first served; and the process's backlog of listeners (:data:`BACKLOG`).
 
 ``threading.Semaphore`` lets a thread that just arrived take a slot before the one that
 was woken for it: under a steady stream of commands, some waited many turns (20 users:
@@ -45,3 +45,28 @@ class WorkSlots:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.release()
+
+
+class Backlog:
+    """How many listeners this process has been handed and not finished: acked commands
+    waiting for a slot or for Slack included. A web worker with more of them lets a less
+    busy one take the next connection (bot/gunicorn_worker.py)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def done(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+BACKLOG = Backlog()  # the process's listeners (bot/observability.py's executor counts)
