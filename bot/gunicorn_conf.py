@@ -7,7 +7,7 @@ read from the environment. ``GUNICORN_CMD_ARGS`` and command-line options overri
 | ``WEB_CONCURRENCY`` (or ``SOPGAP_WEB_WORKERS``) | 2 | worker processes: about 1 per core |
 | ``SOPGAP_WEB_THREADS`` | 8 | threads per worker (gthread) |
 | ``FORWARDED_ALLOW_IPS`` | 127.0.0.1 | proxies trusted for X-Forwarded-* (``*`` behind a router) |
-| ``SOPGAP_MAX_REQUESTS``, ``…_JITTER`` | 2000, 200 | a worker is replaced after ~that many |
+| ``SOPGAP_MAX_REQUESTS``, ``…_JITTER`` | 10000, 5000 | a worker is replaced after that many plus up to the jitter |
 | ``SOPGAP_KEEPALIVE`` | 5 | seconds an idle keep-alive connection stays open |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary folder | where workers keep their metrics |
 
@@ -54,8 +54,12 @@ worker_class = "bot.gunicorn_worker.BalancedThreadWorker"  # gthread, balanced
 timeout = 60
 graceful_timeout = 20
 keepalive = _int("SOPGAP_KEEPALIVE", 5)
-max_requests = _int("SOPGAP_MAX_REQUESTS", 2000)
-max_requests_jitter = _int("SOPGAP_MAX_REQUESTS_JITTER", 200)
+# A worker is replaced after 10,000 to 15,000 requests (a guard against slow leaks). The
+# spread keeps the workers of a host from being replaced together: with 2,000 ± 200, the two
+# workers under 100 users reached their counts within a second or so of each other, and
+# both were away at once while they started and decoded the latest view (acks waited 2 s).
+max_requests = _int("SOPGAP_MAX_REQUESTS", 10_000)
+max_requests_jitter = _int("SOPGAP_MAX_REQUESTS_JITTER", 5_000)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Each worker builds its own app (and database pool) after the fork.
 preload_app = False
@@ -103,7 +107,16 @@ def on_starting(server: Any) -> None:
         os._exit(exit_status(error))
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    from bot.gunicorn_worker import give_row
+
+    give_row(worker)  # its row in the workers' shared backlog table
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
+    from bot.gunicorn_worker import take_back_row
+
+    take_back_row(worker)
     multiprocess.mark_process_dead(worker.pid)
