@@ -7,7 +7,7 @@ read from the environment. ``GUNICORN_CMD_ARGS`` and command-line options overri
 | ``WEB_CONCURRENCY`` (or ``SOPGAP_WEB_WORKERS``) | 2 | worker processes: about 1 per core |
 | ``SOPGAP_WEB_THREADS`` | 8 | threads per worker (gthread) |
 | ``FORWARDED_ALLOW_IPS`` | 127.0.0.1 | proxies trusted for X-Forwarded-* (``*`` behind a router) |
-| ``SOPGAP_MAX_REQUESTS``, ``…_JITTER`` | 10000, 5000 | a worker is replaced after that many plus up to the jitter |
+| ``SOPGAP_MAX_REQUESTS``, ``…_JITTER`` | 10000, 5000 | a worker is replaced after that + 0–jitter |
 | ``SOPGAP_KEEPALIVE`` | 5 | seconds an idle keep-alive connection stays open |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh temporary folder | where workers keep their metrics |
 

@@ -50,6 +50,7 @@ from slack_sdk.webhook import WebhookClient, WebhookResponse
 from bot import metrics
 from bot.directory import DIRECTORY
 from bot.errors import UserError
+from bot.work_slots import lent_out
 from sop_core import outbox
 from sop_core.config import Settings
 from sop_core.visibility import ChannelKind
@@ -146,7 +147,8 @@ class MeteredWebClient(WebClient):
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
         metrics.SLACK_CALLS.labels(api_method).inc()
         try:
-            return super().api_call(api_method, **kwargs)
+            with lent_out():  # a command's work slot serves another while Slack answers
+                return super().api_call(api_method, **kwargs)
         except SlackApiError as error:
             metrics.SLACK_ERRORS.labels(api_method, error_code(error) or "error").inc()
             raise

@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     # clock can wait longer (a timed-out send is retried by its next pass).
     slack_timeout: float = Field(10.0, gt=0)
     slack_clock_timeout: float = Field(30.0, gt=0)
-    # How many commands per web worker do their CPU-heavy work after ack() at once (gap
-    # queries, charts, exports). Few: they share the worker's interpreter lock with the
+    # How many commands per web worker do their work after ack() at once (gap queries,
+    # charts, exports, their database writes; a command waiting on Slack lends its slot
+    # out: bot/work_slots.py). Few: they share the worker's interpreter lock with the
     # threads answering Slack, whose acks must not wait behind a burst of gap queries.
     work_slots: int = Field(2, ge=1, le=64)
 

@@ -20,6 +20,7 @@ from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
 from bot.slack_client import in_channel
+from bot.work_slots import lent_out
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
@@ -60,7 +61,7 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
     handler = SUBCOMMANDS.get(name)
     try:
         if handler is None and _unknown_word(text) is None:
-            post_trigger_point(text, ctx)  # holds a work slot for the gap maths only
+            post_trigger_point(text, ctx)  # holds a work slot itself
             return
         with ctx.work_slot:
             if handler is not None:
@@ -88,10 +89,13 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
     assert ctx.channel_id is not None
     filters_text, asked = triggers.split_post_flag(text)
     post = post or asked
-    # The slot bounds the CPU-bound work; the database writes and Slack calls that
-    # follow wait on I/O and leave the slot to the next command's maths.
-    with ctx.work_slot:
-        report, existing = _gap_in_channel(ctx, filters_text)
+    with ctx.work_slot:  # lent to the next command while Slack answers (bot/work_slots.py)
+        _gap_in_the_channel(ctx, filters_text, post=post)
+
+
+def _gap_in_the_channel(ctx: Ctx, filters_text: str, *, post: bool) -> None:
+    assert ctx.channel_id is not None
+    report, existing = _gap_in_channel(ctx, filters_text)
     if existing is None and not post and not report.result.triggered:
         _whisper(ctx, headline(report.result),
                  explore_blocks(report, filters_text=filters_text))
@@ -179,8 +183,9 @@ def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> N
 def _whisper(ctx: Ctx, text: str, blocks: list[Block]) -> None:
     """An answer only this person sees, with blocks."""
     if ctx.respond is not None:
-        ctx.respond(text=escape(text), blocks=blocks, response_type="ephemeral",
-                    replace_original=False)
+        with lent_out():
+            ctx.respond(text=escape(text), blocks=blocks, response_type="ephemeral",
+                        replace_original=False)
     else:
         assert ctx.channel_id is not None
         ctx.client.chat_postEphemeral(channel=ctx.channel_id, user=ctx.user_id,

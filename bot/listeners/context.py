@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.blocks.text import escape
 from bot.errors import UserError
 from bot.slack_client import post_in_channel
+from bot.work_slots import lent_out
 from sop_core.config import Settings
 
 __all__ = ["Ctx", "UserError", "post_in_channel"]  # the last two re-exported for listeners
@@ -27,7 +28,7 @@ class Ctx:
     settings: Settings
     sessions: sessionmaker[Session]
     respond: Respond | None = None
-    # Hold one for CPU-heavy work after ack() (see Settings.work_slots).
+    # Hold one for a command's work after ack() (bot/work_slots.py).
     work_slot: AbstractContextManager[Any] = field(default_factory=nullcontext)
     # Each statement its own transaction (sop_core/db.py): one-statement steps and
     # reads that need not agree with each other.
@@ -53,7 +54,8 @@ class Ctx:
         """A short message only this person sees (ephemeral)."""
         message = text if escaped else escape(text)
         if self.respond is not None:
-            self.respond(text=message, response_type="ephemeral", replace_original=False)
+            with lent_out():  # (an HTTP call to Slack, as the client's are)
+                self.respond(text=message, response_type="ephemeral", replace_original=False)
         elif self.channel_id is not None:
             self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id,
                                            text=message)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.work_slots import WorkSlots
+from bot.work_slots import WorkSlots, lent_out
 
 
 def _waiting(slots: WorkSlots, count: int) -> None:
@@ -64,3 +64,60 @@ def test_slots_bound_how_many_run_at_once() -> None:
 def test_at_least_one_slot() -> None:
     with pytest.raises(ValueError, match="at least one slot"):
         WorkSlots(0)
+
+
+def test_a_slot_lent_out_serves_the_next_waiter_and_comes_back_before_newcomers() -> None:
+    """A command waiting on Slack lends its slot to the longest waiter; once Slack has
+    answered it takes the slot back before a command that was already waiting."""
+    slots, order = WorkSlots(1), []
+    slack_answered = threading.Event()
+
+    def lending() -> None:
+        with slots:
+            order.append("lender computes")
+            with lent_out():  # (waiting on Slack)
+                order.append("lender waits on Slack")
+                slack_answered.wait(5)
+            order.append("lender finishes")
+
+    def waiter(name: str, hold: threading.Event | None = None) -> None:
+        with slots:
+            order.append(name)
+            if hold is not None:
+                hold.wait(5)
+
+    slots.acquire()  # everyone queues behind this one
+    lender = threading.Thread(target=lending)
+    lender.start()
+    _waiting(slots, 1)
+    release_first = threading.Event()
+    first = threading.Thread(target=waiter, args=("first", release_first))
+    first.start()
+    _waiting(slots, 2)
+    second = threading.Thread(target=waiter, args=("second",))
+    second.start()
+    _waiting(slots, 3)
+    slots.release()  # → lender, who lends it to "first" while it waits on Slack
+    deadline = time.monotonic() + 5
+    while "first" not in order:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    slack_answered.set()  # the lender queues first, ahead of "second"
+    _waiting(slots, 2)
+    release_first.set()
+    for thread in (lender, first, second):
+        thread.join(5)
+    assert order == ["lender computes", "lender waits on Slack", "first", "lender finishes",
+                     "second"]
+
+
+def test_lending_without_a_slot_changes_nothing() -> None:
+    slots = WorkSlots(1)
+    with lent_out():  # this thread holds no slot
+        slots.acquire()  # the one slot is still free
+    slots.release()
+    with slots:
+        pass
+    with slots, lent_out():  # held, lent out, taken back: released once at the end
+        assert slots._free == 1
+    assert slots._free == 1
