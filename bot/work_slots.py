@@ -16,22 +16,68 @@ switching between threads, and each command's end waited behind everyone else's.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 
 _holding = threading.local()  # .slots: the WorkSlots this thread holds a slot of
+# Threads for work that waited its turn: as many as run or wait on Slack at once, which
+# the slots keep few; the bound only guards against a runaway.
+MOST_THREADS = 1024
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """Work waiting for a slot without a thread (:meth:`WorkSlots.run`)."""
+
+    work: Callable[[], object]
+    context: contextvars.Context
 
 
 class WorkSlots:
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, *, threads: Executor | None = None) -> None:
+        """``threads``: where work queued by :meth:`run` runs once it has its slot."""
         if slots < 1:
             raise ValueError("at least one slot")
         self._free = slots
         self._lock = threading.Lock()
-        self._waiting: deque[threading.Event] = deque()
+        self._waiting: deque[threading.Event | _Queued] = deque()
+        self._threads = threads or ThreadPoolExecutor(max_workers=MOST_THREADS,
+                                                      thread_name_prefix="sopgap-work")
+
+    def run(self, work: Callable[[], object]) -> None:
+        """Run ``work`` holding a slot: here and now if one is free, else once its turn
+        comes, on the slots' own threads, in this thread's context (its logging fields).
+        Work that waits holds no thread: a burst of commands, each queued by a listener
+        thread, had that many threads waiting, and every new command started one more
+        (acks waited behind the thread starts). ``work`` handles its own errors."""
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                queued = None
+            else:
+                queued = _Queued(work, contextvars.copy_context())
+                self._waiting.append(queued)
+                BACKLOG.add()  # still a command in flight once the listener returns
+        if queued is None:
+            _holding.slots = self
+            try:
+                work()
+            finally:
+                self.release()
+
+    def _run_queued(self, queued: _Queued) -> None:
+        _holding.slots = self
+        try:
+            queued.context.run(queued.work)
+        finally:
+            self.release()
+            BACKLOG.done()
 
     def acquire(self, *, first: bool = False) -> None:
         """Take a slot, waiting behind those already waiting (``first``: before them, for
@@ -53,10 +99,14 @@ class WorkSlots:
         if getattr(_holding, "slots", None) is self:
             _holding.slots = None
         with self._lock:
-            if self._waiting:
-                self._waiting.popleft().set()
-            else:
+            if not self._waiting:
                 self._free += 1
+                return
+            turn = self._waiting.popleft()  # the slot passes straight to it
+        if isinstance(turn, threading.Event):
+            turn.set()
+        else:
+            self._threads.submit(self._run_queued, turn)
 
     def __enter__(self) -> WorkSlots:
         self.acquire()

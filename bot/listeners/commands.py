@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -59,18 +60,35 @@ def handle_gap(ack: Ack, command: dict[str, Any], context: dict[str, Any],
     ack()  # within Slack's 3 s, whatever the data size; the work happens after
     ctx = Ctx.of(context, command, respond)
     handler = SUBCOMMANDS.get(name)
+    if handler is None and _unknown_word(text) is None:
+        post_trigger_point(text, ctx)
+        return
+
+    def subcommand() -> None:
+        if handler is None:  # neither a subcommand nor filters
+            raise UserError(unknown_subcommand(_unknown_word(text) or "", SUBCOMMANDS))
+        handler(rest.strip(), ctx)
+
+    ctx.in_turn(partial(_answered, ctx, subcommand))
+
+
+def _answered(ctx: Ctx, work: Callable[[], object]) -> None:
+    """A command's work after the ack, which may run once the listener has returned
+    (bot/work_slots.py): a refusal is told to the person; any other failure is logged
+    and told, as the app's error handler does for a listener."""
     try:
-        if handler is None and _unknown_word(text) is None:
-            post_trigger_point(text, ctx)  # holds a work slot itself
-            return
-        with ctx.work_slot:
-            if handler is not None:
-                handler(rest.strip(), ctx)
-            else:  # neither a subcommand nor filters
-                raise UserError(unknown_subcommand(_unknown_word(text) or "", SUBCOMMANDS))
+        work()
     except (FilterError, NoData, UserError) as problem:
         # A refusal naming leads carries @mentions built from ids (see listeners/leads.py).
         ctx.tell(str(problem), escaped=getattr(problem, "mrkdwn", False))
+    except Exception as error:
+        from bot.app import failure_message  # (bot.app registers this module)
+
+        log.exception("unhandled error in a Slack listener (%s)", type(error).__name__)
+        try:
+            ctx.tell(failure_message(error))
+        except Exception:
+            log.exception("could not tell the user about the error")
 
 
 def _unknown_word(text: str) -> str | None:
@@ -88,9 +106,8 @@ def post_trigger_point(text: str, ctx: Ctx, *, post: bool = False) -> None:
     that already has its message in this channel is updated in place instead."""
     assert ctx.channel_id is not None
     filters_text, asked = triggers.split_post_flag(text)
-    post = post or asked
-    with ctx.work_slot:  # lent to the next command while Slack answers (bot/work_slots.py)
-        _gap_in_the_channel(ctx, filters_text, post=post)
+    ctx.in_turn(partial(_answered, ctx, partial(_gap_in_the_channel, ctx, filters_text,
+                                                post=post or asked)))
 
 
 def _gap_in_the_channel(ctx: Ctx, filters_text: str, *, post: bool) -> None:
@@ -198,10 +215,7 @@ def handle_post_to_channel(ack: Ack, body: dict[str, Any], context: dict[str, An
     ack()
     ctx = Ctx.of(context, body, respond)
     filters_text = str((body.get("actions") or [{}])[0].get("value") or "")
-    try:
-        post_trigger_point(filters_text, ctx, post=True)
-    except (FilterError, NoData, UserError) as problem:
-        ctx.tell(str(problem))
+    post_trigger_point(filters_text, ctx, post=True)
 
 
 @subcommand("close")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,15 @@ class Ctx:
     @property
     def quick_sessions(self) -> sessionmaker[Session]:
         return self.autocommit_sessions or self.sessions
+
+    def in_turn(self, work: Callable[[], object]) -> None:
+        """Run ``work`` holding a work slot, now or, queued without a thread, once its
+        turn comes (bot/work_slots.py); at once where there are no slots."""
+        run = getattr(self.work_slot, "run", None)
+        if run is None:
+            work()
+        else:
+            run(work)
 
     @classmethod
     def of(cls, context: dict[str, Any], body: dict[str, Any],
