@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from bot.work_slots import WorkSlots, lent_out
+from bot import work_slots
+from bot.work_slots import BACKLOG, WorkSlots, lent_out
 
 
 def _waiting(slots: WorkSlots, count: int) -> None:
@@ -121,3 +124,45 @@ def test_lending_without_a_slot_changes_nothing() -> None:
     with slots, lent_out():  # held, lent out, taken back: released once at the end
         assert slots._free == 1
     assert slots._free == 1
+
+
+def test_work_that_waits_for_its_turn_holds_no_thread_and_runs_in_its_context() -> None:
+    """``run`` returns at once when no slot is free; the work runs later, in turn with a
+    thread waiting in ``acquire``, on the slots' own threads, in the context it was
+    queued from, holding a slot, and counted in the backlog until it ends."""
+    request = contextvars.ContextVar("request", default="none")
+    slots, order = WorkSlots(1), []
+    done = threading.Event()
+
+    def queued(name: str) -> Callable[[], None]:
+        def work() -> None:
+            assert threading.current_thread() is not caller
+            assert getattr(work_slots._holding, "slots", None) is slots  # holds its slot
+            order.append((name, request.get()))
+            if name == "second":
+                done.set()
+        return work
+
+    caller = threading.current_thread()
+    before = BACKLOG.count
+    slots.acquire()  # busy: whatever comes next waits
+    request.set("R1")
+    slots.run(queued("first"))  # returns at once
+    blocking = threading.Thread(target=lambda: (slots.acquire(), order.append(("blocked", "-")),
+                                                slots.release()))
+    blocking.start()
+    _waiting(slots, 2)
+    request.set("R2")
+    slots.run(queued("second"))
+    assert order == [] and BACKLOG.count == before + 2  # queued, no thread held
+    slots.release()
+    assert done.wait(5)
+    blocking.join(5)
+    assert order == [("first", "R1"), ("blocked", "-"), ("second", "R2")]
+    deadline = time.monotonic() + 5
+    while BACKLOG.count != before:  # (counted until the work's slot is given back)
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    ran: list[threading.Thread] = []
+    slots.run(lambda: ran.append(threading.current_thread()))  # a slot free: here, now
+    assert ran == [caller] and slots._free == 1
