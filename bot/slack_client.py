@@ -419,7 +419,8 @@ class Responder(Respond):
         webhook = WebhookClient(url=self.response_url, timeout=seconds, proxy=self.proxy,
                                 ssl=self.ssl, retry_handlers=retry_handlers())
         try:
-            response = webhook.send_dict(message)
+            with lent_out():  # a command's work slot serves another while Slack answers
+                response = webhook.send_dict(message)
             problem = f"HTTP {response.status_code}"
         except TRANSPORT_ERRORS as error:
             response, problem = None, f"no answer ({type(error).__name__})"

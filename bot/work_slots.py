@@ -7,11 +7,12 @@ command→trigger point p50 0.2 s, p95 1.2 s). Here a released slot goes straigh
 longest waiter.
 
 A command holds its slot from its first step to its last, except while it waits on Slack
-(:func:`lent_out`, around every Web API call): the slot then serves the next command, and
-is given back before any new command gets one. Few commands run at once, and each runs
-through: at 100 users, letting every command's database writes and Slack calls run
-side by side (the slot held for the gap maths only) cost a third more CPU per command in
-switching between threads, and each command's end waited behind everyone else's.
+(:func:`lent_out`, around every Web API call and ``response_url`` post): the slot then
+serves the next command, and is given back before any new command gets one. Few commands
+run at once, and each runs through: at 100 users, letting every command's database
+writes and Slack calls run side by side (the slot held for the gap maths only) cost a
+third more CPU per command in switching between threads, and each command's end waited
+behind everyone else's.
 """
 
 from __future__ import annotations

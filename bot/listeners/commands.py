@@ -21,7 +21,6 @@ from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
 from bot.slack_client import in_channel
-from bot.work_slots import lent_out
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
@@ -200,9 +199,8 @@ def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> N
 def _whisper(ctx: Ctx, text: str, blocks: list[Block]) -> None:
     """An answer only this person sees, with blocks."""
     if ctx.respond is not None:
-        with lent_out():
-            ctx.respond(text=escape(text), blocks=blocks, response_type="ephemeral",
-                        replace_original=False)
+        ctx.respond(text=escape(text), blocks=blocks, response_type="ephemeral",
+                    replace_original=False)
     else:
         assert ctx.channel_id is not None
         ctx.client.chat_postEphemeral(channel=ctx.channel_id, user=ctx.user_id,

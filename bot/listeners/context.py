@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.blocks.text import escape
 from bot.errors import UserError
 from bot.slack_client import post_in_channel
-from bot.work_slots import lent_out
 from sop_core.config import Settings
 
 __all__ = ["Ctx", "UserError", "post_in_channel"]  # the last two re-exported for listeners
@@ -64,8 +63,7 @@ class Ctx:
         """A short message only this person sees (ephemeral)."""
         message = text if escaped else escape(text)
         if self.respond is not None:
-            with lent_out():  # (an HTTP call to Slack, as the client's are)
-                self.respond(text=message, response_type="ephemeral", replace_original=False)
+            self.respond(text=message, response_type="ephemeral", replace_original=False)
         elif self.channel_id is not None:
             self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id,
                                            text=message)

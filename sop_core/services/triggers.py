@@ -150,10 +150,10 @@ class PointRef(NamedTuple):
 
 # Every /gap looks for its gap's living point: two columns, built once (the whole ORM
 # object, scope and figures included, took twice the CPU).
-_LIVING_POINT = select(TriggerPoint.__table__.c.id, TriggerPoint.__table__.c.message_ts).where(
-    TriggerPoint.__table__.c.team_id == bindparam("team_id"),
-    TriggerPoint.__table__.c.channel_id == bindparam("channel_id"),
-    TriggerPoint.__table__.c.live_key == bindparam("live_key"))
+_points = TriggerPoint.__table__.c
+_LIVING_POINT = select(_points.id, _points.message_ts).where(
+    _points.team_id == bindparam("team_id"), _points.channel_id == bindparam("channel_id"),
+    _points.live_key == bindparam("live_key"))
 
 
 def living(session: Session, report: GapReport, *, team_id: str, channel_id: str
