@@ -107,6 +107,15 @@ def on_starting(server: Any) -> None:
         os._exit(exit_status(error))
 
 
+def when_ready(server: Any) -> None:
+    """Listening, before the first worker forks: warm the latest views here, once, for
+    every worker (bot/server.py: preheat). Requests wait in the socket's queue meanwhile."""
+    from bot.server import preheat
+    from sop_core.config import get_settings
+
+    preheat(get_settings())
+
+
 def pre_fork(server: Any, worker: Any) -> None:
     from bot.gunicorn_worker import give_row
 

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # about 0.05 s); one sent the moment `sopgap load` exits (0.04 s after its commit, without
 # Slack settings) decodes it itself.
 POLL_SECONDS = 0.25
+# Each filtered gap of the warm-up runs this many times: Python specialises a function's
+# code after it has run a few times.
+FILTERED_REHEARSALS = 3
 
 
 class SnapshotWarmer:
@@ -111,13 +114,24 @@ class SnapshotWarmer:
     def _by_each_dimension(self, session: Session, report: GapReport, team: str,
                            rule: TriggerRule) -> None:
         """The gap by each dimension in turn: a dimension's first grouping builds pandas'
-        lookup tables for its members (a tenth of a second for thousands of customers)."""
+        lookup tables for its members (a tenth of a second for thousands of customers).
+        Then, as commands mostly ask, within one member of each dimension, by the next
+        one: a first filtered gap ran half as fast again as the next ones."""
+        from sop_core.filters import Filters
         from sop_core.services.data import gap_report
 
-        for dimension in report.dimensions:
-            gap_report(session, f"by={dimension}", team_id=team, rule=rule, explain=True,
-                       snapshot_id=report.snapshot_id,
-                       fy_start_month=self._settings.fiscal_year_start_month)
+        def gap(filters: Filters) -> GapReport:
+            return gap_report(session, filters, team_id=team, rule=rule, explain=True,
+                              snapshot_id=report.snapshot_id,
+                              fy_start_month=self._settings.fiscal_year_start_month)
+
+        dimensions = report.dimensions
+        biggest = {dimension: drivers[0].member for dimension in dimensions
+                   if (drivers := gap(Filters(by=dimension)).result.drivers)}
+        for _ in range(FILTERED_REHEARSALS):
+            for dimension, member in biggest.items():
+                following = dimensions[(dimensions.index(dimension) + 1) % len(dimensions)]
+                gap(Filters(scope={dimension: (member,)}, by=following))
 
     def _rehearse_record(self, report: GapReport, team: str) -> None:
         """Once per process: a command's database steps (the replay claim, its channel's
@@ -159,7 +173,7 @@ class SnapshotWarmer:
             try:
                 warmed = self.warm_once()
                 if warmed:
-                    log.info("decoded snapshot(s) %s ahead of the first command", warmed)
+                    log.info("warmed snapshot(s) %s ahead of the first command", warmed)
                     if self._settle_heap:
                         settle_heap()
                         self._settle_heap = False  # once: later loads add few objects

@@ -4,14 +4,21 @@ background, before a command needs it (sop_core/warmup.py)."""
 from __future__ import annotations
 
 import gc
+import json
+import logging
+import os
 import weakref
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import event, func, select
 
+from bot import server
 from sop_core import snapshots
 from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
-from sop_core.models import TriggerPoint
+from sop_core.models import Snapshot, TriggerPoint
 from sop_core.services.data import store
 from sop_core.warmup import SnapshotWarmer, settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
@@ -71,6 +78,81 @@ def test_a_look_for_a_new_load_warms_only_what_is_new(
     again = store(sessions, sample_table).snapshot_id
     assert warmer.warm_once() == [again]
     assert warmer.warm_once() == []
+
+
+def test_the_warm_up_filters_on_a_member_of_each_dimension(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    """Commands mostly ask for part of the data: the warm-up's filtered gaps leave each
+    dimension's member lookup built (sop_core/loading/table.py), so that a first
+    ``/gap region=EU`` does not build it."""
+    sessions = session_factory(db_url)
+    snapshot_id = store(sessions, sample_table).snapshot_id
+    snapshots.clear_cache()
+    assert SnapshotWarmer(sessions, app_settings(db_url, slack)).warm_once() == [snapshot_id]
+    with sessions() as session:
+        table = snapshots.read(session, session.get(Snapshot, snapshot_id))
+    assert set(table.__dict__.get("_category_lookups", {})) >= set(table.dimensions)
+
+
+@pytest.fixture
+def forgetting_preheat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """preheat() freezes this process's heap and remembers its database: undo both."""
+    monkeypatch.setattr(server, "_preheated", set())
+    gc.unfreeze()  # (an earlier test's warm-up may have frozen it)
+    yield
+    gc.unfreeze()
+
+
+def test_workers_forked_after_a_preheat_start_with_the_views_decoded(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable,
+        forgetting_preheat: None) -> None:
+    """gunicorn's master warms the latest view before it forks (bot/gunicorn_conf.py:
+    when_ready): a worker finds it decoded, reads no snapshot part, and is ready; no
+    database connection crosses the fork."""
+    engine = get_engine(db_url)
+    snapshot_id = store(session_factory(db_url), sample_table).snapshot_id
+    snapshots.clear_cache()  # a master that just started
+    settings = app_settings(db_url, slack)
+    server.preheat(settings)
+    assert snapshots.is_decoded(engine, snapshot_id)
+    assert engine.pool.checkedin() == 0  # the pool was emptied before the fork
+    assert gc.get_freeze_count() > 0  # the heap the workers share is settled
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        outcome: dict[str, object] = {}
+        try:
+            parts: list[str] = []
+            event.listen(engine, "before_cursor_execute",
+                         lambda *args: parts.append(args[2]) if "snapshot_parts" in args[2]
+                         else None)
+            app = server.create_wsgi_app(settings, warm_up=True, settle_heap=True)
+            app.warmer.stop()  # type: ignore[attr-defined]
+            outcome = {"decoded": snapshots.is_decoded(engine, snapshot_id),
+                       "parts_read": len(parts)}
+        except BaseException as error:  # told to the parent, which fails the test
+            outcome = {"error": repr(error)}
+        finally:
+            os.write(writing, json.dumps(outcome).encode())
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        outcome = json.loads(pipe.read() or "{}")
+    os.waitpid(pid, 0)
+    assert outcome == {"decoded": True, "parts_read": 0}
+
+
+def test_a_preheat_that_fails_leaves_the_workers_to_warm_themselves(
+        tmp_path: Path, slack: FakeSlack, forgetting_preheat: None,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The master never fails to start for its warm-up: a database that does not answer
+    is a warning, and each worker warms its own view as before."""
+    settings = app_settings(f"sqlite:///{tmp_path / 'missing' / 'sopgap.db'}", slack)
+    with caplog.at_level(logging.WARNING, logger="bot.server"):
+        server.preheat(settings)
+    assert "each worker warms its own" in caplog.text
+    assert server._preheated == set()
+    assert gc.get_freeze_count() == 0
 
 
 def _trigger_points(db_url: str) -> int:
