@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import listeners, metrics
 from bot.bot_identity import TokenIdentity, token_identity
 from bot.installations import EncryptedInstallationStore
-from bot.observability import ContextExecutor
+from bot.observability import ContextExecutor, observe_work
 from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
 from bot.slack_client import (
     TRANSPORT_ERRORS,
@@ -137,7 +137,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     # may run at once after ack() is bounded by the work slots instead.
     common["listener_executor"] = listener_executor or ContextExecutor(
         max_workers=LISTENER_THREADS, thread_name_prefix="sopgap-listener")
-    work_slots = WorkSlots(settings.work_slots)
+    work_slots = WorkSlots(settings.work_slots, observe=observe_work)
     if settings.allowed_teams is not None:
         # Before Bolt looks for an installation: an outsider is answered, not authorized.
         common["before_authorize"] = refuse_other_teams(settings.allowed_teams)

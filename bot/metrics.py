@@ -39,8 +39,15 @@ ACK_SECONDS = Histogram(
     "sopgap_ack_seconds", "Time from a Slack request's arrival to its HTTP answer (the ack)",
     ["kind", "name"], buckets=LATENCY_BUCKETS)
 HANDLER_SECONDS = Histogram(
-    "sopgap_handler_seconds", "Time a listener took, work after the ack included",
-    ["kind", "name", "outcome"], buckets=(*LATENCY_BUCKETS, 30.0, 60.0))
+    "sopgap_handler_seconds", "Time a listener took, ack included; a command's work that "
+    "waited for a work slot is in sopgap_work_seconds", ["kind", "name", "outcome"],
+    buckets=(*LATENCY_BUCKETS, 30.0, 60.0))
+WORK_WAIT_SECONDS = Histogram(
+    "sopgap_work_wait_seconds", "Time a command's work after the ack waited for a work slot",
+    ["kind", "name"], buckets=(0.0, *LATENCY_BUCKETS, 30.0))
+WORK_SECONDS = Histogram(
+    "sopgap_work_seconds", "Time a command's work after the ack took once it had its slot "
+    "(its waits on Slack included)", ["kind", "name"], buckets=(*LATENCY_BUCKETS, 30.0, 60.0))
 SLACK_CALLS = Counter("sopgap_slack_api_calls_total", "Slack Web API calls made", ["method"])
 SLACK_ERRORS = Counter("sopgap_slack_api_errors_total",
                        "Slack Web API calls that failed (an error answer or no answer)",
@@ -140,6 +147,8 @@ def start_series() -> None:
     pays for instead of the first command."""
     ACK_SECONDS.labels("command", "/gap")
     HANDLER_SECONDS.labels("command", "/gap", "ok")
+    WORK_WAIT_SECONDS.labels("command", "/gap")
+    WORK_SECONDS.labels("command", "/gap")
     for method in ("conversations.info", "chat.postMessage", "chat.update"):
         SLACK_CALLS.labels(method)
     for reason in REFUSAL_REASONS:

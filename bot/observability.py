@@ -190,6 +190,17 @@ def observe_slack(app: WSGIApp) -> WSGIApp:
     return observed
 
 
+def observe_work(waited: float, took: float) -> None:
+    """A command's work after its ack (bot/work_slots.py), in its request's context: its
+    wait for a work slot and its duration, by the request's kind and name."""
+    from bot import metrics
+
+    fields = REQUEST.get() or {}
+    kind, name = fields.get("kind", "other"), fields.get("command", "unknown")
+    metrics.WORK_WAIT_SECONDS.labels(kind, name).observe(waited)
+    metrics.WORK_SECONDS.labels(kind, name).observe(took)
+
+
 class ContextExecutor(ThreadPoolExecutor):
     """Runs each listener in the submitting request's logging context, timed by its name,
     and counted in the process's backlog from submission to its end."""

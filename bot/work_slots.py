@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -38,11 +39,19 @@ class _Queued:
 
     work: Callable[[], object]
     context: contextvars.Context
+    since: float  # time.monotonic() when it was queued
+
+
+# Told of each piece of work run by WorkSlots.run, at its end, in its context: how long it
+# waited for its slot, and how long it then took (its waits on Slack included).
+Observer = Callable[[float, float], object]
 
 
 class WorkSlots:
-    def __init__(self, slots: int, *, threads: Executor | None = None) -> None:
-        """``threads``: where work queued by :meth:`run` runs once it has its slot."""
+    def __init__(self, slots: int, *, threads: Executor | None = None,
+                 observe: Observer | None = None) -> None:
+        """``threads``: where work queued by :meth:`run` runs once it has its slot;
+        ``observe``: told of each one's wait and duration (bot/observability.py)."""
         if slots < 1:
             raise ValueError("at least one slot")
         self._free = slots
@@ -50,6 +59,7 @@ class WorkSlots:
         self._waiting: deque[threading.Event | _Queued] = deque()
         self._threads = threads or ThreadPoolExecutor(max_workers=MOST_THREADS,
                                                       thread_name_prefix="sopgap-work")
+        self._observe = observe
 
     def run(self, work: Callable[[], object]) -> None:
         """Run ``work`` holding a slot: here and now if one is free, else once its turn
@@ -57,12 +67,13 @@ class WorkSlots:
         Work that waits holds no thread: a burst of commands, each queued by a listener
         thread, had that many threads waiting, and every new command started one more
         (acks waited behind the thread starts). ``work`` handles its own errors."""
+        since = time.monotonic()
         with self._lock:
             if self._free and not self._waiting:
                 self._free -= 1
                 queued = None
             else:
-                queued = _Queued(work, contextvars.copy_context())
+                queued = _Queued(work, contextvars.copy_context(), since)
                 self._waiting.append(queued)
                 BACKLOG.add()  # still a command in flight once the listener returns
         if queued is None:
@@ -71,14 +82,21 @@ class WorkSlots:
                 work()
             finally:
                 self.release()
+                self._observed(since, since)
 
     def _run_queued(self, queued: _Queued) -> None:
         _holding.slots = self
+        started = time.monotonic()
         try:
             queued.context.run(queued.work)
         finally:
             self.release()
             BACKLOG.done()
+            queued.context.run(self._observed, queued.since, started)
+
+    def _observed(self, since: float, started: float) -> None:
+        if self._observe is not None:
+            self._observe(started - since, time.monotonic() - started)
 
     def acquire(self, *, first: bool = False) -> None:
         """Take a slot, waiting behind those already waiting (``first``: before them, for

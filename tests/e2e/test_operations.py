@@ -214,6 +214,10 @@ def test_procfile_processes_health_metrics_and_logs(
         "ack button": ("sopgap_ack_seconds_count", {"kind": "action",
                                                     "name": ActionId.SHOW_CHART.value}),
         "handler button": ("sopgap_handler_seconds_count", {"name": ActionId.SHOW_CHART.value}),
+        # The /gap's work after its ack, which ran on a work slot (bot/work_slots.py).
+        "work /gap": ("sopgap_work_seconds_count", {"kind": "command", "name": "/gap"}),
+        "work wait /gap": ("sopgap_work_wait_seconds_count", {"kind": "command",
+                                                              "name": "/gap"}),
         "slack posts": ("sopgap_slack_api_calls_total", {"method": "chat.postMessage"}),
         "load time": ("sopgap_data_last_load_timestamp_seconds", {}),
     }

@@ -166,3 +166,30 @@ def test_work_that_waits_for_its_turn_holds_no_thread_and_runs_in_its_context() 
     ran: list[threading.Thread] = []
     slots.run(lambda: ran.append(threading.current_thread()))  # a slot free: here, now
     assert ran == [caller] and slots._free == 1
+
+
+def test_each_piece_of_work_is_observed_with_its_wait_and_duration_in_its_context() -> None:
+    """The metrics (bot/observability.py: observe_work) learn how long a command's work
+    waited for its slot and how long it then took, labelled from its own request."""
+    request = contextvars.ContextVar("request", default="none")
+    seen: list[tuple[str, float, float]] = []
+    done = threading.Event()
+
+    def observe(waited: float, took: float) -> None:
+        seen.append((request.get(), waited, took))
+        if len(seen) == 2:
+            done.set()
+
+    slots = WorkSlots(1, observe=observe)
+    request.set("at once")
+    slots.run(lambda: time.sleep(0.02))  # a slot free: no wait
+    slots.acquire()  # busy: the next one waits
+    request.set("queued")
+    slots.run(lambda: time.sleep(0.02))
+    time.sleep(0.05)
+    request.set("the releaser")
+    slots.release()
+    assert done.wait(5)
+    (first, waited_first, took_first), (second, waited_second, took_second) = seen
+    assert (first, waited_first) == ("at once", 0.0) and took_first >= 0.02
+    assert second == "queued" and waited_second >= 0.05 and 0.02 <= took_second < 1
