@@ -42,7 +42,11 @@ What happens:
    (a new snapshot). The restart is done ``--restarts`` times (default 5), and the goal
    compares the median of the first command after each (every one is printed, and the
    worst) with the same command's median over 9 sent one at a time to the last
-   restarted server 3 s after its first (the unloaded level has only 2 of it).
+   restarted server 3 s after its first (the unloaded level has only 2 of it). For
+   information, each later restart also sends one command 3 s after its first: the same
+   server warm but idle meanwhile, as between two people's commands, which tells what a
+   restart costs from what an idle machine costs (caches gone cold) against commands
+   sent back to back.
 6. **Where the CPU goes**: the /gap listener's steps (gap maths, the trigger point's
    row, the Block Kit message), run in this process, warm: what is left of the server's
    CPU per command is HTTP, gunicorn, Bolt and the Slack client.
@@ -739,6 +743,10 @@ class FirstGap:
     settled: list[float | None]  # the same, SETTLE seconds later
     warm: float  # the same command, warm (see main(): how each event's is measured)
     firsts: list[float | None]  # the very first command after each time the event happened
+    # The first command SETTLE seconds after each event's (the same server, warm but idle
+    # meanwhile, as between two people's commands): info, to tell a restart's cost from
+    # an idle machine's (cold CPU caches) against the back-to-back warm reference.
+    idle_firsts: list[float | None] = dataclasses.field(default_factory=list)
 
     def first(self) -> float | None:
         """The median first command: one sample of a 20 ms command is mostly noise."""
@@ -803,6 +811,13 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
               f"{first.warm:.3f} s warm ({first.first_ratio():.2f}×); after the first "
               f"{first.event}, the next ones: {_seconds(first.after_event[1:])} s; "
               f"{SETTLE:g} s later: {_seconds(first.settled)} s")
+        idle = [v for v in first.idle_firsts if v is not None]
+        if len(idle) > 1 and first.first() is not None:
+            print(f"  info   the same server's first command {SETTLE:g} s after each "
+                  f"{first.event.split(' (')[0]} (warm, idle meanwhile): median "
+                  f"{np.median(idle):.3f} s ({_seconds(first.idle_firsts)} s), "
+                  f"{np.median(idle) / first.warm:.2f}× the back-to-back warm one; the "
+                  f"first after the event is {first.first() / np.median(idle):.2f}× it")
     if breakdown:
         total = sum(breakdown.values())
         print("  where a command's CPU goes, in-process, warm (ms): "
@@ -817,9 +832,9 @@ WARM_SAMPLES = 9  # the warm reference's commands (the unloaded level has 2 of t
 
 
 def probe_first(event: str, server: Server, slack: Any, stop: threading.Event,
-                warm: float, count: int = 3, settle: bool = True) -> FirstGap:
-    """``count`` commands one at a time right away, then (``settle``) again after SETTLE
-    seconds. (Events repeated: :func:`repeated`.)"""
+                warm: float, count: int = 3) -> FirstGap:
+    """``count`` commands one at a time right away, then again after SETTLE seconds.
+    (Events repeated: :func:`repeated`.)"""
     text = FILTERS[0]
 
     def one_by_one() -> list[float | None]:
@@ -828,8 +843,6 @@ def probe_first(event: str, server: Server, slack: Any, stop: threading.Event,
         return [s.trigger for s in sorted(level.samples, key=lambda s: s.sent)]
 
     right_away = one_by_one()
-    if not settle:
-        return FirstGap(event, right_away, [], warm, right_away[:1])
     time.sleep(SETTLE)
     return FirstGap(event, right_away, one_by_one(), warm, right_away[:1])
 
@@ -847,6 +860,7 @@ def repeated(probes: list[FirstGap], warm: float) -> FirstGap:
     """The same event probed again and again: the first probe in full, the very first
     command after each, against ``warm``."""
     return dataclasses.replace(probes[0], firsts=[p.after_event[0] for p in probes],
+                               idle_firsts=[p.settled[0] for p in probes if p.settled],
                                warm=warm)
 
 
@@ -1006,8 +1020,7 @@ def main(argv: list[str] | None = None) -> None:
                     workdir)
                 restarts.append(probe_first("a restart (sent as soon as /healthz answers)",
                                             servers[0], slack, stop, level_warm,
-                                            count=3 if attempt == 1 else 1,
-                                            settle=attempt == 1))
+                                            count=3 if attempt == 1 else 1))
             warm = steady_median(servers[0], slack, stop)
             print(f"\nwarm reference: the same command {WARM_SAMPLES} times one at a time on "
                   f"the last restarted server, {SETTLE:g} s after its first: median "
