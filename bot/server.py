@@ -82,33 +82,36 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     return app
 
 
-# The databases whose latest views preheat() decoded in this process (a gunicorn master):
-# its forked workers inherit them.
+# The databases whose latest view preheat() decoded in this process (a gunicorn master):
+# its forked workers inherit it, with the heap settled.
 _preheated: set[str] = set()
 
 
 def preheat(settings: Settings) -> None:
-    """Warm the latest views in this process before it forks its web workers (gunicorn's
-    ``when_ready`` hook, in bot/gunicorn_conf.py): each worker then starts with them
+    """Warm the latest view in this process before it forks its web workers (gunicorn's
+    ``when_ready`` hook, in bot/gunicorn_conf.py): each worker then starts with it
     decoded, in memory pages it shares with the others, instead of every worker decoding
     its own copy at the same time.
 
     After a restart, the first command otherwise ran beside the other worker's warm-up
-    on the same cores. Any failure leaves the workers to warm themselves, as before. The
-    master keeps its copy, so a worker replaced later starts warm too (and decodes any
-    newer load itself)."""
+    on the same cores. Reads only (a rehearsal of a command's writes could wait on
+    another process's locks while requests queue), and one workspace's view, the newest:
+    what the cache keeps with its predecessor (sop_core/snapshots.py). Any failure leaves
+    the workers to warm themselves, as before. The master keeps its copy, so a worker
+    replaced later starts warm too (and decodes any newer load itself)."""
     try:
-        SnapshotWarmer(session_factory(settings.database_url), settings,
-                       rehearse=_rehearse_message).warm_once()
+        warmed = SnapshotWarmer(session_factory(settings.database_url), settings,
+                                rehearse=_rehearse_message).warm_once(most=1, writes=False)
     except Exception:
-        log.warning("could not warm the latest views before starting the workers; each "
+        log.warning("could not warm the latest view before starting the workers; each "
                     "worker warms its own", exc_info=True)
         return
     finally:
         get_engine(settings.database_url).dispose()  # no connection crosses the fork
-    _preheated.add(settings.database_url)
-    log.info("decoded the latest views once, before forking the workers")
     warmup.settle_heap()  # before the fork: what the workers share stays untouched (gc.freeze)
+    if warmed:
+        _preheated.add(settings.database_url)
+        log.info("decoded the latest view once, before forking the workers")
 
 
 def _before_first_request(identity: TokenIdentity | None) -> None:

@@ -18,6 +18,7 @@ behind everyone else's.
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
+log = logging.getLogger(__name__)
 _holding = threading.local()  # .slots: the WorkSlots this thread holds a slot of
 # Threads for work that waited its turn: as many as run or wait on Slack at once, which
 # the slots keep few; the bound only guards against a runaway.
@@ -95,8 +97,12 @@ class WorkSlots:
             queued.context.run(self._observed, queued.since, started)
 
     def _observed(self, since: float, started: float) -> None:
-        if self._observe is not None:
+        if self._observe is None:
+            return
+        try:
             self._observe(started - since, time.monotonic() - started)
+        except Exception:  # a metric never fails the command it measures
+            log.warning("could not record a command's work metrics", exc_info=True)
 
     def acquire(self, *, first: bool = False) -> None:
         """Take a slot, waiting behind those already waiting (``first``: before them, for

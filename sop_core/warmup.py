@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 # about 0.05 s); one sent the moment `sopgap load` exits (0.04 s after its commit, without
 # Slack settings) decodes it itself.
 POLL_SECONDS = 0.25
-# Each filtered gap of the warm-up runs this many times: Python specialises a function's
-# code after it has run a few times.
+# Each filtered gap of a process's first warm-up runs this many times (once after a
+# load): Python specialises a function's code after it has run a few times.
 FILTERED_REHEARSALS = 3
 
 
@@ -76,8 +76,10 @@ class SnapshotWarmer:
     def stop(self) -> None:
         self._stop.set()
 
-    def warm_once(self) -> list[int]:
-        """Warm each workspace's latest snapshot not warmed yet; returns their ids."""
+    def warm_once(self, *, most: int | None = None, writes: bool = True) -> list[int]:
+        """Warm each workspace's latest snapshot not warmed yet (``most``: only that many
+        of them, the newest first); returns their ids. ``writes=False``: without the
+        rehearsal of a command's writes (which could wait on another process's locks)."""
         from sop_core.services.data import gap_report
 
         # Most looks find no new load: one scalar on the primary key, on a bare connection
@@ -91,16 +93,19 @@ class SnapshotWarmer:
         with self._sessions() as session:
             latest = session.execute(select(Snapshot.team_id, func.max(Snapshot.id))
                                      .group_by(Snapshot.team_id)).all()
-            fresh = [(team, snapshot_id) for team, snapshot_id in latest
-                     if snapshot_id not in self._warm]
+            fresh = sorted(((team, snapshot_id) for team, snapshot_id in latest
+                            if snapshot_id not in self._warm),
+                           key=lambda found: found[1], reverse=True)[:most]
             for team, snapshot_id in fresh:
                 try:
                     report = gap_report(session, "", team_id=team, rule=rule, explain=True,
                                         snapshot_id=snapshot_id,
                                         fy_start_month=self._settings.fiscal_year_start_month)
-                    self._by_each_dimension(session, report, team, rule)
+                    self._by_each_dimension(session, report, team, rule,
+                                            rounds=1 if self._warm else FILTERED_REHEARSALS)
                     if not self._warm:
-                        self._rehearse_record(report, team)
+                        if writes:
+                            self._rehearse_record(report, team)
                         if self._rehearse is not None:
                             self._rehearse(report)
                 except DBAPIError:
@@ -112,11 +117,12 @@ class SnapshotWarmer:
         return [snapshot_id for _, snapshot_id in fresh]
 
     def _by_each_dimension(self, session: Session, report: GapReport, team: str,
-                           rule: TriggerRule) -> None:
+                           rule: TriggerRule, *, rounds: int) -> None:
         """The gap by each dimension in turn: a dimension's first grouping builds pandas'
         lookup tables for its members (a tenth of a second for thousands of customers).
         Then, as commands mostly ask, within one member of each dimension, by the next
-        one: a first filtered gap ran half as fast again as the next ones."""
+        one (``rounds`` times): a process's first filtered gap ran half as fast again as
+        the next ones."""
         from sop_core.filters import Filters
         from sop_core.services.data import gap_report
 
@@ -128,10 +134,15 @@ class SnapshotWarmer:
         dimensions = report.dimensions
         biggest = {dimension: drivers[0].member for dimension in dimensions
                    if (drivers := gap(Filters(by=dimension)).result.drivers)}
-        for _ in range(FILTERED_REHEARSALS):
+        for _ in range(rounds):
             for dimension, member in biggest.items():
                 following = dimensions[(dimensions.index(dimension) + 1) % len(dimensions)]
-                gap(Filters(scope={dimension: (member,)}, by=following))
+                try:
+                    gap(Filters(scope={dimension: (member,)}, by=following))
+                except DBAPIError:
+                    raise
+                except Exception:  # e.g. no rows in the default horizon: the next one
+                    log.debug("a filtered gap of the warm-up failed", exc_info=True)
 
     def _rehearse_record(self, report: GapReport, team: str) -> None:
         """Once per process: a command's database steps (the replay claim, its channel's

@@ -96,7 +96,7 @@ def test_serve_answers_slack_under_gunicorn_and_stops_cleanly(
     text = log.read_text()
     assert "Booting worker" in text
     # The master decoded the latest view for both workers before forking them.
-    assert text.index("decoded the latest views once") < text.index("Booting worker")
+    assert text.index("decoded the latest view once") < text.index("Booting worker")
     assert SIGNING_SECRET not in text and TEAMS["T1"] not in text  # no secret in logs
     # Bolt's warning that the app's own client wins over SLACK_BOT_TOKEN: by design.
     assert "will be unused" not in text

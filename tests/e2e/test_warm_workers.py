@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select
 
 from bot import server
 from sop_core import snapshots
-from sop_core.db import get_engine, session_factory
+from sop_core.db import forget, get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot, TriggerPoint
 from sop_core.services.data import store
@@ -105,6 +105,9 @@ def forgetting_preheat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     gc.unfreeze()
 
 
+# (Python 3.12+ warns about forking a process with threads: here, pyarrow's, as in
+# gunicorn's master after its preheat; Arrow rebuilds its pool in the child.)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_workers_forked_after_a_preheat_start_with_the_views_decoded(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable,
         forgetting_preheat: None) -> None:
@@ -162,11 +165,22 @@ def test_a_preheat_that_fails_leaves_the_workers_to_warm_themselves(
     """The master never fails to start for its warm-up: a database that does not answer
     is a warning, and each worker warms its own view as before."""
     settings = app_settings(f"sqlite:///{tmp_path / 'missing' / 'sopgap.db'}", slack)
-    with caplog.at_level(logging.WARNING, logger="bot.server"):
-        server.preheat(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.server"):
+            server.preheat(settings)
+    finally:
+        forget(settings.database_url)
     assert "each worker warms its own" in caplog.text
     assert server._preheated == set()
     assert gc.get_freeze_count() == 0
+
+
+def test_a_preheat_with_nothing_loaded_leaves_the_workers_to_settle_their_heap(
+        db_url: str, slack: FakeSlack, forgetting_preheat: None) -> None:
+    """Nothing decoded in the master: a worker settles its own heap after its first
+    warm-up, once a load comes."""
+    server.preheat(app_settings(db_url, slack))
+    assert server._preheated == set()
 
 
 def _trigger_points(db_url: str) -> int:

@@ -193,3 +193,13 @@ def test_each_piece_of_work_is_observed_with_its_wait_and_duration_in_its_contex
     (first, waited_first, took_first), (second, waited_second, took_second) = seen
     assert (first, waited_first) == ("at once", 0.0) and took_first >= 0.02
     assert second == "queued" and waited_second >= 0.05 and 0.02 <= took_second < 1
+
+
+def test_a_failing_observer_fails_neither_the_work_nor_the_slots() -> None:
+    def broken(waited: float, took: float) -> None:
+        raise RuntimeError("the metrics folder is gone")
+
+    slots, ran = WorkSlots(1, observe=broken), []
+    slots.run(lambda: ran.append(1))  # returns normally
+    slots.run(lambda: ran.append(2))  # the slot came back
+    assert ran == [1, 2] and slots._free == 1
