@@ -154,9 +154,10 @@ class Selection:
     """The rows one query covers (metric, scope, horizon), with the as-of applied.
 
     A gap needs the plan and outlook of every row, the actuals of closed months only and
-    the forecasts of every row: those are taken from the table's columns. The full
-    ``period``, ``actual`` and ``forecast`` of the rows (a chart's) are taken when first
-    asked for. Taking values from the table's columns is most of a warm query's time."""
+    the forecasts of open ones: those are taken from the table's columns. The forecasts
+    of closed months (the forecast's quality) and the full ``period``, ``actual`` and
+    ``forecast`` of the rows (a chart's) are taken when first asked for. Taking values
+    from the table's columns is most of a warm query's time."""
 
     metric: str
     as_of: Month | None
@@ -165,13 +166,19 @@ class Selection:
     plan: np.ndarray  # missing → 0
     outlook: np.ndarray  # actual when closed (period ≤ as-of), forecast after; missing → 0
     actual_closed: np.ndarray  # the actuals of the closed rows, NaN kept
-    forecast_closed: np.ndarray  # the forecasts of the closed rows, NaN kept
+    closed_rows: np.ndarray  # the closed rows (indices into the table)
     forecast_open: np.ndarray  # the forecasts of the other rows, NaN kept
     frame: pd.DataFrame = field(repr=False, compare=False)
 
     @cached_property
     def period(self) -> np.ndarray:
         return self.frame["period"].to_numpy().take(self.rows)
+
+    @cached_property
+    def forecast_closed(self) -> np.ndarray:
+        """The forecasts of the closed rows, NaN kept: for the forecast's quality, which
+        only the gap's own metric needs (not the volume a price–volume–mix adds)."""
+        return self.frame["forecast"].to_numpy().take(self.closed_rows)
 
     @cached_property
     def actual(self) -> np.ndarray:  # NaN kept
@@ -204,9 +211,10 @@ def _member_mask(table: PlanningTable, column: str, members: tuple[str, ...],
 
 
 def _zero_missing(values: np.ndarray) -> np.ndarray:
-    # Loaded data has no infinities (the loader refuses them), so only NaN needs a 0;
-    # cheaper than np.nan_to_num, which also looks for infinities.
-    return np.where(np.isnan(values), 0.0, values)
+    """``values`` (a fresh array: changed in place) with NaN as 0. Loaded data has no
+    infinities (the loader refuses them), so only NaN needs a 0."""
+    np.copyto(values, 0.0, where=np.isnan(values))
+    return values
 
 
 def select(table: PlanningTable, query: GapQuery, *, fy_start_month: int = 1) -> Selection:
@@ -236,7 +244,8 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
     for dimension, members in query.scope.items():
         mask &= _member_mask(table, dimension, members, window)
     # Indices once, then takes: a scope is usually a small share of the rows.
-    in_scope = np.flatnonzero(mask) + window.start
+    in_scope = np.flatnonzero(mask)
+    in_scope += window.start
     metric_codes = _codes(frame, "metric").take(in_scope)
     lookup = table.category_lookup("metric")
     positions = [lookup.get(metric, -1) for metric in metrics]
@@ -258,7 +267,6 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
             closed = period_all.take(rows) <= as_of
             closed_rows, open_rows = rows[closed], rows[~closed]
         actual_closed = actual_all.take(closed_rows)
-        forecast_closed = forecast_all.take(closed_rows)
         forecast_open = forecast_all.take(open_rows)
         if closed is None:
             outlook = np.concatenate((actual_closed, forecast_open))
@@ -268,7 +276,7 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
         selections.append(Selection(
             metric=metric, as_of=as_of, horizon=horizon, rows=rows,
             plan=_zero_missing(plan_all.take(rows)), outlook=_zero_missing(outlook),
-            actual_closed=actual_closed, forecast_closed=forecast_closed,
+            actual_closed=actual_closed, closed_rows=closed_rows,
             forecast_open=forecast_open, frame=frame,
         ))
     return selections
@@ -429,10 +437,11 @@ def price_volume_mix(table: PlanningTable, query: GapQuery, *, fy_start_month: i
 def _pvm_of(table: PlanningTable, pair: tuple[str, str], revenue: Selection,
             volume: Selection) -> PriceVolumeMix:
     item, items = table.items
+    revenue_items, volume_items = (item.take(selection.rows) for selection in (revenue, volume))
     r0, r1, v0, v1 = (
-        np.bincount(item.take(selection.rows), weights=weights, minlength=items).astype(float)
-        for selection in (revenue, volume)
-        for weights in (selection.plan, selection.outlook))
+        np.bincount(of_rows, weights=weights, minlength=items).astype(float)
+        for of_rows, weights in ((revenue_items, revenue.plan), (revenue_items, revenue.outlook),
+                                 (volume_items, volume.plan), (volume_items, volume.outlook)))
     plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
     outlook_price = np.divide(r1, v1, out=np.zeros_like(r1), where=v1 != 0)
     p0 = np.where(v0 != 0, plan_price, outlook_price)
