@@ -284,13 +284,15 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
 
 def _forecast_quality(selection: Selection) -> tuple[float | None, float | None]:
     """Bias % and WMAPE over closed months with both an actual and a forecast."""
-    actual, forecast = selection.actual_closed, selection.forecast_closed
-    both = ~np.isnan(actual) & ~np.isnan(forecast)
+    actual = selection.actual_closed
+    error = selection.forecast_closed - actual  # NaN where either is missing (no infinity)
+    both = ~np.isnan(error)
     if not both.any():
         return None, None
-    actual, forecast = actual[both], forecast[both]
-    bias = percent(float(np.sum(forecast - actual)), float(np.sum(actual)))
-    wmape = percent(float(np.sum(np.abs(actual - forecast))), float(np.sum(np.abs(actual))))
+    # Summed where both are known, without copying those rows out.
+    bias = percent(float(np.sum(error, where=both)), float(np.sum(actual, where=both)))
+    wmape = percent(float(np.sum(np.abs(error), where=both)),
+                    float(np.sum(np.abs(actual), where=both)))
     return bias, wmape
 
 
@@ -439,7 +441,8 @@ def _pvm_of(table: PlanningTable, pair: tuple[str, str], revenue: Selection,
     item, items = table.items
     revenue_items, volume_items = (item.take(selection.rows) for selection in (revenue, volume))
     r0, r1, v0, v1 = (
-        np.bincount(of_rows, weights=weights, minlength=items).astype(float)
+        # (floats already, but for no row at all: then integers)
+        np.bincount(of_rows, weights=weights, minlength=items).astype(float, copy=False)
         for of_rows, weights in ((revenue_items, revenue.plan), (revenue_items, revenue.outlook),
                                  (volume_items, volume.plan), (volume_items, volume.outlook)))
     plan_price = np.divide(r0, v0, out=np.zeros_like(r0), where=v0 != 0)
