@@ -167,7 +167,7 @@ class Selection:
     outlook: np.ndarray  # actual when closed (period ≤ as-of), forecast after; missing → 0
     actual_closed: np.ndarray  # the actuals of the closed rows, NaN kept
     closed_rows: np.ndarray  # the closed rows (indices into the table)
-    forecast_open: np.ndarray  # the forecasts of the other rows, NaN kept
+    forecast_open: np.ndarray  # the forecasts of the other rows (missing → 0 or NaN)
     frame: pd.DataFrame = field(repr=False, compare=False)
 
     @cached_property
@@ -267,11 +267,13 @@ def _select_metrics(table: PlanningTable, query: GapQuery, metrics: tuple[str, .
             closed = period_all.take(rows) <= as_of
             closed_rows, open_rows = rows[closed], rows[~closed]
         actual_closed = actual_all.take(closed_rows)
-        forecast_open = forecast_all.take(open_rows)
-        if closed is None:
-            outlook = np.concatenate((actual_closed, forecast_open))
+        outlook = np.empty(len(rows))
+        if closed is None:  # the closed rows first: the open ones' forecasts go in place
+            outlook[:len(closed_rows)] = actual_closed
+            forecast_open = outlook[len(closed_rows):]
+            forecast_all.take(open_rows, out=forecast_open, mode="clip")  # (clip: unbuffered)
         else:
-            outlook = np.empty(len(rows))
+            forecast_open = forecast_all.take(open_rows)
             outlook[closed], outlook[~closed] = actual_closed, forecast_open
         selections.append(Selection(
             metric=metric, as_of=as_of, horizon=horizon, rows=rows,
