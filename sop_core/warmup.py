@@ -19,9 +19,11 @@ import gc
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +45,7 @@ POLL_SECONDS = 0.25
 # Each filtered gap of a process's first warm-up runs this many times (once after a
 # load): Python specialises a function's code after it has run a few times.
 FILTERED_REHEARSALS = 3
+POOLED_AHEAD = 3  # connections a worker opens before its first command (_open_connections)
 
 
 class SnapshotWarmer:
@@ -106,6 +109,7 @@ class SnapshotWarmer:
                     if not self._warm:
                         if writes:
                             self._rehearse_record(report, team)
+                            _open_connections(self._sessions.kw["bind"], POOLED_AHEAD)
                         if self._rehearse is not None:
                             self._rehearse(report)
                 except DBAPIError:
@@ -195,6 +199,16 @@ class SnapshotWarmer:
                 self._failing = True
             self._first_pass.set()
             self._stop.wait(self._interval)
+
+
+def _open_connections(engine: Engine, count: int) -> None:
+    """Have ``count`` connections in the pool before the first command: a command's steps
+    can hold two or three at once (its replay claim beside its reads), and opening one
+    to PostgreSQL (a new backend process, authentication) took longer than a command's
+    read."""
+    with ExitStack() as held:
+        for _ in range(count):
+            held.enter_context(engine.connect())
 
 
 def settle_heap() -> None:

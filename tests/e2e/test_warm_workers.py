@@ -22,7 +22,7 @@ from sop_core.db import forget, get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot, TriggerPoint
 from sop_core.services.data import store
-from sop_core.warmup import SnapshotWarmer, settle_heap
+from sop_core.warmup import POOLED_AHEAD, SnapshotWarmer, settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
 from tests.e2e.slack_sim import SlackSim
 from tests.e2e.waiting import eventually
@@ -94,6 +94,17 @@ def test_the_warm_up_filters_on_a_member_of_each_dimension(
     with sessions() as session:
         table = snapshots.read(session, session.get(Snapshot, snapshot_id))
     assert set(table.__dict__.get("_category_lookups", {})) >= set(table.dimensions)
+
+
+def test_a_worker_opens_its_pool_before_its_first_command(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable) -> None:
+    """A command can hold a few connections at once; the first one should not wait for
+    PostgreSQL to start a backend for each."""
+    sessions = session_factory(db_url)
+    store(sessions, sample_table)
+    get_engine(db_url).dispose()  # as in a worker just forked: an empty pool
+    SnapshotWarmer(sessions, app_settings(db_url, slack)).warm_once()
+    assert get_engine(db_url).pool.checkedin() >= POOLED_AHEAD
 
 
 @pytest.fixture
