@@ -125,7 +125,7 @@ class SnapshotWarmer:
         """The gap by each dimension in turn: a dimension's first grouping builds pandas'
         lookup tables for its members (a tenth of a second for thousands of customers).
         Then, as commands mostly ask, within one member of each dimension, by the next
-        one (``rounds`` times): a process's first filtered gap ran half as fast again as
+        one (``rounds`` times): a process's first filtered gap took half as long again as
         the next ones."""
         from sop_core.filters import Filters
         from sop_core.services.data import gap_report
