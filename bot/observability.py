@@ -120,6 +120,12 @@ def describe_slack_request(body: bytes) -> dict[str, Any]:
                                 form if "command" in form else json.loads(body or b"{}"))
     except (ValueError, TypeError):
         return {"kind": "unknown", "command": "unknown"}
+    return describe_slack_payload(data)
+
+
+def describe_slack_payload(data: Any) -> dict[str, Any]:
+    """:func:`describe_slack_request` of a payload already parsed (a Socket Mode
+    envelope's)."""
     if not isinstance(data, dict):
         return {"kind": "unknown", "command": "unknown"}
     team, channel, user = data.get("team_id"), data.get("channel_id"), data.get("user_id")

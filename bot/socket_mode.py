@@ -22,6 +22,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.observability import REQUEST, describe_slack_payload
 from sop_core.seen_requests import first_time
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,14 @@ class DedupingSocketModeHandler(SocketModeHandler):
     def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         key = delivery_key(req)
         if self._recent.first_time(key) and self._first_time_anywhere(key):
-            super().handle(client, req)
+            # Who and what, for the logs and the metrics' labels, as over HTTP
+            # (bot/observability.py: observe_slack).
+            token = REQUEST.set({"request_id": (req.envelope_id or "")[:16],
+                                 **describe_slack_payload(req.payload)})
+            try:
+                super().handle(client, req)
+            finally:
+                REQUEST.reset(token)
             return
         log.info("acknowledged a redelivered %s envelope without running it again", req.type)
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.ids import ActionId, BlockId
 from bot.server import socket_mode_handler
@@ -133,6 +134,25 @@ def test_gap_command_posts_a_trigger_point(transport: SlackSim, slack: FakeSlack
     [post] = slack.wait_for("chat.postMessage", predicate=lambda c: c.args["channel"] == "C1")
     assert "EU" in post.args["text"] and "Snacks" in post.args["text"]
     assert slack.violations == []
+
+
+def test_a_commands_work_is_measured_under_its_own_name(socket_sim: SocketSim,
+                                                        slack: FakeSlack, data: int) -> None:
+    """The metrics' labels (and the logs' fields) come from the envelope, as over HTTP
+    they come from the request (tests/e2e/test_operations.py, under gunicorn): without
+    them, every Socket Mode command was measured as kind "other", name "unknown"."""
+    labels = {"kind": "command", "name": "/gap"}
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("sopgap_work_seconds_count", labels) or 0.0
+
+    before = count()
+    assert socket_sim.command("region=EU category=Snacks").status == 200
+    slack.wait_for("chat.postMessage", predicate=lambda c: c.args["channel"] == "C1")
+    deadline = time.monotonic() + 10
+    while count() == before:  # observed as the work ends, just after its post
+        assert time.monotonic() < deadline, "the /gap's work was not measured as /gap"
+        time.sleep(0.01)
 
 
 def test_a_button_opens_the_smart_action_modal(transport: SlackSim, slack: FakeSlack,
