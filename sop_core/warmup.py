@@ -109,7 +109,6 @@ class SnapshotWarmer:
                     if not self._warm:
                         if writes:
                             self._rehearse_record(report, team)
-                            _open_connections(self._sessions.kw["bind"], POOLED_AHEAD)
                         if self._rehearse is not None:
                             self._rehearse(report)
                 except DBAPIError:
@@ -153,7 +152,7 @@ class SnapshotWarmer:
         rule, the latest view's lookup, the living trigger point, the claim, the
         message's ts), rolled back, and a read as commands read, so that the first
         command does not pay the ORM's first use (mapper set-up, SQL compiled: the
-        engine's cache is shared)."""
+        engine's cache is shared); then the pool's connections (:func:`_open_connections`)."""
         from sop_core import snapshots
         from sop_core.services import triggers
 
@@ -177,6 +176,7 @@ class SnapshotWarmer:
         # of their class sets up its events, the first checkout switches isolation level.
         with autocommit_sessionmaker(self._settings.database_url)() as session:
             snapshots.newest_two(session, team or "TWARMUP")
+        _open_connections(self._sessions.kw["bind"], POOLED_AHEAD)
 
     def _run(self) -> None:
         if self._preload is not None:
