@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import listeners, metrics
 from bot.bot_identity import TokenIdentity, token_identity
+from bot.directory import keep_answers_in
 from bot.installations import EncryptedInstallationStore
 from bot.observability import ContextExecutor, observe_work
 from bot.replays import ClaimingAck, RecentSignatures, ReplayRefused, claim
@@ -117,6 +118,7 @@ def build_app(settings: Settings, *, socket_mode: bool = False,
     identity = identity or token_identity(settings)
     configure_shared_data(settings, identity)
     sessions = session_factory(settings.database_url)
+    keep_answers_in(settings.database_url)
     # One-statement steps (a replay's claim, a trigger point's row and message) and
     # reads that need no transaction: no BEGIN/COMMIT round trips.
     autocommit = autocommit_sessionmaker(settings.database_url)

@@ -225,8 +225,10 @@ def _evaluate_watches(settings: Settings, snapshot_id: int) -> None:
     from datetime import UTC, datetime
 
     from bot.clock import client_resolver
+    from bot.directory import keep_answers_in
     from bot.jobs import JobContext, watches
 
+    keep_answers_in(settings.database_url)
     job = JobContext(settings=settings, sessions=session_factory(settings.database_url),
                      client_for=client_resolver(settings), now=datetime.now(UTC))
     try:

@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 from sqlalchemy import text
 
 from bot import metrics
+from bot.directory import keep_answers_in
 from bot.jobs import JobContext, PassReport, housekeeping, nudges, refresh
 from bot.slack_client import make_client
 from bot.workspace_access import configure_shared_data
@@ -98,6 +99,7 @@ def exclusive(settings: Settings, name: str) -> Iterator[bool]:
 
 def run_job(settings: Settings, name: str, now: datetime | None = None) -> PassReport:
     job = _jobs()[name]
+    keep_answers_in(settings.database_url)
     context = JobContext(settings=settings, sessions=session_factory(settings.database_url),
                          client_for=client_resolver(settings), now=now or datetime.now(UTC))
     try:

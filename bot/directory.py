@@ -8,7 +8,10 @@ from it (the rule itself is ``sop_core.visibility``).
 
 Answers are kept per Slack API and token, a person's channels ``CACHE_SECONDS``, a
 channel's facts ``FACTS_SECONDS`` (they change rarely, and Slack announces most changes),
-and dropped at once when an event says they changed (``bot.listeners.membership``).
+and dropped at once when an event says they changed (``bot.listeners.membership``). They
+are kept in the app's database (sop_core/slack_answers.py), so that the change an event
+announces to one process drops the answers of every process (the other web workers, the
+clock), and a restarted worker asks Slack nothing its predecessor was told.
 ``conversations.info`` is rate limited per channel asked (Tier 3): the longer keep
 spares a workspace with many channels of records a burst of calls. When Slack does not answer,
 nothing is guessed: :class:`SlackCannotSay` refuses the request (fail closed).
@@ -17,6 +20,7 @@ nothing is guessed: :class:`SlackCannotSay` refuses the request (fail closed).
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,13 +30,17 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import UserError
 from sop_core import visibility
+from sop_core.db import autocommit_sessionmaker
 from sop_core.services.history import record_channels
+from sop_core.slack_answers import CHANNEL, EVERY, PERSON, KeptAnswers
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility
 
+log = logging.getLogger(__name__)
 CACHE_SECONDS = 60.0  # how stale a membership may be when no event said it changed
 FACTS_SECONDS = 300.0  # the same for a channel's kind, sharing and the bot's membership
 PAGE = 1000  # the largest page Slack gives for these lists
@@ -67,53 +75,100 @@ class _Kept:
 
 
 class Directory:
-    """A small thread-safe cache of Slack's answers, keyed by API URL, token and id."""
+    """Slack's answers, keyed by API URL, token and id: a person's channels kept
+    ``seconds``, a channel's facts ``facts_seconds``. Kept in the database once
+    :meth:`keep_in` is given one (every process of the app shares them, and a change one
+    hears of reaches all: sop_core/slack_answers.py), else in this process (thread-safe).
+    When the database does not answer, Slack is asked, as if nothing were kept."""
 
     def __init__(self, seconds: float = CACHE_SECONDS, facts_seconds: float = FACTS_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.seconds = seconds
         self.facts_seconds = facts_seconds
-        self.clock = clock
+        self.clock = clock  # wall-clock seconds: the database's answers serve every host
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, str, str, str], _Kept] = {}
+        self._kept: dict[tuple[str, str, str], _Kept] = {}
+        self._store: KeptAnswers | None = None
 
-    # -- cache -----------------------------------------------------------------------
+    def keep_in(self, store: KeptAnswers | None) -> None:
+        """Keep answers in this database from now on (None: in this process)."""
+        self._store = store
+
+    # -- what is kept ----------------------------------------------------------------
 
     @staticmethod
     def _scope(client: WebClient) -> str:
         token = client.token or ""
         return client.base_url + "#" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
-    def _get(self, key: tuple[str, str, str, str]) -> _Kept | None:
+    def _kept_answers(self, scope: str, kind: str, subjects: Iterable[str]) -> dict[str, Any]:
+        """The fresh answers by subject (JSON values: see :func:`_channel_answer`)."""
+        now = self.clock()
+        store = self._store
+        if store is not None:
+            try:
+                return store.get(scope, kind, subjects, now=now)
+            except SQLAlchemyError:
+                log.warning("the database did not answer: asking Slack instead")
+                return {}
+        found = {}
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None and kept.until <= self.clock():
-                del self._kept[key]
-                return None
-            return kept
+            for subject in subjects:
+                kept = self._kept.get((scope, kind, subject))
+                if kept is not None and kept.until <= now:
+                    del self._kept[(scope, kind, subject)]
+                elif kept is not None:
+                    found[subject] = kept.value
+        return found
 
-    def _put(self, key: tuple[str, str, str, str], value: Any) -> None:
-        seconds = self.facts_seconds if key[1] == "channel" else self.seconds
+    def _keep(self, scope: str, kind: str, subject: str, answer: Any, asked_at: float) -> None:
+        until = asked_at + (self.facts_seconds if kind == CHANNEL else self.seconds)
+        store = self._store
+        if store is not None:
+            try:
+                store.put(scope, kind, subject, answer, asked_at=asked_at, expires_at=until)
+            except SQLAlchemyError:  # not kept: asked again next time
+                log.warning("the database did not answer: Slack's answer is not kept")
+            return
         with self._lock:
-            self._kept[key] = _Kept(value, self.clock() + seconds)
+            self._kept[(scope, kind, subject)] = _Kept(answer, until)
 
     def forget(self, *, channel: str | None = None, user: str | None = None) -> None:
         """Drop what is known about a channel and/or a person, for every workspace."""
+        changes = [(kind, subject) for kind, subject in ((CHANNEL, channel), (PERSON, user))
+                   if subject]
+        store = self._store
+        if store is not None:
+            now = self.clock()
+            try:
+                for kind, subject in changes:
+                    store.forget(kind, subject, now=now)
+            except SQLAlchemyError:
+                log.error("the database did not answer: Slack's answers about %s stay kept "
+                          "until they expire", " and ".join(s for _, s in changes))
+            return
         with self._lock:
-            for key in list(self._kept):
-                if ((channel and key[1:3] == ("channel", channel))
-                        or (user and key[1:3] == ("user", user))):
-                    del self._kept[key]
+            for key in [k for k in self._kept if k[1:] in changes]:
+                del self._kept[key]
 
     def forget_people(self) -> None:
         """Drop every person's list of channels."""
+        if self._store is not None:
+            try:
+                self._store.forget(PERSON, EVERY, now=self.clock())
+            except SQLAlchemyError:
+                log.error("the database did not answer: people's channels stay kept until "
+                          "they expire")
+            return
         with self._lock:
-            for key in [k for k in self._kept if k[1] == "user"]:
+            for key in [k for k in self._kept if k[1] == PERSON]:
                 del self._kept[key]
 
     def forget_all(self) -> None:
         with self._lock:
             self._kept.clear()
+        if self._store is not None:
+            self._store.forget_everything()
 
     # -- questions to Slack ----------------------------------------------------------
 
@@ -121,10 +176,14 @@ class Directory:
         """The channel as Slack describes it to the bot; None when Slack says it does not
         exist for the bot (a private channel it is not in). Raises ``SlackApiError`` when
         Slack does not answer."""
-        key = (self._scope(client), "channel", channel_id, "info")
-        kept = self._get(key)
-        if kept is not None:
-            return kept.value  # type: ignore[no-any-return]
+        scope = self._scope(client)
+        kept = self._kept_answers(scope, CHANNEL, (channel_id,))
+        if channel_id in kept:
+            return _channel_info(channel_id, kept[channel_id])
+        return self._ask_channel(client, scope, channel_id)
+
+    def _ask_channel(self, client: WebClient, scope: str, channel_id: str) -> ChannelInfo | None:
+        asked_at = self.clock()
         try:
             found = client.conversations_info(channel=channel_id)["channel"]
         except SlackApiError as error:
@@ -136,23 +195,23 @@ class Directory:
             info = ChannelInfo(ChannelFacts.from_slack(found),
                                bot_member=bool(found.get("is_member")),
                                archived=bool(found.get("is_archived")))
-        self._put(key, info)
+        self._keep(scope, CHANNEL, channel_id, _channel_answer(info), asked_at)
         return info
 
     def joined(self, client: WebClient, channel_id: str) -> None:
         """The bot has just joined this channel."""
-        key = (self._scope(client), "channel", channel_id, "info")
-        kept = self._get(key)
-        if kept is not None and kept.value is not None:
-            self._put(key, ChannelInfo(kept.value.facts, bot_member=True,
-                                       archived=kept.value.archived))
+        scope = self._scope(client)
+        kept = self._kept_answers(scope, CHANNEL, (channel_id,)).get(channel_id)
+        if kept is not None:
+            self._keep(scope, CHANNEL, channel_id, {**kept, "bot_member": True}, self.clock())
 
     def member_of(self, client: WebClient, user_id: str) -> frozenset[str]:
         """The channels the person is in (every page of ``users.conversations``)."""
-        key = (self._scope(client), "user", user_id, "channels")
-        kept = self._get(key)
-        if kept is not None:
-            return kept.value  # type: ignore[no-any-return]
+        scope = self._scope(client)
+        kept = self._kept_answers(scope, PERSON, (user_id,))
+        if user_id in kept:
+            return frozenset(kept[user_id])
+        asked_at = self.clock()
         channels: set[str] = set()
         cursor = ""
         while True:
@@ -162,24 +221,51 @@ class Directory:
             cursor = ((page.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
                 break
-        found = frozenset(channels)
-        self._put(key, found)
-        return found
+        self._keep(scope, PERSON, user_id, sorted(channels), asked_at)
+        return frozenset(channels)
 
     def facts(self, client: WebClient, channel_ids: Iterable[str]) -> list[ChannelFacts]:
-        """Facts of these channels; one Slack does not describe counts as private."""
+        """Facts of these channels; one Slack does not describe counts as private. What
+        is kept is read in one question to the database."""
+        wanted = sorted(set(channel_ids))
+        scope = self._scope(client)
+        asked = [c for c in wanted if not c.startswith(DIRECT_PREFIXES)]
+        kept = self._kept_answers(scope, CHANNEL, asked) if asked else {}
         known = []
-        for channel_id in sorted(set(channel_ids)):
+        for channel_id in wanted:
             if channel_id.startswith(DIRECT_PREFIXES):
                 known.append(ChannelFacts(channel_id, ChannelKind.IM))
                 continue
-            info = self.channel(client, channel_id)
+            info = (_channel_info(channel_id, kept[channel_id]) if channel_id in kept
+                    else self._ask_channel(client, scope, channel_id))
             known.append(info.facts if info is not None
                          else ChannelFacts(channel_id, ChannelKind.PRIVATE))
         return known
 
 
+def _channel_answer(info: ChannelInfo | None) -> dict[str, Any] | None:
+    """A channel's facts as kept (JSON); None: Slack said there is no such channel."""
+    if info is None:
+        return None
+    return {"kind": str(info.facts.kind), "ext_shared": info.facts.ext_shared,
+            "bot_member": info.bot_member, "archived": info.archived}
+
+
+def _channel_info(channel_id: str, answer: dict[str, Any] | None) -> ChannelInfo | None:
+    if answer is None:
+        return None
+    return ChannelInfo(ChannelFacts(channel_id, ChannelKind(answer["kind"]),
+                                    ext_shared=bool(answer["ext_shared"])),
+                       bot_member=bool(answer["bot_member"]), archived=bool(answer["archived"]))
+
+
 DIRECTORY = Directory()
+
+
+def keep_answers_in(database_url: str) -> None:
+    """This process's answers from Slack go to the app's database, shared by its other
+    processes (web workers, the clock, a load's watches)."""
+    DIRECTORY.keep_in(KeptAnswers(autocommit_sessionmaker(database_url)))
 
 
 # ------------------------------------------------------------------------------ audiences

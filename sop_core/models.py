@@ -451,5 +451,32 @@ class BotIdentity(Base):
     checked_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+
+class SlackAnswer(Base):
+    """What Slack said about a channel (``conversations.info``) or a person's channels
+    (``users.conversations``), kept for every process until ``expires_at``
+    (sop_core/slack_answers.py). ``scope``: the Slack API and the token's hash."""
+
+    __tablename__ = "slack_answers"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer: Mapped[Any] = mapped_column(JSON, nullable=True)
+    asked_at: Mapped[float] = mapped_column(Float)  # wall-clock seconds
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class SlackChange(Base):
+    """The last time Slack announced a change of a channel or a person's channels (an
+    event): an answer asked before it is not kept (sop_core/slack_answers.py)."""
+
+    __tablename__ = "slack_changes"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[float] = mapped_column(Float)  # wall-clock seconds
+
+
 # Resets next_nudge_day on every change that can move a nudge (registers a flush hook).
 from sop_core import nudge_days as _nudge_days  # noqa: E402, F401

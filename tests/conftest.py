@@ -51,6 +51,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     snapshots.clear_cache()
     outbox.forget_settled()
+    DIRECTORY.keep_in(None)  # (the answers kept in the test's database go with it)
     DIRECTORY.forget_all()
     for url in db.engine_urls():
         if url.startswith("sqlite"):  # a test's own file: no later test opens it again

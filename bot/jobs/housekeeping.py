@@ -1,6 +1,7 @@
 """Daily tidying: old snapshots nobody needs (see ``sop_core.retention``), request
-signatures past the replay window, settled outbox records past their retention, and
-expired OAuth states. Each prune is logged with its count."""
+signatures past the replay window, settled outbox records past their retention,
+expired OAuth states, and Slack's expired answers about channels and people. Each prune
+is logged with its count."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from datetime import timedelta
 from sqlalchemy import and_, delete, or_, text
 
 from bot.jobs import JobContext, PassReport
-from sop_core.models import Notification, SeenRequest
+from sop_core.models import Notification, SeenRequest, SlackAnswer, SlackChange
 from sop_core.retention import prune_snapshots
+from sop_core.slack_answers import CHANGE_RETENTION_SECONDS
 
 log = logging.getLogger(__name__)
 # Slack refuses signatures older than 5 minutes, so older ones cannot be replayed.
@@ -36,7 +38,13 @@ def run(job: JobContext) -> PassReport:
         # slack_sdk's OAuth state store keeps naive UTC datetimes.
         states = session.execute(text("DELETE FROM slack_oauth_states WHERE expire_at < :now"),
                                  {"now": job.now.replace(tzinfo=None)}).rowcount or 0
+        now = job.now.timestamp()
+        answers = session.execute(delete(SlackAnswer).where(
+            SlackAnswer.expires_at <= now)).rowcount or 0
+        answers += session.execute(delete(SlackChange).where(
+            SlackChange.changed_at < now - CHANGE_RETENTION_SECONDS)).rowcount or 0
     log.info("housekeeping: pruned %d snapshots, %d settled outbox records, "
-             "%d request signatures, %d expired OAuth states",
-             snapshots, notifications, signatures, states)
-    return PassReport(sent=0, skipped=snapshots + notifications + signatures + states)
+             "%d request signatures, %d expired OAuth states, %d expired Slack answers",
+             snapshots, notifications, signatures, states, answers)
+    return PassReport(sent=0, skipped=snapshots + notifications + signatures + states
+                      + answers)

@@ -74,9 +74,10 @@ def serve_app(settings: Settings, **app_options: Any) -> Iterator[Running]:
             warmer.thread.join(timeout=5)
 
 
-# Written by any signed request, refused or not: the replay guard's signatures, and
-# the bot token's identity (Slack's auth.test, kept on the first request ever).
-NOT_RECORDS = {"seen_requests", "bot_identities"}
+# Written by any signed request, refused or not: the replay guard's signatures, the bot
+# token's identity (Slack's auth.test, kept on the first request ever), and what Slack
+# said about channels and people (asked with the requester's own workspace's token).
+NOT_RECORDS = {"seen_requests", "bot_identities", "slack_answers", "slack_changes"}
 
 
 def database_rows(url: str) -> dict[str, list[str]]:

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -61,12 +62,12 @@ def loaded_db(sqlite_url: str) -> str:
     return sqlite_url
 
 
-@pytest.fixture
-def served(loaded_db: str, slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def serving(db_url: str, slack: FakeSlack, log: Path) -> Iterator[str]:
+    """``sopgap serve`` (2 workers) until it answers ``/healthz``: its URL; stopped after."""
     port = free_port()
-    log = tmp_path / "serve.log"
     process = start(["serve", "--port", str(port), "--workers", "2"],
-                    environment(loaded_db, slack), log)
+                    environment(db_url, slack), log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -79,9 +80,18 @@ def served(loaded_db: str, slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[s
                 process.kill()
                 pytest.fail(f"sopgap serve did not come up:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-    yield url, log
-    if process.poll() is None:
-        assert stop(process) == 0, log.read_text()[-3000:]
+    try:
+        yield url
+    finally:
+        if process.poll() is None:
+            assert stop(process) == 0, log.read_text()[-3000:]
+
+
+@pytest.fixture
+def served(loaded_db: str, slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    log = tmp_path / "serve.log"
+    with serving(loaded_db, slack, log) as url:
+        yield url, log
 
 
 def test_serve_answers_slack_under_gunicorn_and_stops_cleanly(
@@ -100,6 +110,32 @@ def test_serve_answers_slack_under_gunicorn_and_stops_cleanly(
     assert SIGNING_SECRET not in text and TEAMS["T1"] not in text  # no secret in logs
     # Bolt's warning that the app's own client wins over SLACK_BOT_TOKEN: by design.
     assert "will be unused" not in text
+
+
+def test_slack_answers_outlive_a_restart_and_events_reach_every_worker(
+        loaded_db: str, slack: FakeSlack, tmp_path: Path) -> None:
+    """What Slack said about a channel is kept in the database: neither the other worker
+    nor a restarted server asks again, and an event one server hears makes the next
+    command, whichever process runs it, ask Slack anew."""
+    commands = ["region=EU category=Snacks", "region=EU", "region=APAC", "category=Snacks"]
+    with serving(loaded_db, slack, tmp_path / "first.log") as url:
+        sim = SlackSim(url, SIGNING_SECRET, slack.root_url)
+        for n, text in enumerate(commands, start=1):  # (on both workers, most likely)
+            assert sim.command(f"{text} post").status == 200
+            slack.wait_for("chat.postMessage", count=n, timeout=15)
+        assert len(slack.calls_to("conversations.info")) == 1
+    with serving(loaded_db, slack, tmp_path / "second.log") as url:
+        sim = SlackSim(url, SIGNING_SECRET, slack.root_url)
+        assert sim.command("region=LATAM post").status == 200
+        slack.wait_for("chat.postMessage", count=len(commands) + 1, timeout=15)
+        assert len(slack.calls_to("conversations.info")) == 1  # told before the restart
+        # Someone left the channel: what was known about it is dropped for every process.
+        assert sim.event({"type": "member_left_channel", "channel": "C1", "user": "U2",
+                          "channel_type": "C", "team": "T1"}).status == 200
+        for n, text in enumerate(commands, start=len(commands) + 2):
+            assert sim.command(f"{text} by=channel post").status == 200
+            slack.wait_for("chat.postMessage", count=n, timeout=15)
+        assert len(slack.calls_to("conversations.info")) == 2
 
 
 def test_scheduler_runs_and_stops_on_sigterm(loaded_db: str, slack: FakeSlack,

@@ -3,14 +3,17 @@ answers it is built from (bot.directory)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from slack_sdk import WebClient
 
 from bot.directory import Directory, SlackCannotSay, channel_audience, person_audience
-from sop_core.db import get_sessionmaker
+from sop_core.db import autocommit_sessionmaker, get_sessionmaker, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
+from sop_core.slack_answers import KeptAnswers
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility, for_channel, for_person
 from tests.fakeslack import FakeSlack
 
@@ -81,11 +84,15 @@ class Clock:
         return self.now
 
 
-def test_directory_caches_for_a_while_and_forgets_on_events(fake_slack: FakeSlack) -> None:
+@pytest.mark.parametrize("kept_in", ["process", "database"])
+def test_directory_caches_for_a_while_and_forgets_on_events(
+        fake_slack: FakeSlack, kept_in: str, request: pytest.FixtureRequest) -> None:
     client = WebClient(token="xoxb-test", base_url=fake_slack.url)
     fake_slack.add_channel("GPRIV", private=True, members={"U1"})
     clock = Clock()
     directory = Directory(seconds=60, clock=clock)
+    if kept_in == "database":
+        directory.keep_in(_kept_answers(request.getfixturevalue("sqlite_url")))
     assert directory.member_of(client, "U1") == {"GPRIV"}
     info = directory.channel(client, "GPRIV")
     assert info is not None and info.facts.kind is ChannelKind.PRIVATE and info.bot_member
@@ -106,6 +113,53 @@ def test_directory_caches_for_a_while_and_forgets_on_events(fake_slack: FakeSlac
     fake_slack.channels["GPRIV"].bot_member = True
     directory.forget(channel="GPRIV")  # e.g. member_joined_channel of the bot
     assert directory.channel(client, "GPRIV") == info
+
+
+def _kept_answers(url: str) -> KeptAnswers:
+    session_factory(url)  # migrated
+    return KeptAnswers(autocommit_sessionmaker(url))
+
+
+def test_directories_of_two_processes_share_answers_and_changes(
+        fake_slack: FakeSlack, db_url: str) -> None:
+    """Two web workers (or a worker and its restarted successor) on one database: what
+    one was told, the other is not asked again; a change one hears of reaches both."""
+    client = WebClient(token="xoxb-test", base_url=fake_slack.url)
+    fake_slack.add_channel("GPRIV", private=True, members={"U1"})
+    worker, other = Directory(), Directory()
+    worker.keep_in(_kept_answers(db_url))
+    other.keep_in(_kept_answers(db_url))
+    assert worker.member_of(client, "U1") == {"GPRIV"}
+    assert worker.facts(client, ["GPRIV", "DU1"]) == [
+        ChannelFacts("DU1", ChannelKind.IM), ChannelFacts("GPRIV", ChannelKind.PRIVATE)]
+    assert other.member_of(client, "U1") == {"GPRIV"}
+    assert other.channel(client, "GPRIV") == worker.channel(client, "GPRIV")
+    assert len(fake_slack.calls_to("users.conversations")) == 1
+    assert len(fake_slack.calls_to("conversations.info")) == 1
+    fake_slack.channels["GPRIV"].members = set()
+    other.forget(channel="GPRIV", user="U1")  # member_left_channel, heard by the other
+    assert worker.member_of(client, "U1") == frozenset()  # not a minute later: now
+    assert len(fake_slack.calls_to("users.conversations")) == 2
+    worker.channel(client, "GPRIV")
+    assert len(fake_slack.calls_to("conversations.info")) == 2
+    other.forget_people()  # e.g. a channel archived
+    assert worker.member_of(client, "U1") == frozenset()
+    assert len(fake_slack.calls_to("users.conversations")) == 3
+
+
+def test_a_database_that_does_not_answer_leaves_slack_to_answer(
+        fake_slack: FakeSlack, tmp_path: Path) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake_slack.url)
+    fake_slack.add_channel("GPRIV", private=True, members={"U1"})
+    directory = Directory()
+    # A database without the tables: every statement fails, as with one that is away.
+    directory.keep_in(KeptAnswers(autocommit_sessionmaker(f"sqlite:///{tmp_path / 'no.db'}")))
+    for _ in range(2):
+        info = directory.channel(client, "GPRIV")
+        assert info is not None and info.facts.kind is ChannelKind.PRIVATE
+        assert directory.member_of(client, "U1") == {"GPRIV"}
+    directory.forget(channel="GPRIV")  # logged, not raised: the event is still answered
+    assert len(fake_slack.calls_to("conversations.info")) == 2  # nothing kept: asked again
 
 
 def test_directory_reads_every_page(fake_slack: FakeSlack) -> None:

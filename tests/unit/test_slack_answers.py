@@ -1,0 +1,109 @@
+"""Slack's answers kept in the database for every process (sop_core/slack_answers.py), on
+SQLite and PostgreSQL: shared, expiring, dropped by a change for every scope, and never
+kept when the question was asked before a change was announced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from bot.jobs import JobContext, housekeeping
+from sop_core.config import Settings
+from sop_core.db import autocommit_sessionmaker, session_factory
+from sop_core.models import SlackAnswer, SlackChange
+from sop_core.slack_answers import CHANGE_RETENTION_SECONDS, CHANNEL, EVERY, PERSON, KeptAnswers
+
+PUBLIC = {"kind": "public", "ext_shared": False, "bot_member": True, "archived": False}
+
+
+@pytest.fixture
+def kept(db_url: str) -> tuple[KeptAnswers, KeptAnswers]:
+    """Two processes' views of one database."""
+    session_factory(db_url)  # migrated
+    return (KeptAnswers(autocommit_sessionmaker(db_url)),
+            KeptAnswers(autocommit_sessionmaker(db_url)))
+
+
+def test_an_answer_kept_by_one_process_is_read_by_another_until_it_expires(
+        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+    worker, other = kept
+    assert worker.put("api#a", CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
+    assert worker.put("api#a", CHANNEL, "GGONE", None, asked_at=100.0, expires_at=400.0)
+    assert worker.put("api#a", PERSON, "U1", ["C1", "G2"], asked_at=100.0, expires_at=160.0)
+    assert other.get("api#a", CHANNEL, ["C1", "GGONE", "C9"], now=399.0) == {
+        "C1": PUBLIC, "GGONE": None}  # None: Slack said no such channel (C9: never asked)
+    assert other.get("api#b", CHANNEL, ["C1"], now=399.0) == {}  # another token's
+    assert other.get("api#a", PERSON, ["U1"], now=150.0) == {"U1": ["C1", "G2"]}
+    assert other.get("api#a", PERSON, ["U1"], now=160.0) == {}  # expired
+    assert other.get("api#a", CHANNEL, ["C1"], now=400.0) == {}
+    # Asked again: the newer answer replaces the old one.
+    private = {**PUBLIC, "kind": "private"}
+    assert other.put("api#a", CHANNEL, "C1", private, asked_at=500.0, expires_at=800.0)
+    assert worker.get("api#a", CHANNEL, ["C1"], now=501.0) == {"C1": private}
+
+
+def test_many_subjects_are_read_in_chunks(kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+    worker, _ = kept
+    for n in range(1203):
+        worker.put("api#a", CHANNEL, f"C{n:05d}", PUBLIC, asked_at=1.0, expires_at=9.0)
+    assert len(worker.get("api#a", CHANNEL, [f"C{n:05d}" for n in range(1300)], now=2.0)) == 1203
+
+
+def test_a_change_drops_the_subject_for_every_scope_and_nothing_else(
+        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+    worker, other = kept
+    for scope in ("api#a", "api#b"):
+        worker.put(scope, CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
+        worker.put(scope, CHANNEL, "C2", PUBLIC, asked_at=100.0, expires_at=400.0)
+        # (the same id as a person's: another kind of subject)
+        worker.put(scope, PERSON, "C1", ["C1"], asked_at=100.0, expires_at=400.0)
+    other.forget(CHANNEL, "C1", now=110.0)  # e.g. channel_shared, heard by the other worker
+    for scope in ("api#a", "api#b"):
+        assert worker.get(scope, CHANNEL, ["C1", "C2"], now=120.0) == {"C2": PUBLIC}
+        assert worker.get(scope, PERSON, ["C1"], now=120.0) == {"C1": ["C1"]}
+
+
+def test_an_answer_asked_before_a_change_is_not_kept(
+        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+    """A worker asks Slack at t=100; the change is announced at t=105, to another worker;
+    the answer (Slack's word from before the change) arrives at t=106: it is dropped."""
+    worker, other = kept
+    other.forget(CHANNEL, "C1", now=105.0)
+    assert not worker.put("api#a", CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
+    assert worker.get("api#a", CHANNEL, ["C1"], now=106.0) == {}
+    assert worker.put("api#a", CHANNEL, "C1", PUBLIC, asked_at=105.5, expires_at=400.0)
+    assert worker.get("api#a", CHANNEL, ["C1"], now=106.0) == {"C1": PUBLIC}
+    # The change of another channel, or of a person, keeps nothing else out.
+    other.forget(PERSON, "U1", now=200.0)
+    assert worker.put("api#a", CHANNEL, "C2", PUBLIC, asked_at=150.0, expires_at=400.0)
+
+
+def test_a_change_of_every_person_drops_and_refuses_every_persons_channels(
+        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+    worker, other = kept
+    worker.put("api#a", PERSON, "U1", ["G1"], asked_at=100.0, expires_at=400.0)
+    worker.put("api#a", CHANNEL, "G1", PUBLIC, asked_at=100.0, expires_at=400.0)
+    other.forget(PERSON, EVERY, now=110.0)  # a channel was archived: who sees it changed
+    assert worker.get("api#a", PERSON, ["U1"], now=120.0) == {}
+    assert not worker.put("api#a", PERSON, "U2", ["G1"], asked_at=105.0, expires_at=400.0)
+    assert worker.put("api#a", PERSON, "U2", ["G1"], asked_at=111.0, expires_at=400.0)
+    assert worker.get("api#a", CHANNEL, ["G1"], now=120.0) == {"G1": PUBLIC}
+
+
+def test_housekeeping_prunes_expired_answers_and_old_changes(
+        kept: tuple[KeptAnswers, KeptAnswers], db_url: str) -> None:
+    worker, _ = kept
+    now = datetime(2026, 12, 7, 3, 17, tzinfo=UTC)
+    t = now.timestamp()
+    worker.put("api#a", CHANNEL, "COLD", PUBLIC, asked_at=t - 400, expires_at=t - 100)
+    worker.put("api#a", CHANNEL, "CNEW", PUBLIC, asked_at=t - 10, expires_at=t + 290)
+    worker.forget(PERSON, "UOLD", now=t - CHANGE_RETENTION_SECONDS - 1)
+    worker.forget(PERSON, "UNEW", now=t - 5)
+    job = JobContext(settings=Settings(DATABASE_URL=db_url), sessions=session_factory(db_url),
+                     client_for=lambda team: None, now=now)
+    housekeeping.run(job)
+    with session_factory(db_url)() as session:
+        assert session.scalars(select(SlackAnswer.subject)).all() == ["CNEW"]
+        assert session.scalars(select(SlackChange.subject)).all() == ["UNEW"]
