@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import UserError
 from sop_core import visibility
-from sop_core.db import autocommit_sessionmaker
+from sop_core.db import get_engine
 from sop_core.services.history import record_channels
 from sop_core.slack_answers import CHANNEL, EVERY, PERSON, KeptAnswers
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility
@@ -201,9 +201,10 @@ class Directory:
     def joined(self, client: WebClient, channel_id: str) -> None:
         """The bot has just joined this channel."""
         scope = self._scope(client)
+        read_at = self.clock()  # (a change announced after this read drops what follows)
         kept = self._kept_answers(scope, CHANNEL, (channel_id,)).get(channel_id)
         if kept is not None:
-            self._keep(scope, CHANNEL, channel_id, {**kept, "bot_member": True}, self.clock())
+            self._keep(scope, CHANNEL, channel_id, {**kept, "bot_member": True}, read_at)
 
     def member_of(self, client: WebClient, user_id: str) -> frozenset[str]:
         """The channels the person is in (every page of ``users.conversations``)."""
@@ -265,7 +266,7 @@ DIRECTORY = Directory()
 def keep_answers_in(database_url: str) -> None:
     """This process's answers from Slack go to the app's database, shared by its other
     processes (web workers, the clock, a load's watches)."""
-    DIRECTORY.keep_in(KeptAnswers(autocommit_sessionmaker(database_url)))
+    DIRECTORY.keep_in(KeptAnswers(get_engine(database_url)))
 
 
 # ------------------------------------------------------------------------------ audiences

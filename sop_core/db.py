@@ -208,7 +208,7 @@ def core_connection(sessions: sessionmaker[Session]) -> Iterator[Connection]:
         yield connection
 
 
-def _dialect_insert(session: Session | Connection) -> Any:
+def dialect_insert(session: Session | Connection) -> Any:
     """The dialect's INSERT with ON CONFLICT, or None for other databases."""
     dialect = (session.dialect if isinstance(session, Connection)
                else session.get_bind().dialect).name
@@ -226,7 +226,7 @@ def insert_ignore(session: Session | Connection, model: type, key: Sequence[str]
     """Insert a row unless one with the same ``key`` exists; True if it was new. A Core
     statement, built once per model: on a Connection (see :func:`core_connection`) no
     ORM session is involved at all."""
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     table = model.__table__  # type: ignore[attr-defined]
     if insert is not None:
         # RETURNING, not rowcount: drivers disagree on rowcount for DO NOTHING.
@@ -251,7 +251,7 @@ def _ignoring_insert(insert: Any, table: Any, key: tuple[str, ...]) -> Executabl
 def upsert(session: Session, model: type, key: Sequence[str], update: Sequence[str], /,
            **values: Any) -> None:
     """Insert a row, or set the ``update`` columns of the one with the same ``key``."""
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     if insert is not None:
         statement = insert(model).values(**values)
         session.execute(statement.on_conflict_do_update(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.jobs import JobContext, housekeeping
 from sop_core.config import Settings
-from sop_core.db import autocommit_sessionmaker, session_factory
+from sop_core.db import get_engine, session_factory
 from sop_core.models import SlackAnswer, SlackChange
 from sop_core.slack_answers import CHANGE_RETENTION_SECONDS, CHANNEL, EVERY, PERSON, KeptAnswers
 
@@ -22,8 +22,8 @@ PUBLIC = {"kind": "public", "ext_shared": False, "bot_member": True, "archived":
 def kept(db_url: str) -> tuple[KeptAnswers, KeptAnswers]:
     """Two processes' views of one database."""
     session_factory(db_url)  # migrated
-    return (KeptAnswers(autocommit_sessionmaker(db_url)),
-            KeptAnswers(autocommit_sessionmaker(db_url)))
+    return (KeptAnswers(get_engine(db_url)),
+            KeptAnswers(get_engine(db_url)))
 
 
 def test_an_answer_kept_by_one_process_is_read_by_another_until_it_expires(

@@ -9,7 +9,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.directory import Directory, SlackCannotSay, channel_audience, person_audience
-from sop_core.db import autocommit_sessionmaker, get_sessionmaker, session_factory
+from sop_core.db import get_engine, get_sessionmaker, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import TriggerPoint
 from sop_core.services.data import store
@@ -117,7 +117,7 @@ def test_directory_caches_for_a_while_and_forgets_on_events(
 
 def _kept_answers(url: str) -> KeptAnswers:
     session_factory(url)  # migrated
-    return KeptAnswers(autocommit_sessionmaker(url))
+    return KeptAnswers(get_engine(url))
 
 
 def test_directories_of_two_processes_share_answers_and_changes(
@@ -147,13 +147,32 @@ def test_directories_of_two_processes_share_answers_and_changes(
     assert len(fake_slack.calls_to("users.conversations")) == 3
 
 
+@pytest.mark.parametrize("kept_in", ["process", "database"])
+def test_the_bots_join_is_kept_without_asking_slack(
+        fake_slack: FakeSlack, kept_in: str, request: pytest.FixtureRequest) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake_slack.url)
+    fake_slack.add_channel("CPUB", bot_member=False)
+    directory = Directory()
+    if kept_in == "database":
+        directory.keep_in(_kept_answers(request.getfixturevalue("sqlite_url")))
+    before = directory.channel(client, "CPUB")
+    assert before is not None and not before.bot_member
+    directory.joined(client, "CPUB")
+    after = directory.channel(client, "CPUB")
+    assert after is not None and after.bot_member and after.facts == before.facts
+    assert len(fake_slack.calls_to("conversations.info")) == 1
+    directory.joined(client, "COTHER")  # nothing known about it: nothing made up
+    directory.channel(client, "COTHER")
+    assert len(fake_slack.calls_to("conversations.info")) == 2  # asked, not taken as joined
+
+
 def test_a_database_that_does_not_answer_leaves_slack_to_answer(
         fake_slack: FakeSlack, tmp_path: Path) -> None:
     client = WebClient(token="xoxb-test", base_url=fake_slack.url)
     fake_slack.add_channel("GPRIV", private=True, members={"U1"})
     directory = Directory()
     # A database without the tables: every statement fails, as with one that is away.
-    directory.keep_in(KeptAnswers(autocommit_sessionmaker(f"sqlite:///{tmp_path / 'no.db'}")))
+    directory.keep_in(KeptAnswers(get_engine(f"sqlite:///{tmp_path / 'no.db'}")))
     for _ in range(2):
         info = directory.channel(client, "GPRIV")
         assert info is not None and info.facts.kind is ChannelKind.PRIVATE
