@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from bot.errors import UserError
 from sop_core import visibility
 from sop_core.db import get_engine
 from sop_core.services.history import record_channels
-from sop_core.slack_answers import CHANNEL, EVERY, PERSON, KeptAnswers
+from sop_core.slack_answers import CHANNEL, EVERY, PERSON, AnswersInMemory, KeptAnswers
 from sop_core.visibility import ChannelFacts, ChannelKind, Visibility
 
 log = logging.getLogger(__name__)
@@ -68,31 +67,23 @@ class ChannelInfo:
     archived: bool = False
 
 
-@dataclass
-class _Kept:
-    value: Any
-    until: float
-
-
 class Directory:
     """Slack's answers, keyed by API URL, token and id: a person's channels kept
     ``seconds``, a channel's facts ``facts_seconds``. Kept in the database once
     :meth:`keep_in` is given one (every process of the app shares them, and a change one
-    hears of reaches all: sop_core/slack_answers.py), else in this process (thread-safe).
-    When the database does not answer, Slack is asked, as if nothing were kept."""
+    hears of reaches all: sop_core/slack_answers.py), else in this process. When the
+    database does not answer, Slack is asked, as if nothing were kept."""
 
     def __init__(self, seconds: float = CACHE_SECONDS, facts_seconds: float = FACTS_SECONDS,
                  clock: Callable[[], float] = time.time) -> None:
         self.seconds = seconds
         self.facts_seconds = facts_seconds
         self.clock = clock  # wall-clock seconds: the database's answers serve every host
-        self._lock = threading.Lock()
-        self._kept: dict[tuple[str, str, str], _Kept] = {}
-        self._store: KeptAnswers | None = None
+        self._answers: KeptAnswers | AnswersInMemory = AnswersInMemory()
 
     def keep_in(self, store: KeptAnswers | None) -> None:
         """Keep answers in this database from now on (None: in this process)."""
-        self._store = store
+        self._answers = store if store is not None else AnswersInMemory()
 
     # -- what is kept ----------------------------------------------------------------
 
@@ -103,72 +94,40 @@ class Directory:
 
     def _kept_answers(self, scope: str, kind: str, subjects: Iterable[str]) -> dict[str, Any]:
         """The fresh answers by subject (JSON values: see :func:`_channel_answer`)."""
-        now = self.clock()
-        store = self._store
-        if store is not None:
-            try:
-                return store.get(scope, kind, subjects, now=now)
-            except SQLAlchemyError:
-                log.warning("the database did not answer: asking Slack instead")
-                return {}
-        found = {}
-        with self._lock:
-            for subject in subjects:
-                kept = self._kept.get((scope, kind, subject))
-                if kept is not None and kept.until <= now:
-                    del self._kept[(scope, kind, subject)]
-                elif kept is not None:
-                    found[subject] = kept.value
-        return found
+        try:
+            return self._answers.get(scope, kind, subjects, now=self.clock())
+        except SQLAlchemyError:
+            log.warning("the database did not answer: asking Slack instead")
+            return {}
 
     def _keep(self, scope: str, kind: str, subject: str, answer: Any, asked_at: float) -> None:
         until = asked_at + (self.facts_seconds if kind == CHANNEL else self.seconds)
-        store = self._store
-        if store is not None:
-            try:
-                store.put(scope, kind, subject, answer, asked_at=asked_at, expires_at=until)
-            except SQLAlchemyError:  # not kept: asked again next time
-                log.warning("the database did not answer: Slack's answer is not kept")
-            return
-        with self._lock:
-            self._kept[(scope, kind, subject)] = _Kept(answer, until)
+        try:
+            self._answers.put(scope, kind, subject, answer, asked_at=asked_at,
+                              expires_at=until)
+        except SQLAlchemyError:  # not kept: asked again next time
+            log.warning("the database did not answer: Slack's answer is not kept")
 
     def forget(self, *, channel: str | None = None, user: str | None = None) -> None:
         """Drop what is known about a channel and/or a person, for every workspace."""
-        changes = [(kind, subject) for kind, subject in ((CHANNEL, channel), (PERSON, user))
-                   if subject]
-        store = self._store
-        if store is not None:
-            now = self.clock()
-            try:
-                for kind, subject in changes:
-                    store.forget(kind, subject, now=now)
-            except SQLAlchemyError:
-                log.error("the database did not answer: Slack's answers about %s stay kept "
-                          "until they expire", " and ".join(s for _, s in changes))
-            return
-        with self._lock:
-            for key in [k for k in self._kept if k[1:] in changes]:
-                del self._kept[key]
+        self._forget([(kind, subject) for kind, subject in
+                      ((CHANNEL, channel), (PERSON, user)) if subject])
 
     def forget_people(self) -> None:
         """Drop every person's list of channels."""
-        if self._store is not None:
-            try:
-                self._store.forget(PERSON, EVERY, now=self.clock())
-            except SQLAlchemyError:
-                log.error("the database did not answer: people's channels stay kept until "
-                          "they expire")
-            return
-        with self._lock:
-            for key in [k for k in self._kept if k[1] == PERSON]:
-                del self._kept[key]
+        self._forget([(PERSON, EVERY)])
+
+    def _forget(self, changes: list[tuple[str, str]]) -> None:
+        now = self.clock()
+        try:
+            for kind, subject in changes:
+                self._answers.forget(kind, subject, now=now)
+        except SQLAlchemyError:
+            log.error("the database did not answer: Slack's answers about %s stay kept "
+                      "until they expire", " and ".join(s for _, s in changes))
 
     def forget_all(self) -> None:
-        with self._lock:
-            self._kept.clear()
-        if self._store is not None:
-            self._store.forget_everything()
+        self._answers.forget_everything()
 
     # -- questions to Slack ----------------------------------------------------------
 

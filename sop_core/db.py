@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -248,17 +248,24 @@ def _ignoring_insert(insert: Any, table: Any, key: tuple[str, ...]) -> Executabl
         *table.primary_key.columns)
 
 
-def upsert(session: Session, model: type, key: Sequence[str], update: Sequence[str], /,
-           **values: Any) -> None:
-    """Insert a row, or set the ``update`` columns of the one with the same ``key``."""
+def upsert(session: Session | Connection, model: type, key: Sequence[str],
+           update: Sequence[str], /, **values: Any) -> None:
+    """Insert a row, or set the ``update`` columns of the one with the same ``key``. A
+    Core statement built once per model, key and columns, as :func:`insert_ignore`'s."""
     insert = dialect_insert(session)
+    table = model.__table__  # type: ignore[attr-defined]
     if insert is not None:
-        statement = insert(model).values(**values)
-        session.execute(statement.on_conflict_do_update(
-            index_elements=list(key),
-            set_={name: getattr(statement.excluded, name) for name in update}))
+        session.execute(_upserting_insert(insert, table, tuple(key), tuple(update)), values)
         return
     if not insert_ignore(session, model, key, **values):
-        row = session.scalars(select(model).filter_by(**{k: values[k] for k in key})).one()
-        for name in update:
-            setattr(row, name, values[name])
+        session.execute(table.update().where(*(table.c[k] == values[k] for k in key))
+                        .values({name: values[name] for name in update}))
+
+
+@cache
+def _upserting_insert(insert: Any, table: Any, key: tuple[str, ...],
+                      update: tuple[str, ...]) -> Executable:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET the ``update`` columns, built once."""
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={name: statement.excluded[name] for name in update})

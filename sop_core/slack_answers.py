@@ -19,23 +19,23 @@ question is not newer than the change is dropped again (:meth:`KeptAnswers.put`)
 are wall-clock seconds: the processes may run on several hosts, whose clocks are kept in
 sync.
 
-Each statement commits on its own (no BEGIN and COMMIT around a read, and the order of
-the statements, not a transaction, keeps a stale answer out). They are Core statements
-built once: a post in a channel the bot was never asked about reads and keeps an answer on
-the command's path, and through an ORM session that cost four times the CPU.
+:class:`AnswersInMemory` keeps the same rules in one process (tests, a tool without the
+app's database). In the database, each statement commits on its own (no BEGIN and COMMIT
+around a read, and the order of the statements, not a transaction, keeps a stale answer
+out). They are Core statements built once: a post in a channel the bot was never asked
+about reads and keeps an answer on the command's path, and through an ORM session that
+cost three times the CPU.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, bindparam, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, bindparam, delete, select
 
-from sop_core.db import dialect_insert
+from sop_core.db import upsert
 from sop_core.models import SlackAnswer, SlackChange
 
 CHANNEL, PERSON = "channel", "user"  # the kinds of subject: a channel's facts, a person's channels
@@ -46,7 +46,6 @@ CHANGE_RETENTION_SECONDS = 3600.0
 _CHUNK = 500  # subjects a query asks for at once (well under any driver's parameter limit)
 
 _answers, _changes = SlackAnswer.__table__, SlackChange.__table__  # type: ignore[attr-defined]
-_KEY = ("scope", "kind", "subject")
 _FRESH = select(_answers.c.subject, _answers.c.answer).where(
     _answers.c.scope == bindparam("scope"), _answers.c.kind == bindparam("kind"),
     _answers.c.subject.in_(bindparam("subjects", expanding=True)),
@@ -58,27 +57,6 @@ _CHANGED_SINCE = select(_changes.c.changed_at).where(
 _DROP_ASKED_BEFORE = delete(_answers).where(
     _answers.c.scope == bindparam("scope"), _answers.c.kind == bindparam("kind"),
     _answers.c.subject == bindparam("subject"), _answers.c.asked_at <= bindparam("changed_at"))
-
-
-@cache
-def _upsert(insert: Any, table: Any, key: tuple[str, ...]) -> Executable:
-    """INSERT … ON CONFLICT (key) DO UPDATE of every other column, built once."""
-    statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in key})
-
-
-def _write(connection: Connection, table: Any, key: tuple[str, ...],
-           values: dict[str, Any]) -> None:
-    insert = dialect_insert(connection)
-    if insert is not None:
-        connection.execute(_upsert(insert, table, key), values)
-        return
-    # Another database: replace the row (a concurrent writer's as fresh answer may win).
-    connection.execute(delete(table).where(*(table.c[k] == values[k] for k in key)))
-    with contextlib.suppress(IntegrityError):
-        connection.execute(table.insert(), values)
 
 
 class KeptAnswers:
@@ -107,9 +85,9 @@ class KeptAnswers:
         """Keep Slack's answer to a question sent at ``asked_at``; False (nothing kept)
         when a change of the subject was announced since."""
         with self._engine.connect() as connection:
-            _write(connection, _answers, _KEY, {
-                "scope": scope, "kind": kind, "subject": subject, "answer": answer,
-                "asked_at": asked_at, "expires_at": expires_at})
+            upsert(connection, SlackAnswer, ("scope", "kind", "subject"),
+                   ("answer", "asked_at", "expires_at"), scope=scope, kind=kind,
+                   subject=subject, answer=answer, asked_at=asked_at, expires_at=expires_at)
             # After the write, not before: a change recorded in between is seen here, and
             # one recorded later deletes this row itself (forget).
             changed = connection.execute(_CHANGED_SINCE, {
@@ -124,8 +102,8 @@ class KeptAnswers:
         kind): drop its answers, for every scope, and any answer asked before ``now``
         that is stored later."""
         with self._engine.connect() as connection:
-            _write(connection, _changes, ("kind", "subject"),
-                   {"kind": kind, "subject": subject, "changed_at": now})
+            upsert(connection, SlackChange, ("kind", "subject"), ("changed_at",), kind=kind,
+                   subject=subject, changed_at=now)
             dropped = delete(_answers).where(_answers.c.kind == kind)
             if subject != EVERY:
                 dropped = dropped.where(_answers.c.subject == subject)
@@ -135,3 +113,41 @@ class KeptAnswers:
         with self._engine.connect() as connection:
             connection.execute(delete(_answers))
             connection.execute(delete(_changes))
+
+
+class AnswersInMemory:
+    """:class:`KeptAnswers`' rules in this process only (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str, str], tuple[Any, float, float]] = {}
+        self._changes: dict[tuple[str, str], float] = {}
+
+    def get(self, scope: str, kind: str, subjects: Iterable[str], *,
+            now: float) -> dict[str, Any]:
+        with self._lock:
+            kept = ((subject, self._answers.get((scope, kind, subject)))
+                    for subject in subjects)
+            return {subject: found[0] for subject, found in kept
+                    if found is not None and found[2] > now}
+
+    def put(self, scope: str, kind: str, subject: str, answer: Any, *, asked_at: float,
+            expires_at: float) -> bool:
+        with self._lock:
+            changed = max(self._changes.get((kind, s), float("-inf")) for s in (subject, EVERY))
+            if changed >= asked_at:
+                return False
+            self._answers[(scope, kind, subject)] = (answer, asked_at, expires_at)
+            return True
+
+    def forget(self, kind: str, subject: str, *, now: float) -> None:
+        with self._lock:
+            self._changes[(kind, subject)] = now
+            for key in [k for k in self._answers
+                        if k[1] == kind and (subject == EVERY or k[2] == subject)]:
+                del self._answers[key]
+
+    def forget_everything(self) -> None:
+        with self._lock:
+            self._answers.clear()
+            self._changes.clear()

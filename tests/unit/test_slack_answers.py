@@ -1,6 +1,7 @@
 """Slack's answers kept in the database for every process (sop_core/slack_answers.py), on
-SQLite and PostgreSQL: shared, expiring, dropped by a change for every scope, and never
-kept when the question was asked before a change was announced."""
+SQLite and PostgreSQL, and the same rules in one process's memory: shared, expiring,
+dropped by a change for every scope, and never kept when the question was asked before a
+change was announced."""
 
 from __future__ import annotations
 
@@ -13,21 +14,34 @@ from bot.jobs import JobContext, housekeeping
 from sop_core.config import Settings
 from sop_core.db import get_engine, session_factory
 from sop_core.models import SlackAnswer, SlackChange
-from sop_core.slack_answers import CHANGE_RETENTION_SECONDS, CHANNEL, EVERY, PERSON, KeptAnswers
+from sop_core.slack_answers import (
+    CHANGE_RETENTION_SECONDS,
+    CHANNEL,
+    EVERY,
+    PERSON,
+    AnswersInMemory,
+    KeptAnswers,
+)
 
 PUBLIC = {"kind": "public", "ext_shared": False, "bot_member": True, "archived": False}
 
 
-@pytest.fixture
-def kept(db_url: str) -> tuple[KeptAnswers, KeptAnswers]:
-    """Two processes' views of one database."""
-    session_factory(db_url)  # migrated
-    return (KeptAnswers(get_engine(db_url)),
-            KeptAnswers(get_engine(db_url)))
+Kept = KeptAnswers | AnswersInMemory
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def kept(request: pytest.FixtureRequest) -> tuple[Kept, Kept]:
+    """Two processes' views of one database (in memory: one process's, twice)."""
+    if request.param == "memory":
+        alone = AnswersInMemory()
+        return alone, alone
+    url = request.getfixturevalue(f"{request.param}_url")
+    session_factory(url)  # migrated
+    return KeptAnswers(get_engine(url)), KeptAnswers(get_engine(url))
 
 
 def test_an_answer_kept_by_one_process_is_read_by_another_until_it_expires(
-        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+        kept: tuple[Kept, Kept]) -> None:
     worker, other = kept
     assert worker.put("api#a", CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
     assert worker.put("api#a", CHANNEL, "GGONE", None, asked_at=100.0, expires_at=400.0)
@@ -44,7 +58,7 @@ def test_an_answer_kept_by_one_process_is_read_by_another_until_it_expires(
     assert worker.get("api#a", CHANNEL, ["C1"], now=501.0) == {"C1": private}
 
 
-def test_many_subjects_are_read_in_chunks(kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+def test_many_subjects_are_read_in_chunks(kept: tuple[Kept, Kept]) -> None:
     worker, _ = kept
     for n in range(1203):
         worker.put("api#a", CHANNEL, f"C{n:05d}", PUBLIC, asked_at=1.0, expires_at=9.0)
@@ -52,7 +66,7 @@ def test_many_subjects_are_read_in_chunks(kept: tuple[KeptAnswers, KeptAnswers])
 
 
 def test_a_change_drops_the_subject_for_every_scope_and_nothing_else(
-        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+        kept: tuple[Kept, Kept]) -> None:
     worker, other = kept
     for scope in ("api#a", "api#b"):
         worker.put(scope, CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
@@ -66,7 +80,7 @@ def test_a_change_drops_the_subject_for_every_scope_and_nothing_else(
 
 
 def test_an_answer_asked_before_a_change_is_not_kept(
-        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+        kept: tuple[Kept, Kept]) -> None:
     """A worker asks Slack at t=100; the change is announced at t=105, to another worker;
     the answer (Slack's word from before the change) arrives at t=106: it is dropped."""
     worker, other = kept
@@ -81,7 +95,7 @@ def test_an_answer_asked_before_a_change_is_not_kept(
 
 
 def test_a_change_of_every_person_drops_and_refuses_every_persons_channels(
-        kept: tuple[KeptAnswers, KeptAnswers]) -> None:
+        kept: tuple[Kept, Kept]) -> None:
     worker, other = kept
     worker.put("api#a", PERSON, "U1", ["G1"], asked_at=100.0, expires_at=400.0)
     worker.put("api#a", CHANNEL, "G1", PUBLIC, asked_at=100.0, expires_at=400.0)
@@ -92,9 +106,9 @@ def test_a_change_of_every_person_drops_and_refuses_every_persons_channels(
     assert worker.get("api#a", CHANNEL, ["G1"], now=120.0) == {"G1": PUBLIC}
 
 
-def test_housekeeping_prunes_expired_answers_and_old_changes(
-        kept: tuple[KeptAnswers, KeptAnswers], db_url: str) -> None:
-    worker, _ = kept
+def test_housekeeping_prunes_expired_answers_and_old_changes(db_url: str) -> None:
+    session_factory(db_url)  # migrated
+    worker = KeptAnswers(get_engine(db_url))
     now = datetime(2026, 12, 7, 3, 17, tzinfo=UTC)
     t = now.timestamp()
     worker.put("api#a", CHANNEL, "COLD", PUBLIC, asked_at=t - 400, expires_at=t - 100)
