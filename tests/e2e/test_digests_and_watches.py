@@ -102,6 +102,9 @@ def test_the_digest_tells_what_moved_what_is_covered_and_what_is_due(
         sim: SlackSim, slack: FakeSlack, app_server: Running, loaded: int,
         sample_table: PlanningTable) -> None:
     sessions = get_sessionmaker(app_server.settings.database_url)
+    with sessions.begin() as session:  # loaded before the first digest, on the test's clock
+        session.execute(update(Snapshot).where(Snapshot.id == loaded).values(
+            loaded_at=datetime(2026, 12, 1, tzinfo=UTC)))
     point = post_gap(sim, slack, app_server, "region=EU category=Snacks")
     command(sim, slack, MEETING)
 

@@ -11,7 +11,7 @@ The story, in order:
 3. An action is created with two milestones added one at a time, then its due date is
    edited; a second action is created and cancelled with a reason.
 4. Someone drills two levels down from the trigger point and posts the second level.
-5. A meeting is set for Monday 14 Dec and the digest job runs before it (Friday: the
+5. A meeting is set for a Monday a week or more ahead and the digest job runs before it (Friday: the
    Sunday digest moves to the last working day).
 
 Then the month's results: one top-level message per gap, changed only by ``chat.update``;
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import select
@@ -63,10 +64,13 @@ from tests.integration.test_watches import changed, forecast_up, plan_met
 CHANNEL = "C1"
 ALICE, BOB = "U1", "U2"
 SECOND_TITLE = "Add a Snacks end-cap at Auchan EU for 4 weeks"
-# Mon 14 Dec, 10:00 in Paris (09:00 UTC); its 24 h lead falls on Sunday, so the digest
-# is due on Friday 11 Dec at the same hour.
-MEETING = "meeting 2026-12-14 10:00 tz=Europe/Paris"
-FRIDAY_DIGEST = datetime(2026, 12, 11, 9, 0, tzinfo=UTC)
+# A Monday at least a week ahead of the real date (the command refuses a date past),
+# 10:00 in Paris; its 24 h lead falls on Sunday, so the digest is due on the Friday
+# before at the same hour.
+MONDAY = today() + timedelta(days=7 + (7 - today().weekday()) % 7)
+MEETING = f"meeting {MONDAY.isoformat()} 10:00 tz=Europe/Paris"
+FRIDAY_DIGEST = datetime.combine(MONDAY - timedelta(days=3), time(10),
+                                 ZoneInfo("Europe/Paris")).astimezone(UTC)
 
 
 def with_customers(table: PlanningTable) -> PlanningTable:
@@ -300,12 +304,12 @@ def test_a_team_month(sim: SlackSim, slack: FakeSlack, app_server: Running,
     soon(lambda: [p for p in rows(url) if p.message_ts == drilled_ts] or None)
 
     # 5. A meeting on Monday; the digest goes out on the Friday before.
-    assert "14 Dec" in command(sim, slack, MEETING, user=ALICE)
+    assert f"{MONDAY.day} {MONDAY:%b}" in command(sim, slack, MEETING, user=ALICE)
     quiet()
     assert run_job(settings, "digests", FRIDAY_DIGEST - timedelta(days=1)).sent == 0
     assert run_job(settings, "digests", FRIDAY_DIGEST).sent == 1
     [digest] = digest_posts(slack)
-    assert "Mon 14 Dec" in header(digest)
+    assert f"Mon {MONDAY.day} {MONDAY:%b}" in header(digest)
 
     # ---- The month's results -------------------------------------------------------
     quiet()
