@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 
 from sop_core.db import upsert
 from sop_core.models import SlackAnswer, SlackChange
@@ -71,31 +71,16 @@ class KeptAnswers:
             now: float) -> dict[str, Any]:
         """The answers still fresh, by subject; a subject with none is missing (an answer
         may itself be None: Slack said there is no such channel)."""
-        wanted = sorted(set(subjects))
-        found: dict[str, Any] = {}
         with self._engine.connect() as connection:
-            for start in range(0, len(wanted), _CHUNK):
-                found.update(connection.execute(_FRESH, {
-                    "scope": scope, "kind": kind, "subjects": wanted[start:start + _CHUNK],
-                    "now": now}).all())
-        return found
+            return _fresh(connection, scope, kind, subjects, now=now)
 
     def put(self, scope: str, kind: str, subject: str, answer: Any, *, asked_at: float,
             expires_at: float) -> bool:
         """Keep Slack's answer to a question sent at ``asked_at``; False (nothing kept)
         when a change of the subject was announced since."""
         with self._engine.connect() as connection:
-            upsert(connection, SlackAnswer, ("scope", "kind", "subject"),
-                   ("answer", "asked_at", "expires_at"), scope=scope, kind=kind,
-                   subject=subject, answer=answer, asked_at=asked_at, expires_at=expires_at)
-            # After the write, not before: a change recorded in between is seen here, and
-            # one recorded later deletes this row itself (forget).
-            changed = connection.execute(_CHANGED_SINCE, {
-                "kind": kind, "subjects": [subject, EVERY], "asked_at": asked_at}).scalar()
-            if changed is not None:
-                connection.execute(_DROP_ASKED_BEFORE, {
-                    "scope": scope, "kind": kind, "subject": subject, "changed_at": changed})
-            return changed is None
+            return _keep(connection, scope, kind, subject, answer, asked_at=asked_at,
+                         expires_at=expires_at)
 
     def forget(self, kind: str, subject: str, *, now: float) -> None:
         """Slack announced a change of ``subject`` (``EVERY``: of every subject of the
@@ -113,6 +98,41 @@ class KeptAnswers:
         with self._engine.connect() as connection:
             connection.execute(delete(_answers))
             connection.execute(delete(_changes))
+
+
+def _fresh(connection: Connection, scope: str, kind: str, subjects: Iterable[str], *,
+           now: float) -> dict[str, Any]:
+    wanted = sorted(set(subjects))
+    found: dict[str, Any] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        found.update(connection.execute(_FRESH, {
+            "scope": scope, "kind": kind, "subjects": wanted[start:start + _CHUNK],
+            "now": now}).all())
+    return found
+
+
+def _keep(connection: Connection, scope: str, kind: str, subject: str, answer: Any, *,
+          asked_at: float, expires_at: float) -> bool:
+    upsert(connection, SlackAnswer, ("scope", "kind", "subject"),
+           ("answer", "asked_at", "expires_at"), scope=scope, kind=kind,
+           subject=subject, answer=answer, asked_at=asked_at, expires_at=expires_at)
+    # After the write, not before: a change recorded in between is seen here, and one
+    # recorded later deletes this row itself (forget).
+    changed = connection.execute(_CHANGED_SINCE, {
+        "kind": kind, "subjects": [subject, EVERY], "asked_at": asked_at}).scalar()
+    if changed is not None:
+        connection.execute(_DROP_ASKED_BEFORE, {
+            "scope": scope, "kind": kind, "subject": subject, "changed_at": changed})
+    return changed is None
+
+
+def rehearse(connection: Connection) -> None:
+    """A first post's reads and writes of kept answers, on ``connection`` (in a
+    transaction its caller rolls back), so that a web worker compiles their SQL before
+    its first command (sop_core/warmup.py): the first command after a restart compiled
+    three statements, a millisecond or more of its wait."""
+    _keep(connection, "warm-up", CHANNEL, "WARMUP", None, asked_at=0.0, expires_at=0.0)
+    _fresh(connection, "warm-up", CHANNEL, ["WARMUP"], now=0.0)
 
 
 class AnswersInMemory:

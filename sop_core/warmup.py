@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core import seen_requests
+from sop_core import seen_requests, slack_answers
 from sop_core.config import Settings
 from sop_core.db import autocommit_sessionmaker
 from sop_core.gaps import TriggerRule
@@ -148,11 +148,12 @@ class SnapshotWarmer:
                     log.debug("a filtered gap of the warm-up failed", exc_info=True)
 
     def _rehearse_record(self, report: GapReport, team: str) -> None:
-        """Once per process: a command's database steps (the replay claim, its channel's
-        rule, the latest view's lookup, the living trigger point, the claim, the
-        message's ts), rolled back, and a read as commands read, so that the first
-        command does not pay the ORM's first use (mapper set-up, SQL compiled: the
-        engine's cache is shared); then the pool's connections (:func:`_open_connections`)."""
+        """Once per process: a command's database steps (the replay claim, Slack's kept
+        answers about its channel, its channel's rule, the latest view's lookup, the
+        living trigger point, the claim, the message's ts), rolled back, and a read as
+        commands read, so that the first command does not pay the ORM's first use
+        (mapper set-up, SQL compiled: the engine's cache is shared); then the pool's
+        connections (:func:`_open_connections`)."""
         from sop_core import snapshots
         from sop_core.services import triggers
 
@@ -160,6 +161,7 @@ class SnapshotWarmer:
             transaction = connection.begin()
             try:
                 seen_requests.first_time(connection, "warm-up")  # a request's replay claim
+                slack_answers.rehearse(connection)  # a first post's (bot/directory.py)
                 rehearsal = sessionmaker(bind=connection,
                                          join_transaction_mode="rollback_only")
                 with rehearsal() as session:

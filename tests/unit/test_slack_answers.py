@@ -6,9 +6,10 @@ change was announced."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, select
 
 from bot.jobs import JobContext, housekeeping
 from sop_core.config import Settings
@@ -21,6 +22,7 @@ from sop_core.slack_answers import (
     PERSON,
     AnswersInMemory,
     KeptAnswers,
+    rehearse,
 )
 
 PUBLIC = {"kind": "public", "ext_shared": False, "bot_member": True, "archived": False}
@@ -121,3 +123,42 @@ def test_housekeeping_prunes_expired_answers_and_old_changes(db_url: str) -> Non
     with session_factory(db_url)() as session:
         assert session.scalars(select(SlackAnswer.subject)).all() == ["CNEW"]
         assert session.scalars(select(SlackChange.subject)).all() == ["UNEW"]
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_rehearsal_compiles_a_first_posts_statements_and_leaves_nothing(
+        db: str, request: pytest.FixtureRequest) -> None:
+    """A web worker rehearses (sop_core/warmup.py) so that its first command compiles no
+    SQL: the kept answers' statements hit the engine's cache afterwards, and without the
+    rehearsal they do not."""
+    url = request.getfixturevalue(f"{db}_url")
+    session_factory(url)  # migrated
+
+    def first_post_misses(rehearsed: bool) -> list[str]:
+        engine = create_engine(url)  # its own, empty, statement cache
+        if rehearsed:
+            with engine.connect() as connection:
+                transaction = connection.begin()
+                rehearse(connection)
+                transaction.rollback()
+        misses: list[str] = []
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def seen(_conn: object, _cursor: object, statement: str, _parameters: object,
+                 context: Any, _many: bool) -> None:
+            if context.cache_hit != context.cache_hit.CACHE_HIT:
+                misses.append(statement)
+
+        kept = KeptAnswers(engine)
+        kept.put("api#a", CHANNEL, "C1", PUBLIC, asked_at=100.0, expires_at=400.0)
+        assert kept.get("api#a", CHANNEL, ["C1"], now=101.0) == {"C1": PUBLIC}
+        first = list(misses)
+        kept.forget_everything()
+        engine.dispose()
+        return first
+
+    assert first_post_misses(rehearsed=False)  # (the check can fail)
+    assert first_post_misses(rehearsed=True) == []
+    with session_factory(url)() as session:  # the rehearsal's rows were rolled back
+        assert session.scalars(select(SlackAnswer.scope).where(
+            SlackAnswer.scope == "warm-up")).all() == []
