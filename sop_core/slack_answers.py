@@ -145,11 +145,16 @@ class AnswersInMemory:
 
     def get(self, scope: str, kind: str, subjects: Iterable[str], *,
             now: float) -> dict[str, Any]:
+        found: dict[str, Any] = {}
         with self._lock:
-            kept = ((subject, self._answers.get((scope, kind, subject)))
-                    for subject in subjects)
-            return {subject: found[0] for subject, found in kept
-                    if found is not None and found[2] > now}
+            for subject in subjects:
+                key = (scope, kind, subject)
+                kept = self._answers.get(key)
+                if kept is not None and kept[2] <= now:
+                    del self._answers[key]  # expired: no housekeeping prunes this process
+                elif kept is not None:
+                    found[subject] = kept[0]
+        return found
 
     def put(self, scope: str, kind: str, subject: str, answer: Any, *, asked_at: float,
             expires_at: float) -> bool:

@@ -11,8 +11,8 @@ The story, in order:
 3. An action is created with two milestones added one at a time, then its due date is
    edited; a second action is created and cancelled with a reason.
 4. Someone drills two levels down from the trigger point and posts the second level.
-5. A meeting is set for a Monday a week or more ahead and the digest job runs before it (Friday: the
-   Sunday digest moves to the last working day).
+5. A meeting is set for a Monday a week or more ahead and the digest job runs before it
+   (Friday: the Sunday digest moves to the last working day).
 
 Then the month's results: one top-level message per gap, changed only by ``chat.update``;
 statuses agree in the register, the message and the digest; the digest never adds the
@@ -64,9 +64,9 @@ from tests.integration.test_watches import changed, forecast_up, plan_met
 CHANNEL = "C1"
 ALICE, BOB = "U1", "U2"
 SECOND_TITLE = "Add a Snacks end-cap at Auchan EU for 4 weeks"
-# A Monday at least a week ahead of the real date (the command refuses a date past),
-# 10:00 in Paris; its 24 h lead falls on Sunday, so the digest is due on the Friday
-# before at the same hour.
+# A Monday at least a week after the real date (a date already past would be taken as
+# that day of a later month), 10:00 in Paris; its 24 h lead falls on Sunday, so the
+# digest is due on the Friday before at the same hour.
 MONDAY = today() + timedelta(days=7 + (7 - today().weekday()) % 7)
 MEETING = f"meeting {MONDAY.isoformat()} 10:00 tz=Europe/Paris"
 FRIDAY_DIGEST = datetime.combine(MONDAY - timedelta(days=3), time(10),
