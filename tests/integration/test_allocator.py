@@ -70,3 +70,36 @@ def test_every_sopgap_command_sets_it_first() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("['set']")
+
+
+# A process whose threads each allocate a block while the others hold theirs, then the
+# arenas glibc's malloc_stats() reports (on stderr).
+THREADS_ARENAS = textwrap.dedent("""
+    import ctypes, sys, threading
+    from bot.allocator import keep_freed_memory
+    if sys.argv[1] == "keep":
+        assert keep_freed_memory()
+    all_hold = threading.Barrier(4)
+    def allocate():
+        block = bytearray(256 * 2**10)  # from malloc, not Python's small-object allocator
+        all_hold.wait()
+    threads = [threading.Thread(target=allocate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sys.stderr.flush()
+    ctypes.CDLL(None).malloc_stats()
+""")
+
+
+def arenas_used(mode: str) -> int:
+    result = subprocess.run([sys.executable, "-c", THREADS_ARENAS, mode], check=True,
+                            capture_output=True, text=True)
+    return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+
+
+@linux_glibc
+def test_threads_allocate_from_the_main_arena_with_the_memory_it_kept() -> None:
+    assert arenas_used("default") > 1  # glibc: a new arena for each new thread
+    assert arenas_used("keep") == 1
