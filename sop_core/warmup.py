@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
@@ -53,13 +53,18 @@ class SnapshotWarmer:
                  interval: float = POLL_SECONDS,
                  rehearse: Callable[[GapReport], object] | None = None,
                  settle_heap: bool = False,
-                 preload: Callable[[], object] | None = None) -> None:
+                 preload: Callable[[], object] | None = None,
+                 inherited: Collection[int] = ()) -> None:
         """``rehearse``: also run once on the first report (e.g. build its Slack message,
         so that the first command does not pay for the formatting's first use).
         ``settle_heap``: after the first warm-up, see :func:`settle_heap` (a web worker).
-        ``preload``: run once first (e.g. read the bot token's kept identity)."""
+        ``preload``: run once first (e.g. read the bot token's kept identity).
+        ``inherited``: snapshot ids whose gaps by each dimension the process this one
+        was forked from ran already (gunicorn's master, bot/server.py: preheat): not run
+        again (see :meth:`warm_once`)."""
         self._sessions, self._settings, self._interval = sessions, settings, interval
         self._rehearse, self._settle_heap, self._preload = rehearse, settle_heap, preload
+        self._inherited = frozenset(inherited)
         self._warm: set[int] = set()  # snapshot ids whose gap was computed here
         self._newest: int | None = None  # the newest snapshot id at the last full look
         self._stop = threading.Event()
@@ -104,8 +109,13 @@ class SnapshotWarmer:
                     report = gap_report(session, "", team_id=team, rule=rule, explain=True,
                                         snapshot_id=snapshot_id,
                                         fy_start_month=self._settings.fiscal_year_start_month)
-                    self._by_each_dimension(session, report, team, rule,
-                                            rounds=1 if self._warm else FILTERED_REHEARSALS)
+                    # A forked worker finds the master's lookups built and its code
+                    # specialised. Running the gaps again only made both workers busy
+                    # for 0.1 s after boot, and the first command, taken by the worker
+                    # ready first, ran beside the other's (see bot/server.py).
+                    if snapshot_id not in self._inherited:
+                        self._by_each_dimension(session, report, team, rule,
+                                                rounds=1 if self._warm else FILTERED_REHEARSALS)
                     if not self._warm:
                         if writes:
                             self._rehearse_record(report, team)

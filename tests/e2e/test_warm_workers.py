@@ -110,7 +110,7 @@ def test_a_worker_opens_its_pool_before_its_first_command(
 @pytest.fixture
 def forgetting_preheat(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """preheat() freezes this process's heap and remembers its database: undo both."""
-    monkeypatch.setattr(server, "_preheated", set())
+    monkeypatch.setattr(server, "_preheated", {})
     gc.unfreeze()  # (an earlier test's warm-up may have frozen it)
     yield
     gc.unfreeze()
@@ -123,14 +123,16 @@ def test_workers_forked_after_a_preheat_start_with_the_views_decoded(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable,
         forgetting_preheat: None) -> None:
     """gunicorn's master warms the latest view before it forks (bot/gunicorn_conf.py:
-    when_ready): a worker finds it decoded, reads no snapshot part, and is ready; no
-    database connection crosses the fork. The worker can still decode a view itself (a
-    later load), with pyarrow's threads, which the master's decode had started."""
+    when_ready): a worker finds it decoded, reads no snapshot part, does not run its
+    gaps by each dimension again, and is ready; no database connection crosses the fork.
+    The worker can still decode a view itself (a later load), with pyarrow's threads,
+    which the master's decode had started."""
     engine = get_engine(db_url)
     snapshot_id = store(session_factory(db_url), sample_table).snapshot_id
     snapshots.clear_cache()  # a master that just started
     settings = app_settings(db_url, slack)
     server.preheat(settings)
+    assert server._preheated == {db_url: (snapshot_id,)}
     assert snapshots.is_decoded(engine, snapshot_id)
     assert engine.pool.checkedin() == 0  # the pool was emptied before the fork
     assert gc.get_freeze_count() > 0  # the heap the workers share is settled
@@ -143,10 +145,14 @@ def test_workers_forked_after_a_preheat_start_with_the_views_decoded(
             event.listen(engine, "before_cursor_execute",
                          lambda *args: parts.append(args[2]) if "snapshot_parts" in args[2]
                          else None)
+            by_dimension: list[int] = []
+            SnapshotWarmer._by_each_dimension = (  # type: ignore[method-assign]
+                lambda _self, _session, report, *_args, **_kw:
+                by_dimension.append(report.snapshot_id))
             app = server.create_wsgi_app(settings, warm_up=True, settle_heap=True)
             app.warmer.stop()  # type: ignore[attr-defined]
             outcome = {"decoded": snapshots.is_decoded(engine, snapshot_id),
-                       "parts_read": len(parts)}
+                       "parts_read": len(parts), "gaps_by_dimension": len(by_dimension)}
             snapshots.clear_cache()
             with session_factory(db_url)() as session:
                 table = snapshots.read(session, session.get(Snapshot, snapshot_id))
@@ -167,7 +173,8 @@ def test_workers_forked_after_a_preheat_start_with_the_views_decoded(
         if not ready:
             os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    assert outcome == {"decoded": True, "parts_read": 0, "decoded_again": True}
+    assert outcome == {"decoded": True, "parts_read": 0, "gaps_by_dimension": 0,
+                       "decoded_again": True}
 
 
 def test_a_preheat_that_fails_leaves_the_workers_to_warm_themselves(
@@ -182,7 +189,7 @@ def test_a_preheat_that_fails_leaves_the_workers_to_warm_themselves(
     finally:
         forget(settings.database_url)
     assert "each worker warms its own" in caplog.text
-    assert server._preheated == set()
+    assert server._preheated == {}
     assert gc.get_freeze_count() == 0
 
 
@@ -191,7 +198,7 @@ def test_a_preheat_with_nothing_loaded_leaves_the_workers_to_settle_their_heap(
     """Nothing decoded in the master: a worker settles its own heap after its first
     warm-up, once a load comes."""
     server.preheat(app_settings(db_url, slack))
-    assert server._preheated == set()
+    assert server._preheated == {}
 
 
 def _trigger_points(db_url: str) -> int:
