@@ -75,8 +75,8 @@ def create_wsgi_app(settings: Settings, *, listener_executor: Executor | None = 
     # request: what is its own (its engine, its pool) or cheap. Running the filtered
     # gaps again kept each worker busy for a tenth of a second more after boot, and the
     # first command after a restart, taken by the worker ready first, ran beside the
-    # other one's (restarted 8 times, 1M rows: median first command 32 ms with them,
-    # 26 ms without; later ones 19-20 ms either way).
+    # other one's (restarted 8 times, 1M rows: median first command 31 ms with them,
+    # 24 ms without, in the same session; later ones 19-21 ms either way).
     inherited = _preheated.get(settings.database_url)
     app.warmer = (SnapshotWarmer(session_factory(settings.database_url), settings,  # type: ignore[attr-defined]
                                  rehearse=_rehearse_message,
