@@ -28,7 +28,10 @@ from sop_core.models import Snapshot, SnapshotPart
 
 PART_ROWS = 2_000_000
 SPLIT_ROWS = 200_000  # from here, a table is split to be written on every core
-CACHE_SIZE = 3  # the latest view, the previous one for movement, and one spare
+# Decoded views a process keeps: per workspace with data of its own (the shared data is
+# one), its latest, the previous one for movement, and one spare; and in all.
+CACHE_PER_WORKSPACE = 3
+CACHE_MOST = 12
 
 
 def _parts(table: PlanningTable) -> Iterator[bytes]:
@@ -120,10 +123,10 @@ def previous_load(session: Session, snapshot: Snapshot) -> Snapshot | None:
     ).first()
 
 
-def remember(bind: Engine, snapshot_id: int, table: PlanningTable) -> None:
-    """Cache a table just stored, once its transaction has committed (never before: a
-    rolled-back id may be reused by the next snapshot)."""
-    _cache.put(_cache_key(bind, snapshot_id), table)
+def remember(bind: Engine, snapshot_id: int, table: PlanningTable, team_id: str = "") -> None:
+    """Cache a table just stored for ``team_id``, once its transaction has committed
+    (never before: a rolled-back id may be reused by the next snapshot)."""
+    _cache.put(_cache_key(bind, snapshot_id), team_id, table)
 
 
 def data_team(session: Session, team_id: str) -> str:
@@ -178,24 +181,34 @@ def previous(session: Session, snapshot: Snapshot) -> Snapshot | None:
 
 
 class _TableCache:
-    """A small LRU of decoded snapshots (they are immutable, so never stale)."""
+    """Decoded snapshots (immutable, so never stale), the least recently used out first:
+    at most ``per_workspace`` of one workspace's data and ``most`` in all. One count for
+    every workspace (three, before) made two workspaces with data of their own evict each
+    other's latest views: every command decoded again."""
 
-    def __init__(self, size: int) -> None:
-        self._items: OrderedDict[tuple[str, int], PlanningTable] = OrderedDict()
-        self._size, self._lock = size, Lock()
+    def __init__(self, per_workspace: int, most: int) -> None:
+        # key → (whose data: the database and the snapshot's workspace, the table)
+        self._items: OrderedDict[tuple[str, int], tuple[tuple[str, str], PlanningTable]] = \
+            OrderedDict()
+        self._per_workspace, self._most, self._lock = per_workspace, most, Lock()
 
     def get(self, key: tuple[str, int]) -> PlanningTable | None:
         with self._lock:
             found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, int], table: PlanningTable) -> None:
-        with self._lock:
-            self._items[key] = table
+            if found is None:
+                return None
             self._items.move_to_end(key)
-            while len(self._items) > self._size:
+            return found[1]
+
+    def put(self, key: tuple[str, int], team_id: str, table: PlanningTable) -> None:
+        owner = (key[0], team_id)
+        with self._lock:
+            self._items[key] = (owner, table)
+            self._items.move_to_end(key)
+            owned = [other for other, (whose, _) in self._items.items() if whose == owner]
+            for other in owned[:-self._per_workspace]:  # the oldest used first
+                del self._items[other]
+            while len(self._items) > self._most:
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
@@ -203,7 +216,7 @@ class _TableCache:
             self._items.clear()
 
 
-_cache = _TableCache(CACHE_SIZE)
+_cache = _TableCache(CACHE_PER_WORKSPACE, CACHE_MOST)
 
 
 def _cache_key(bind: Engine | Connection, snapshot_id: int) -> tuple[str, int]:
@@ -243,7 +256,7 @@ def _decode(session: Session, snapshot: Snapshot, key: tuple[str, int]) -> Plann
             declared_as_of=snapshot.as_of, notes=tuple(snapshot.notes))
     else:
         table = read_load(session, snapshot)
-    _cache.put(key, table)
+    _cache.put(key, snapshot.team_id, table)
     return table
 
 

@@ -70,7 +70,7 @@ def store(sessions: sessionmaker[Session], table: PlanningTable, *, team_id: str
             and before_load.content_hash == snapshot.content_hash,
         )
         bind = session.get_bind()
-    snapshots.remember(bind, report.snapshot_id, report.table)
+    snapshots.remember(bind, report.snapshot_id, report.table, team_id)
     return report
 
 
