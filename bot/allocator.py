@@ -20,8 +20,8 @@ threads arenas of their own, up to eight per core: a web worker's first command 
 threads new to the process (gunicorn's, Bolt's listener's), whose arenas start empty, so
 it faulted in about 4 MB of fresh pages (1,450–1,600 page faults, against 15–60 for the
 next commands) while the main arena held the memory the warm-up had freed. With one
-arena, 280–390 in 17 of 18 restarts (``/proc/<pid>/stat`` of the workers of ``sopgap
-serve``, 1M-row snapshot). The threads hold the interpreter lock while they allocate, so
+arena, 277–594 in 18 restarts, most 320–390 (``/proc/<pid>/stat`` of the workers of
+``sopgap serve``, 1M-row snapshot). The threads hold the interpreter lock while they allocate, so
 they seldom wait on the arena's lock.
 
 Called early by every process entry point: ``sopgap`` in bot/cli.py, and gunicorn's
