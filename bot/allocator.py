@@ -21,8 +21,8 @@ threads new to the process (gunicorn's, Bolt's listener's), whose arenas start e
 it faulted in about 4 MB of fresh pages (1,450–1,600 page faults, against 15–60 for the
 next commands) while the main arena held the memory the warm-up had freed. With one
 arena, 277–594 in 18 restarts, most 320–390 (``/proc/<pid>/stat`` of the workers of
-``sopgap serve``, 1M-row snapshot). The threads hold the interpreter lock while they allocate, so
-they seldom wait on the arena's lock.
+``sopgap serve``, 1M-row snapshot). The threads hold the interpreter lock while they
+allocate, so they seldom wait on the arena's lock.
 
 Called early by every process entry point: ``sopgap`` in bot/cli.py, and gunicorn's
 master in bot/gunicorn_conf.py, whose workers inherit it (under ``sopgap serve`` both
