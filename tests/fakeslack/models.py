@@ -85,6 +85,10 @@ class Channel:
     is_archived: bool = False
     members: set[str] | None = None
     bot_member: bool = True
+    # Its messages, oldest first: at the top level (conversations.history), and the
+    # replies in each thread by the thread's ts (conversations.replies).
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    replies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = self.name or self.id.lower()

@@ -156,11 +156,17 @@ def conversations_join(ws: Workspace, call: Incoming, team: Team) -> dict[str, A
 def chat_post_message(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     _postable(ws, call)
     ts = ws.next_ts()
+    message = _message(call, team, ts)
+    channel = ws.channel(_channel(call.args))
+    if "thread_ts" in message:
+        channel.replies.setdefault(str(message["thread_ts"]), []).append(message)
+    if "thread_ts" not in message or call.args.get("reply_broadcast"):
+        channel.messages.append(message)
     return {
         "ok": True,
         "channel": _channel(call.args),
         "ts": ts,
-        "message": _message(call, team, ts),
+        "message": message,
     }
 
 
@@ -172,6 +178,10 @@ def chat_post_ephemeral(ws: Workspace, call: Incoming, team: Team) -> dict[str, 
 def chat_update(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
     _postable(ws, call)
     ts = str(call.args["ts"])
+    kept = ws.channel(_channel(call.args)).messages
+    for at, message in enumerate(kept):
+        if message["ts"] == ts:  # Slack keeps what the update does not name (metadata)
+            kept[at] = {**message, **_message(call, team, ts)}
     return {
         "ok": True,
         "channel": _channel(call.args),
@@ -179,6 +189,51 @@ def chat_update(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
         "text": call.args.get("text", ""),
         "message": _message(call, team, ts),
     }
+
+
+def conversations_history(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """The channel's top-level messages, newest first (see :func:`_messages_page`)."""
+    channel = _readable(ws, call)
+    return {**_messages_page(list(reversed(channel.messages)), call), "pin_count": 0}
+
+
+def conversations_replies(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
+    """A thread, oldest first: its parent message, then the replies."""
+    channel = _readable(ws, call)
+    thread_ts = str(call.args.get("ts") or "")
+    parent = [m for m in channel.messages if m["ts"] == thread_ts]
+    if not parent:
+        raise Rejected("thread_not_found")
+    return _messages_page(parent + channel.replies.get(thread_ts, []), call)
+
+
+def _readable(ws: Workspace, call: Incoming) -> Channel:
+    channel = _seen_channel(ws, call)
+    if not channel.bot_member:
+        raise Rejected("not_in_channel")
+    return channel
+
+
+def _messages_page(messages: list[dict[str, Any]], call: Incoming) -> dict[str, Any]:
+    """One page of the messages after ``oldest`` and up to ``latest`` (exclusive unless
+    ``inclusive``); their metadata only with ``include_all_metadata``, as Slack does."""
+    def bound(name: str, default: float) -> float:
+        try:
+            return float(call.args.get(name) or default)
+        except ValueError:
+            raise Rejected("invalid_ts_" + name) from None
+
+    oldest, latest = bound("oldest", 0.0), bound("latest", float("inf"))
+    inclusive = str(call.args.get("inclusive", "")).lower() in ("1", "true")
+    with_metadata = str(call.args.get("include_all_metadata", "")).lower() in ("1", "true")
+    found = [message for message in messages
+             if (oldest <= float(message["ts"]) <= latest if inclusive
+                 else oldest < float(message["ts"]) < latest)]
+    page, following = _page(found, call)
+    if not with_metadata:
+        page = [{k: v for k, v in message.items() if k != "metadata"} for message in page]
+    return {"ok": True, "messages": page, "has_more": bool(following),
+            "response_metadata": {"next_cursor": following}}
 
 
 def chat_get_permalink(ws: Workspace, call: Incoming, team: Team) -> dict[str, Any]:
@@ -380,6 +435,8 @@ RESPONSES: dict[str, Builder] = {
     "chat.update": chat_update,
     "chat.getPermalink": chat_get_permalink,
     "conversations.open": conversations_open,
+    "conversations.history": conversations_history,
+    "conversations.replies": conversations_replies,
     "conversations.info": conversations_info,
     "conversations.members": conversations_members,
     "conversations.join": conversations_join,

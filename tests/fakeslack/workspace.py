@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,8 @@ from .models import Channel, Team, UploadedFile
 # Before any add_team() the fake accepts every token as this team, so simple tests need
 # no setup; once a team is added, tokens are checked like Slack does.
 DEFAULT_TEAM_ID = "T0TEST"
-# A realistic epoch (Nov 2023) so code that parses ts as a float gets a sensible date.
-_FIRST_TS_MICROS = 1_700_000_000_000_100
+# Message timestamps follow the real clock, as Slack's do (``oldest``/``latest`` in
+# conversations.history compare them with times the app computes), and never repeat.
 _TS_STEP_MICROS = 100
 
 
@@ -34,9 +35,7 @@ class Workspace:
     socket_mode_url: str | None = None
     # Tokens given back with auth.revoke: Slack answers token_revoked to them after.
     revoked_tokens: set[str] = field(default_factory=set)
-    _ts: itertools.count[int] = field(
-        default_factory=lambda: itertools.count(_FIRST_TS_MICROS, _TS_STEP_MICROS)
-    )
+    _last_ts_micros: int = 0
     _serial: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def team_for_token(self, token: str | None) -> Team | None:
@@ -62,7 +61,8 @@ class Workspace:
 
     def next_ts(self) -> str:
         """A unique, increasing message timestamp shaped like Slack's ``"1700000000.000100"``."""
-        micros = next(self._ts)
+        micros = max(time.time_ns() // 1000, self._last_ts_micros + _TS_STEP_MICROS)
+        self._last_ts_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def new_id(self, prefix: str) -> str:
