@@ -66,7 +66,8 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (TimeoutError, URLError, Connect
                                                  HTTPException)
 # Calls that change nothing when made twice: retried when Slack does not answer in time.
 IDEMPOTENT_METHODS = frozenset({
-    "auth.test", "users.info", "conversations.join", "conversations.info", "chat.update",
+    "auth.test", "users.info", "conversations.join", "conversations.info",
+    "conversations.history", "conversations.replies", "chat.update",
     "views.publish", "views.update", "chat.getPermalink", "files.getUploadURLExternal",
 })
 SERVER_ERRORS = frozenset({500, 502, 503, 504})

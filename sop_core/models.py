@@ -381,7 +381,8 @@ class Notification(Base):
     ``status``: ``claimed`` (being sent, or due again once ``lease_until`` has passed:
     a send that failed or never finished, ``last_error`` says why), ``sent``, or
     ``failed`` (given up for good, ``last_error`` says why; never tried again).
-    ``attempts`` counts the claims.
+    ``attempts`` counts the claims; ``claimed_at`` is the first one's (a message an
+    earlier attempt got to Slack is not older).
     """
 
     __tablename__ = "notifications"

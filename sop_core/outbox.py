@@ -13,11 +13,14 @@ makes it final at once, ``status='failed'`` with the reason, logged once and nev
 retried; an unknown one is retried until the key's ``MAX_ATTEMPTS``-th attempt, then
 made final the same way.
 
-The window in which a message can be sent twice (at-least-once there, documented): Slack
-carried out a send whose answer never reached us, because the sender crashed before
-``sent`` was committed (the next pass re-sends once the lease expires) or because the
-request timed out, or failed with a 5xx, after Slack had taken it (the next pass
-re-sends at once). Everywhere else it is exactly once.
+The window in which a message can be sent twice: Slack carried out a send whose answer
+never reached us, because the sender crashed before ``sent`` was committed (the next
+pass re-sends once the lease expires) or because the request timed out, or failed with
+a 5xx, after Slack had taken it (the next pass re-sends at once). A sender that can look
+in Slack for its earlier message (``deliver``'s ``find_sent``: a channel's digest, by
+the key in its metadata, bot/earlier_posts.py) closes it; for the others (direct
+messages, replies in a thread) it stays at-least-once, documented. Everywhere else it
+is exactly once.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class Claim:
     kind: str
     team_id: str
     attempt: int
+    since: datetime  # the key's first claim: an earlier attempt's message is not older
 
 
 # A sweep looks up some 50,000 keys. Bound at execution, not built from a list of
@@ -170,23 +174,24 @@ def claim(sessions: sessionmaker[Session], key: str, *, kind: str, team_id: str,
             session.add(Notification(key=key, kind=kind, team_id=team_id, target=target,
                                      status=CLAIMED, attempts=1, claimed_at=now,
                                      lease_until=now + lease))
-        return Claim(key, kind, team_id, 1)
+        return Claim(key, kind, team_id, 1, since=now)
     except IntegrityError:
         pass  # the key exists: sent, held by a live sender, or left by a dead one
     with sessions.begin() as session:
         # One UPDATE: the row lock makes a concurrent taker re-check the condition.
+        # (claimed_at stays the first claim's: where a look for an earlier send starts.)
         taken = session.execute(
             update(Notification)
             .where(Notification.key == key, Notification.status == CLAIMED,
                    Notification.lease_until <= now)
-            .values(claimed_at=now, lease_until=now + lease,
-                    attempts=Notification.attempts + 1)
-            .returning(Notification.attempts)
-        ).scalar_one_or_none()
+            .values(lease_until=now + lease, attempts=Notification.attempts + 1)
+            .returning(Notification.attempts, Notification.claimed_at)
+        ).first()
     if taken is None:
         return None
-    log.info("taking over an expired claim for %s (attempt %d)", key, taken)
-    return Claim(key, kind, team_id, int(taken))
+    attempt, first_claimed = taken
+    log.info("taking over an expired claim for %s (attempt %d)", key, attempt)
+    return Claim(key, kind, team_id, int(attempt), since=first_claimed)
 
 
 def mark_sent(sessions: sessionmaker[Session], key: str, *, message_ts: str | None = None,
@@ -216,10 +221,14 @@ def give_up(sessions: sessionmaker[Session], key: str, reason: str, *,
 def deliver(sessions: sessionmaker[Session], key: str, send: Callable[[], str | None], *,
             kind: str, team_id: str, target: str | None = None, now: datetime | None = None,
             lease: timedelta = DEFAULT_LEASE,
-            diagnose: Callable[[Exception], Diagnosis] = diagnose) -> bool:
-    """Claim, send, mark. Returns whether this call sent it.
+            diagnose: Callable[[Exception], Diagnosis] = diagnose,
+            find_sent: Callable[[datetime], str | None] | None = None) -> bool:
+    """Claim, send, mark. Returns whether this call sent it (or found it sent).
 
-    ``send`` returns the Slack message ts (or None). If it raises, ``diagnose`` decides:
+    ``send`` returns the Slack message ts (or None). A key claimed again (an earlier
+    attempt failed or never finished) is first looked for with ``find_sent``, if given:
+    the ts of the message an earlier attempt got to Slack since the key's first claim,
+    or None; found, it is not sent again. If either raises, ``diagnose`` decides:
     transient, or unknown before ``MAX_ATTEMPTS``: the claim is released for the next
     pass and the error propagates to the caller to log. Permanent, or unknown at the
     last attempt: the key is made final, the failure logged once, and :class:`GaveUp`
@@ -230,7 +239,14 @@ def deliver(sessions: sessionmaker[Session], key: str, send: Callable[[], str | 
     if claimed is None:
         return False
     try:
-        message_ts = send()
+        message_ts = None
+        if find_sent is not None and claimed.attempt > 1:
+            message_ts = find_sent(claimed.since)
+            if message_ts is not None:
+                log.info("%s %s: an earlier attempt's message %s is in Slack; not sent "
+                         "again", kind, key, message_ts)
+        if message_ts is None:
+            message_ts = send()
     except Exception as error:
         found = diagnose(error)
         if found.kind == ErrorKind.TRANSIENT or (

@@ -128,7 +128,8 @@ def send_each(job: JobContext, items: Iterable[D],
 
 
 def deliver(job: JobContext, key: str, send: Callable[[], str | None], *, kind: str,
-            team_id: str, target: str | None) -> bool:
+            team_id: str, target: str | None,
+            find_sent: Callable[[datetime], str | None] | None = None) -> bool:
     """``outbox.deliver`` at the pass's instant, Slack's lasting refusals made final."""
     return outbox.deliver(job.sessions, key, send, kind=kind, team_id=team_id, target=target,
-                          now=job.now, diagnose=diagnose)
+                          now=job.now, diagnose=diagnose, find_sent=find_sent)

@@ -20,6 +20,7 @@ from datetime import datetime
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import earlier_posts
 from bot.blocks.digest import digest_blocks, digest_text
 from bot.jobs import JobContext, PassReport, send_each
 from bot.slack_client import Upload, post_in_channel, upload_files
@@ -55,13 +56,15 @@ def run(job: JobContext) -> PassReport:
 
 
 def send_digest(sessions: sessionmaker[Session], settings: Settings, client: WebClient, *,
-                team_id: str, channel_id: str, now: datetime,
+                key: str, team_id: str, channel_id: str, now: datetime,
                 occurrence: datetime | None = None) -> str:
-    """Build the channel's digest from the database and post it; returns its ts."""
+    """Build the channel's digest from the database and post it, tagged with its outbox
+    ``key`` (a later attempt finds it: bot/earlier_posts.py); returns its ts."""
     digest = digest_for(sessions, settings, team_id=team_id, channel_id=channel_id, now=now,
                         occurrence=occurrence)
     posted = post_in_channel(client, channel_id, text=digest_text(digest),
-                             blocks=digest_blocks(digest))
+                             blocks=digest_blocks(digest),
+                             metadata=earlier_posts.tag(earlier_posts.DELIVERY, key=key))
     return str(posted["ts"])
 
 
@@ -81,12 +84,18 @@ def _deliver(sessions: sessionmaker[Session], settings: Settings, client: WebCli
     posted: list[str] = []
 
     def send() -> str:
-        posted.append(send_digest(sessions, settings, client, team_id=team_id,
+        posted.append(send_digest(sessions, settings, client, key=key, team_id=team_id,
                                   channel_id=channel_id, now=now, occurrence=occurrence))
         return posted[-1]
 
+    def find_sent(since: datetime) -> str | None:
+        found = earlier_posts.find(client, channel_id, earlier_posts.DELIVERY, since=since,
+                                   key=key)
+        posted.extend([found] if found is not None else [])
+        return found
+
     sent = outbox.deliver(sessions, key, send, kind=kind, team_id=team_id, target=channel_id,
-                          now=now, diagnose=diagnose)
+                          now=now, diagnose=diagnose, find_sent=find_sent)
     if sent:
         send_chart(sessions, settings, client, digest_key=key, team_id=team_id,
                    channel_id=channel_id, thread_ts=posted[-1], now=now)

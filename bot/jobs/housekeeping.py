@@ -30,8 +30,8 @@ def run(job: JobContext) -> PassReport:
                                     keep_days=settings.keep_snapshot_days, now=job.now)
         notifications = session.execute(delete(Notification).where(or_(
             and_(Notification.status == "sent", Notification.sent_at < outbox_cutoff),
-            # given up: claimed_at is the last attempt's
-            and_(Notification.status == "failed", Notification.claimed_at < outbox_cutoff),
+            # given up: lease_until is when (claimed_at is the first attempt's)
+            and_(Notification.status == "failed", Notification.lease_until < outbox_cutoff),
         ))).rowcount or 0
         signatures = session.execute(delete(SeenRequest).where(
             SeenRequest.seen_at < job.now - SIGNATURE_RETENTION)).rowcount or 0

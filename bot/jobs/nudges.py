@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import earlier_posts
 from bot.blocks.nudge import escalation_blocks, escalation_text, nudge_blocks, nudge_text
 from bot.jobs import JobContext, PassReport, deliver, paced, send_each
 from bot.slack_client import post_in_channel
@@ -70,13 +72,25 @@ def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
     if task.in_thread:
         posted = post_in_channel(client, task.destination, thread_ts=task.thread_ts,
                                  text=escalation_text(task, title, today),
-                                 blocks=escalation_blocks(task, title, today))
+                                 blocks=escalation_blocks(task, title, today),
+                                 metadata=earlier_posts.tag(earlier_posts.DELIVERY,
+                                                            key=task.key))
         return posted["ts"]
     link = _link(client, channel_id, card_ts)
     posted = client.chat_postMessage(channel=task.destination,
                                      text=nudge_text(task, title, today, link=link),
                                      blocks=nudge_blocks(task, title, today, card, link=link))
     return posted["ts"]
+
+
+def _earlier_send(client: WebClient, task: NudgeTask) -> Callable[[datetime], str | None] | None:
+    """How to find an earlier attempt's escalation in its thread; a DM cannot be looked
+    for (bot/earlier_posts.py)."""
+    if not task.in_thread:
+        return None
+    return lambda since: earlier_posts.find(client, task.destination, earlier_posts.DELIVERY,
+                                            since=since, thread_ts=task.thread_ts,
+                                            key=task.key)
 
 
 FULL_SWEEP_EVERY = timedelta(hours=1)
@@ -106,7 +120,8 @@ def run(job: JobContext) -> PassReport:
 
     def send(client: WebClient, task: NudgeTask) -> bool:
         return deliver(job, task.key, lambda: _send(job, client, task), kind="nudge",
-                       team_id=task.team_id, target=task.owner_id)
+                       team_id=task.team_id, target=task.owner_id,
+                       find_sent=_earlier_send(client, task))
 
     # A Monday's wave holds several nudges for one person: paced, so that Slack's limit
     # per channel never makes the whole pass wait on one of them.

@@ -19,10 +19,11 @@ from functools import partial
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import earlier_posts
 from bot.blocks.text import escape
 from bot.blocks.trigger import headline, trigger_point_blocks
 from bot.jobs import JobContext, PassReport, deliver, send_each
-from bot.slack_client import in_channel, post_in_channel
+from bot.slack_client import SlackUnanswered, in_channel, post_in_channel
 from sop_core import outbox
 from sop_core.services import triggers
 from sop_core.services.watches import (
@@ -130,7 +131,9 @@ def _update(job: JobContext, client: WebClient, step: WatchStep, point_id: int,
         if error.response.get("error") != "message_not_found":
             raise
         # Someone deleted the message: post it again and keep the conversation there.
-        posted = post_in_channel(client, step.channel_id, text=text, blocks=blocks)
+        posted = post_in_channel(client, step.channel_id, text=text, blocks=blocks,
+                                 metadata=earlier_posts.tag(earlier_posts.TRIGGER_POINT,
+                                                            trigger_point_id=point_id))
         triggers.complete_post(job.sessions, point_id, str(posted["ts"]))
         apply_figures(job.sessions, replace(step, point_id=point_id), now=job.now)
         return str(posted["ts"])
@@ -158,13 +161,13 @@ def _post(job: JobContext, client: WebClient, step: WatchStep) -> str:
         assert living.message_ts is not None
         return _update(job, client, step, living.point_id, living.message_ts)
     try:
-        posted = post_in_channel(client, step.channel_id,
-                                 text=escape(headline(step.report.result)),
-                                 blocks=trigger_point_blocks(
-                                     step.report, trigger_point_id=living.point_id,
-                                     status=triggers.initial_status(step.report)))
-    except Exception:
-        triggers.release(job.sessions, living)
+        blocks = trigger_point_blocks(step.report, trigger_point_id=living.point_id,
+                                      status=triggers.initial_status(step.report))
+        ts = earlier_posts.post_trigger_point(client, step.channel_id, living, blocks=blocks,
+                                              text=escape(headline(step.report.result)))
+    except Exception as error:
+        triggers.release(job.sessions, living,
+                         maybe_posted=isinstance(error, SlackUnanswered))
         raise
-    triggers.complete_post(job.sessions, living.point_id, str(posted["ts"]))
-    return str(posted["ts"])
+    triggers.complete_post(job.sessions, living.point_id, ts)
+    return ts

@@ -14,13 +14,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from sqlalchemy.exc import DBAPIError
 
+from bot import earlier_posts
 from bot.blocks.help import help_blocks
 from bot.blocks.text import escape, unescape
 from bot.blocks.trigger import drill_request, explore_blocks, headline, trigger_point_blocks
 from bot.ids import ActionId
 from bot.listeners.context import Ctx, UserError, post_in_channel
 from bot.listeners.permissions import require_rule_maker
-from bot.slack_client import in_channel
+from bot.slack_client import SlackUnanswered, in_channel
 from sop_core import formatting as fmt
 from sop_core.filters import FilterError
 from sop_core.formatting import parse_amount
@@ -148,21 +149,22 @@ def _post_new(ctx: Ctx, report: GapReport, living: triggers.Living) -> None:
     blocks = trigger_point_blocks(report, trigger_point_id=living.point_id,
                                   status=triggers.initial_status(report))
     try:
-        posted = post_in_channel(ctx.client, ctx.channel_id, text=escape(headline(report.result)),
-                                 blocks=blocks)
-    except (SlackApiError, UserError):
-        _release(ctx, living)
+        ts = earlier_posts.post_trigger_point(ctx.client, ctx.channel_id, living,
+                                              text=escape(headline(report.result)),
+                                              blocks=blocks)
+    except (SlackApiError, UserError) as error:
+        _release(ctx, living, maybe_posted=isinstance(error, SlackUnanswered))
         raise
-    if not triggers.complete_post(ctx.quick_sessions, living.point_id, str(posted["ts"])):
+    if not triggers.complete_post(ctx.quick_sessions, living.point_id, ts):
         # Slack has the message: never answer "nothing was done" for it.
         ctx.tell("Posted. The database is not answering right now, so its thread is not "
                  "followed yet: this completes with the next `/gap` for the same scope once "
                  "the database is back, and the buttons work then.")
 
 
-def _release(ctx: Ctx, living: triggers.Living) -> None:
+def _release(ctx: Ctx, living: triggers.Living, *, maybe_posted: bool = False) -> None:
     try:
-        triggers.release(ctx.sessions, living)
+        triggers.release(ctx.sessions, living, maybe_posted=maybe_posted)
     except DBAPIError:  # the claim's lease expires on its own
         log.warning("trigger point %d: could not release its claim", living.point_id)
 
@@ -187,7 +189,9 @@ def _refresh_in_place(ctx: Ctx, report: GapReport, living: triggers.Living) -> N
         if error.response.get("error") != "message_not_found":
             raise
         # Someone deleted the message: post it again and keep the conversation there.
-        posted = post_in_channel(ctx.client, ctx.channel_id, text=text, blocks=blocks)
+        posted = post_in_channel(ctx.client, ctx.channel_id, text=text, blocks=blocks,
+                                 metadata=earlier_posts.tag(earlier_posts.TRIGGER_POINT,
+                                                            trigger_point_id=living.point_id))
         ts = str(posted["ts"])
         triggers.complete_post(ctx.sessions, living.point_id, ts)
     post_in_channel(ctx.client, ctx.channel_id, thread_ts=ts, text=refreshed.note)

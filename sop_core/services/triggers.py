@@ -84,7 +84,10 @@ class Living:
     claim: Claim
     point_id: int
     message_ts: str | None = None
-    new: bool = False  # written by this claim (discarded if its post fails)
+    new: bool = False  # written by this claim (discarded if Slack refuses its post)
+    # A post taken over (its poster died, or did not hear Slack's answer): when the row
+    # was written. The earlier attempt's message, if Slack carried it out, is not older.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,8 @@ def _claim_existing(session: Session, team_id: str, channel_id: str, live_key: s
             or_(TriggerPoint.claimed_until.is_(None), TriggerPoint.claimed_until <= now))
         .values(claimed_until=now + lease).returning(TriggerPoint.id)
     ).scalar_one_or_none()
-    return Living(Claim.POST if taken else Claim.BUSY, point.id)
+    return Living(Claim.POST, point.id, since=point.created_at) if taken \
+        else Living(Claim.BUSY, point.id)
 
 
 def initial_status(report: GapReport) -> GapStatus:
@@ -283,9 +287,12 @@ def discard(sessions: sessionmaker[Session], point_id: int) -> None:
             session.delete(point)
 
 
-def release(sessions: sessionmaker[Session], living: Living) -> None:
-    """The post failed: a new row is forgotten, a taken-over one is left for later."""
-    if living.new:
+def release(sessions: sessionmaker[Session], living: Living, *,
+            maybe_posted: bool = False) -> None:
+    """The post failed: a new row is forgotten, unless Slack may have carried the post
+    out (no answer came back: the next claim looks for that message); a taken-over one
+    is left for later."""
+    if living.new and not maybe_posted:
         discard(sessions, living.point_id)
         return
     with sessions.begin() as session:

@@ -50,3 +50,27 @@ def test_absent_is_only_a_hint_a_row_written_meanwhile_is_read_back(
                                   created_by="U3", absent=True)
     assert (third.claim, third.message_ts) == (triggers.Claim.UPDATE, "1700000000.000100")
     assert _rows(db_url) == 1
+
+
+def test_a_post_without_an_answer_is_kept_and_taken_over_with_its_start(
+        db_url: str, sample_table: PlanningTable) -> None:
+    """Slack did not answer the post: the new row is kept (Slack may have the message)
+    and the next claim takes it over at once, told since when to look for it. A post
+    Slack refused is forgotten."""
+    sessions = get_sessionmaker(db_url)
+    report = _report(db_url, sample_table)
+    first = triggers.claim_living(sessions, report, team_id="T1", channel_id="C1",
+                                  created_by="U1", absent=True)
+    assert first.since is None  # a new row: nothing posted before it
+    triggers.release(sessions, first, maybe_posted=True)
+    second = triggers.claim_living(sessions, report, team_id="T1", channel_id="C1",
+                                   created_by="U2")
+    with sessions() as session:
+        written = session.get(TriggerPoint, first.point_id)
+        assert written is not None
+    assert (second.claim, second.point_id, second.new, second.since) == (
+        triggers.Claim.POST, first.point_id, False, written.created_at)
+    refused = triggers.claim_living(sessions, report, team_id="T1", channel_id="C2",
+                                    created_by="U1", absent=True)
+    triggers.release(sessions, refused)
+    assert _rows(db_url) == 1

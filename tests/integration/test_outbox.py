@@ -66,6 +66,41 @@ def test_a_failed_send_stays_due(db_url: str) -> None:
     assert (row.status, row.attempts) == ("sent", 2)
 
 
+def test_a_key_claimed_again_looks_for_the_earlier_send_since_its_first_claim(
+        db_url: str) -> None:
+    """An attempt whose answer was lost: the next ones first look in Slack from the first
+    claim on (not from their own), and keep what they find instead of sending again."""
+    sessions = get_sessionmaker(db_url)
+    looked: list[datetime] = []
+    sends: list[str] = []
+
+    def lost() -> str:
+        raise TimeoutError("no answer")
+
+    def send() -> str:
+        sends.append("sent")
+        return "9.0"
+
+    def find(answer: str | None) -> Any:
+        return lambda since: looked.append(since) or answer
+
+    with pytest.raises(TimeoutError):
+        outbox.deliver(sessions, "k", lost, kind="digest", team_id="T1", now=NOW,
+                       find_sent=find("1.0"))
+    assert looked == []  # a first attempt has nothing to look for
+    second = NOW + timedelta(minutes=1)
+    with pytest.raises(TimeoutError):  # nothing found: sent, and lost again
+        outbox.deliver(sessions, "k", lost, kind="digest", team_id="T1", now=second,
+                       find_sent=find(None))
+    assert outbox.deliver(sessions, "k", send, kind="digest", team_id="T1",
+                          now=NOW + timedelta(minutes=2), find_sent=find("1.0"))
+    assert looked == [NOW, NOW] and sends == []
+    with sessions() as session:
+        row = session.scalars(select(Notification)).one()
+    assert (row.status, row.attempts, row.message_ts) == ("sent", 3, "1.0")
+    assert row.claimed_at == NOW  # the first claim's, kept by the takeovers
+
+
 @pytest.mark.postgres
 def test_concurrent_claimers_send_each_key_once(postgres_url: str) -> None:
     sessions = get_sessionmaker(postgres_url)
