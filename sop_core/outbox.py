@@ -17,10 +17,10 @@ The window in which a message can be sent twice: Slack carried out a send whose 
 never reached us, because the sender crashed before ``sent`` was committed (the next
 pass re-sends once the lease expires) or because the request timed out, or failed with
 a 5xx, after Slack had taken it (the next pass re-sends at once). A sender that can look
-in Slack for its earlier message (``deliver``'s ``find_sent``: a channel's digest, by
-the key in its metadata, bot/earlier_posts.py) closes it; for the others (direct
-messages, replies in a thread) it stays at-least-once, documented. Everywhere else it
-is exactly once.
+in Slack for its earlier message closes it (``deliver``'s ``find_sent``: a channel's
+digest, an escalation in a thread, by the key in their metadata; bot/earlier_posts.py);
+for direct messages it stays at-least-once, documented. Everywhere else it is exactly
+once.
 """
 
 from __future__ import annotations
