@@ -1,10 +1,11 @@
-"""A trigger point's post that Slack carried out although its answer never reached the
-app (the request timed out; the process died before recording it): the next claim of
-that gap finds the message by the trigger point's id in its metadata and keeps it, so
-the channel never gets the same gap twice (bot/earlier_posts.py).
+"""A post that Slack carried out although its answer never reached the app (the request
+timed out; the process died before recording it): the next attempt finds the message by
+what its metadata names and keeps it, so the channel never gets it twice
+(bot/earlier_posts.py). A trigger point (by /gap or a watch) is found by its id; a
+digest, and a nudge escalated into the gap's thread, by their outbox key.
 
-FakeSlack as Slack (conversations.history, message metadata), the real app over signed
-HTTP, and the real clock for watches.
+FakeSlack as Slack (conversations.history and .replies, message metadata), the real app
+over signed HTTP, and the real clock for watches, digests and nudges.
 """
 
 from __future__ import annotations
