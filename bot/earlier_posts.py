@@ -21,6 +21,7 @@ at-least-once window.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -62,6 +63,8 @@ def find(client: WebClient, channel_id: str, event_type: str, *, since: datetime
                     ("conversations.replies", partial(client.conversations_replies,
                                                       ts=thread_ts)))
     cursor = None
+    # Page by page through our client's api_call (slack_sdk's own iteration of a response
+    # fetches later pages around it: neither counted nor lending a command's work slot).
     for _ in range(PAGES):
         try:
             page: Any = answered(method, partial(
@@ -82,6 +85,13 @@ def find(client: WebClient, channel_id: str, event_type: str, *, since: datetime
     log.warning("no earlier %s post %s in the latest %d messages of %s", event_type,
                 payload, PAGE * PAGES, channel_id)
     return None
+
+
+def sent_with_key(client: WebClient, channel_id: str, key: str, *,
+                  thread_ts: str | None = None) -> Callable[[datetime], str | None]:
+    """``outbox.deliver``'s ``find_sent`` for a post tagged with its outbox ``key``."""
+    return lambda since: find(client, channel_id, DELIVERY, since=since,
+                              thread_ts=thread_ts, key=key)
 
 
 def _tagged(message: dict[str, Any], event_type: str, payload: dict[str, Any]) -> bool:

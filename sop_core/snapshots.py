@@ -187,9 +187,8 @@ class _TableCache:
     other's latest views: every command decoded again."""
 
     def __init__(self, per_workspace: int, most: int) -> None:
-        # key → (whose data: the database and the snapshot's workspace, the table)
-        self._items: OrderedDict[tuple[str, int], tuple[tuple[str, str], PlanningTable]] = \
-            OrderedDict()
+        # (database, snapshot id) → (the snapshot's workspace, the table)
+        self._items: OrderedDict[tuple[str, int], tuple[str, PlanningTable]] = OrderedDict()
         self._per_workspace, self._most, self._lock = per_workspace, most, Lock()
 
     def get(self, key: tuple[str, int]) -> PlanningTable | None:
@@ -201,11 +200,11 @@ class _TableCache:
             return found[1]
 
     def put(self, key: tuple[str, int], team_id: str, table: PlanningTable) -> None:
-        owner = (key[0], team_id)
         with self._lock:
-            self._items[key] = (owner, table)
+            self._items[key] = (team_id, table)
             self._items.move_to_end(key)
-            owned = [other for other, (whose, _) in self._items.items() if whose == owner]
+            owned = [other for other, (whose, _) in self._items.items()
+                     if whose == team_id and other[0] == key[0]]
             for other in owned[:-self._per_workspace]:  # the oldest used first
                 del self._items[other]
             while len(self._items) > self._most:

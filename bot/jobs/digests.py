@@ -89,9 +89,9 @@ def _deliver(sessions: sessionmaker[Session], settings: Settings, client: WebCli
         return posted[-1]
 
     def find_sent(since: datetime) -> str | None:
-        found = earlier_posts.find(client, channel_id, earlier_posts.DELIVERY, since=since,
-                                   key=key)
-        posted.extend([found] if found is not None else [])
+        found = earlier_posts.sent_with_key(client, channel_id, key)(since)
+        if found is not None:
+            posted.append(found)
         return found
 
     sent = outbox.deliver(sessions, key, send, kind=kind, team_id=team_id, target=channel_id,

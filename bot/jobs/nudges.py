@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from slack_sdk import WebClient
@@ -83,16 +82,6 @@ def _send(job: JobContext, client: WebClient, task: NudgeTask) -> str | None:
     return posted["ts"]
 
 
-def _earlier_send(client: WebClient, task: NudgeTask) -> Callable[[datetime], str | None] | None:
-    """How to find an earlier attempt's escalation in its thread; a DM cannot be looked
-    for (bot/earlier_posts.py)."""
-    if not task.in_thread:
-        return None
-    return lambda since: earlier_posts.find(client, task.destination, earlier_posts.DELIVERY,
-                                            since=since, thread_ts=task.thread_ts,
-                                            key=task.key)
-
-
 FULL_SWEEP_EVERY = timedelta(hours=1)
 # Per database: when this process last read every open item (not only those whose next
 # nudge day has come). The first pass of a process is a full one.
@@ -121,7 +110,10 @@ def run(job: JobContext) -> PassReport:
     def send(client: WebClient, task: NudgeTask) -> bool:
         return deliver(job, task.key, lambda: _send(job, client, task), kind="nudge",
                        team_id=task.team_id, target=task.owner_id,
-                       find_sent=_earlier_send(client, task))
+                       # an escalation in a thread is looked for there; a DM cannot be
+                       find_sent=earlier_posts.sent_with_key(
+                           client, task.destination, task.key, thread_ts=task.thread_ts)
+                       if task.in_thread else None)
 
     # A Monday's wave holds several nudges for one person: paced, so that Slack's limit
     # per channel never makes the whole pass wait on one of them.
