@@ -198,10 +198,11 @@ def _day(value: datetime | None) -> date | None:
 
 def _points(session: Session, team_id: str, criteria: Criteria,
             visibility: Visibility | None) -> list[TriggerPoint]:
-    """The workspace's trigger points matching that the audience may see, newest first
-    (names checked)."""
+    """The workspace's posted trigger points matching that the audience may see, newest
+    first (names checked)."""
     points = session.scalars(
-        select(TriggerPoint).where(TriggerPoint.team_id == team_id)
+        select(TriggerPoint)
+        .where(TriggerPoint.team_id == team_id, TriggerPoint.message_ts.is_not(None))
         .order_by(TriggerPoint.created_at.desc(), TriggerPoint.id.desc())).all()
     check_names(session, team_id, criteria)
     return [p for p in points if criteria.matches(p.scope, p.metric, p.horizon)

@@ -209,13 +209,13 @@ class _Row:
 
 
 def _rows(session: Session, team_id: str, visibility: Visibility | None = None) -> list[_Row]:
-    """The workspace's trigger points the audience may see (all of them for ``None``),
-    newest first (only the matching columns)."""
+    """The workspace's posted trigger points the audience may see (all of them for
+    ``None``), newest first (only the matching columns)."""
     result = session.execute(
         select(TriggerPoint.id, TriggerPoint.scope, TriggerPoint.scope_key,
                TriggerPoint.metric, TriggerPoint.horizon, TriggerPoint.created_at,
                TriggerPoint.status, TriggerPoint.root_cause_category, TriggerPoint.channel_id)
-        .where(TriggerPoint.team_id == team_id)
+        .where(TriggerPoint.team_id == team_id, TriggerPoint.message_ts.is_not(None))
         .order_by(TriggerPoint.created_at.desc(), TriggerPoint.id.desc()))
     rows = [_Row(*row) for row in result]
     if visibility is None:

@@ -21,7 +21,7 @@ from sop_core.config import get_settings
 from sop_core.db import get_sessionmaker
 from sop_core.filters import FilterError
 from sop_core.models import Action, Milestone, Snapshot, Status, TriggerPoint
-from sop_core.services import exports, history
+from sop_core.services import exports, history, triggers
 from sop_core.services.actions import local_today
 from sop_core.services.triggers import NotFound
 
@@ -176,6 +176,30 @@ def test_history_keeps_scopes_the_data_no_longer_has(sessions: sessionmaker[Sess
 
 def test_without_data_or_history_any_name_is_accepted(sessions: sessionmaker[Session]) -> None:
     assert history.search(sessions, team_id="T1", filters="anything=x").total == 0
+
+
+def test_a_gap_not_in_slack_yet_is_in_no_history_or_export(sessions: sessionmaker[Session],
+                                                           snapshot_id: int) -> None:
+    """A trigger point whose post Slack did not answer keeps its row, without a message,
+    for the next claim to look for (bot/earlier_posts.py): until its message is known it
+    is no part of the channel's history."""
+    before = add_point(sessions, snapshot_id, {"region": ["EU"]}, day=1, cause="demand")
+    pending = add_point(sessions, snapshot_id, {"region": ["EU"]}, day=2)
+    with sessions.begin() as session:
+        session.get(TriggerPoint, pending).message_ts = None
+    later = add_point(sessions, snapshot_id, {"region": ["EU"]}, day=3)
+
+    def listed() -> tuple[list[int], int, list[int], list[int]]:
+        found = history.search(sessions, team_id="T1", filters="region=EU")
+        gaps = exports.export(sessions, team_id="T1", kind="gaps", filters="", today=TODAY)
+        similar = history.similar_gaps(sessions, team_id="T1", point_id=later, most=10)
+        return ([g.id for g in found.gaps], found.total, [r["Gap id"] for r in rows_of(gaps)],
+                [g.id for g in similar])
+
+    assert listed() == ([later, before], 2, [later, before], [before])
+    triggers.attach_message(sessions, pending, "1700000002.000200")  # the message found
+    assert listed() == ([later, pending, before], 3, [later, pending, before],
+                        [before, pending])
 
 
 def test_history_pages_but_counts_everything(sessions: sessionmaker[Session],
