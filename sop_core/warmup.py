@@ -5,12 +5,13 @@ gap computes (items, periods, as-of) take from a tenth of a second to seconds on
 table. A worker would otherwise pay it on the first ``/gap`` after its boot and after
 every load. A background thread computes the whole-scope gap of each workspace's latest
 view (which decodes it and its predecessor, for movement, into the cache of
-sop_core/snapshots.py) right after boot, then looks for a new load every ``interval``
-seconds. A web worker waits for that first pass, up to a bound, before it takes its first
-request (gunicorn builds the app before the worker accepts), so that the first ``/gap``
-after a restart is as fast as the next ones; the clock and Socket Mode do not wait. A
-command that arrives while a snapshot is being decoded waits for that decode rather than
-doing it a second time.
+sop_core/snapshots.py) right after boot, then again as soon as a load commits
+(sop_core/load_signal.py tells it; else it looks every ``interval`` seconds). A web
+worker waits for that first pass, up to a bound, before it takes its first request
+(gunicorn builds the app before the worker accepts), so that the first ``/gap`` after a
+restart is as fast as the next ones; the clock and Socket Mode do not wait. A command
+that arrives while a snapshot is being decoded waits for that decode rather than doing
+it a second time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core import seen_requests, slack_answers
+from sop_core import load_signal, seen_requests, slack_answers
 from sop_core.config import Settings
 from sop_core.db import autocommit_sessionmaker
 from sop_core.gaps import TriggerRule
@@ -37,13 +38,13 @@ if TYPE_CHECKING:
     from sop_core.services.data import GapReport
 
 log = logging.getLogger(__name__)
-# A look for a new load is one small query (0.2 ms of CPU on SQLite). Four a second: a
-# /gap sent a quarter of a second after a load finds it decoded (a 1M-row snapshot takes
-# about 0.05 s); one sent the moment `sopgap load` exits (0.04 s after its commit, without
-# Slack settings) decodes it itself.
+# A look for a new load is one small query (0.2 ms of CPU on SQLite): at least four a
+# second, and at once when sop_core/load_signal.py tells of a load. A /gap sent the moment
+# `sopgap load` exits (0.04 s after its commit, without Slack settings) finds its view
+# being decoded (a 1M-row snapshot takes 0.03–0.04 s) and waits for that decode.
 POLL_SECONDS = 0.25
-# Each filtered gap of a process's first warm-up runs this many times (once after a
-# load): Python specialises a function's code after it has run a few times.
+# Each filtered gap of a process's first warm-up runs this many times: Python
+# specialises a function's code after it has run a few times.
 FILTERED_REHEARSALS = 3
 POOLED_AHEAD = 3  # connections a worker opens before its first command (_open_connections)
 
@@ -113,9 +114,14 @@ class SnapshotWarmer:
                     # specialised. Running the gaps again only made both workers busy
                     # for 0.1 s after boot, and the first command, taken by the worker
                     # ready first, ran beside the other's (see bot/server.py).
-                    if snapshot_id not in self._inherited:
-                        self._by_each_dimension(session, report, team, rule,
-                                                rounds=1 if self._warm else FILTERED_REHEARSALS)
+                    if snapshot_id not in self._inherited and not self._warm:
+                        self._by_each_dimension(session, report, team, rule)
+                    elif snapshot_id not in self._inherited:
+                        # After a load the code is warm: the new table's member lookups
+                        # are all it lacks. Its gaps by each dimension, run here too,
+                        # held the interpreter lock while the first commands after the
+                        # load waited (the second one took 3× a warm one, 1M rows).
+                        self._build_lookups(session, snapshot_id)
                     if not self._warm:
                         if writes:
                             self._rehearse_record(report, team)
@@ -130,12 +136,11 @@ class SnapshotWarmer:
         return [snapshot_id for _, snapshot_id in fresh]
 
     def _by_each_dimension(self, session: Session, report: GapReport, team: str,
-                           rule: TriggerRule, *, rounds: int) -> None:
-        """The gap by each dimension in turn: a dimension's first grouping builds pandas'
-        lookup tables for its members (a tenth of a second for thousands of customers).
-        Then, as commands mostly ask, within one member of each dimension, by the next
-        one (``rounds`` times): a process's first filtered gap took half as long again as
-        the next ones."""
+                           rule: TriggerRule, *, rounds: int = FILTERED_REHEARSALS) -> None:
+        """A process's first warm-up: the gap by each dimension in turn (a dimension's
+        first grouping builds its member lookup). Then, as commands mostly ask, within one
+        member of each dimension, by the next one (``rounds`` times): a process's first
+        filtered gap took half as long again as the next ones."""
         from sop_core.filters import Filters
         from sop_core.services.data import gap_report
 
@@ -156,6 +161,16 @@ class SnapshotWarmer:
                     raise
                 except Exception:  # e.g. no rows in the default horizon: the next one
                     log.debug("a filtered gap of the warm-up failed", exc_info=True)
+
+    @staticmethod
+    def _build_lookups(session: Session, snapshot_id: int) -> None:
+        """Each dimension's member lookup of a decoded view (sop_core/loading/table.py),
+        which a command's filter would otherwise build."""
+        from sop_core import snapshots
+
+        table = snapshots.read(session, session.get(Snapshot, snapshot_id))
+        for dimension in table.dimensions:
+            table.category_lookup(dimension)
 
     def _rehearse_record(self, report: GapReport, team: str) -> None:
         """Once per process: a command's database steps (the replay claim, Slack's kept
@@ -191,6 +206,15 @@ class SnapshotWarmer:
         _open_connections(self._sessions.kw["bind"], POOLED_AHEAD)
 
     def _run(self) -> None:
+        # Made here, in the thread, after any fork: a connection of its own (PostgreSQL
+        # listens from now on, so a load committed during the first pass still wakes it).
+        watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
+        try:
+            self._watch(watcher)
+        finally:
+            watcher.close()
+
+    def _watch(self, watcher: load_signal.Watcher) -> None:
         if self._preload is not None:
             try:
                 self._preload()
@@ -210,7 +234,7 @@ class SnapshotWarmer:
                     log.warning("could not warm the latest snapshot (will retry)", exc_info=True)
                 self._failing = True
             self._first_pass.set()
-            self._stop.wait(self._interval)
+            watcher.wait(self._interval, self._newest)
 
 
 def _open_connections(engine: Engine, count: int) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sop_core import snapshots
+from sop_core import load_signal, snapshots
 from sop_core.loading import LoadError, PlanningTable
 from sop_core.loading.sources import DEFAULT_SOURCE, combine, shared_row
 from sop_core.models import Snapshot
@@ -70,6 +70,7 @@ def store(sessions: sessionmaker[Session], table: PlanningTable, *, team_id: str
             and before_load.content_hash == snapshot.content_hash,
         )
         bind = session.get_bind()
+        load_signal.announce(session.connection())  # told on commit (PostgreSQL)
     snapshots.remember(bind, report.snapshot_id, report.table, team_id)
     return report
 

@@ -9,9 +9,12 @@ import logging
 import os
 import select as readiness
 import signal
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -21,6 +24,7 @@ from sop_core import snapshots
 from sop_core.db import forget, get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot, TriggerPoint
+from sop_core.sample_data import SAMPLE_CSV
 from sop_core.services.data import store
 from sop_core.warmup import POOLED_AHEAD, SnapshotWarmer, settle_heap
 from tests.e2e.conftest import SIGNING_SECRET, app_settings, serve_app
@@ -42,8 +46,7 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
         sim = SlackSim(running.url, SIGNING_SECRET, slack.root_url)
         assert sim.get("/healthz").status == 200
         # A load by another process (`sopgap load`): this one has not seen its table.
-        second = store(session_factory(db_url), sample_table).snapshot_id
-        snapshots.clear_cache()
+        second = load_in_another_process(db_url)
         eventually(lambda: snapshots.is_decoded(engine, second))
         # ... with the one before it, for the movement since the last snapshot.
         eventually(lambda: snapshots.is_decoded(engine, first))
@@ -53,6 +56,62 @@ def test_the_latest_view_is_decoded_after_boot_and_after_a_load(
         warmer.stop()
         warmer.thread.join(timeout=5)
     assert _trigger_points(db_url) == 0
+
+
+def load_in_another_process(db_url: str) -> int:
+    """``sopgap load`` of the sample file, as a user runs it; the new snapshot's id."""
+    subprocess.run([sys.executable, "-m", "bot.cli", "load", str(SAMPLE_CSV)],
+                   env={**os.environ, "DATABASE_URL": db_url}, check=True,
+                   stdout=subprocess.DEVNULL)
+    with session_factory(db_url)() as session:
+        newest = session.scalar(select(func.max(Snapshot.id)))
+    assert newest is not None
+    return newest
+
+
+def test_a_load_is_warmed_as_soon_as_it_commits(db_url: str, slack: FakeSlack,
+                                                sample_table: PlanningTable) -> None:
+    """The load tells the warmer (sop_core/load_signal.py): looking only every 30 s, it
+    still has the new view decoded within moments."""
+    engine = get_engine(db_url)
+    store(session_factory(db_url), sample_table)
+    warmer = SnapshotWarmer(session_factory(db_url), app_settings(db_url, slack),
+                            interval=30).start(wait=30)
+    try:
+        second = load_in_another_process(db_url)
+        eventually(lambda: snapshots.is_decoded(engine, second), timeout=10)
+    finally:
+        warmer.stop()
+        assert warmer.thread is not None
+        warmer.thread.join(timeout=5)
+    assert not warmer.thread.is_alive()  # told to stop, it does not sleep out its 30 s
+
+
+def test_after_a_load_the_warmer_builds_lookups_and_runs_no_gaps_by_dimension(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process's first warm-up runs the gaps by each dimension (its code's first runs);
+    after a load only the new view's member lookups are built: those gaps held the
+    interpreter lock while the first commands after the load waited."""
+    sessions = session_factory(db_url)
+    warmer = SnapshotWarmer(sessions, app_settings(db_url, slack))
+    runs: list[int] = []
+    by_each_dimension = SnapshotWarmer._by_each_dimension
+
+    def counted(self: SnapshotWarmer, session: Any, report: Any, *args: Any, **kw: Any) -> None:
+        runs.append(report.snapshot_id)
+        by_each_dimension(self, session, report, *args, **kw)
+
+    monkeypatch.setattr(SnapshotWarmer, "_by_each_dimension", counted)
+    first = store(sessions, sample_table).snapshot_id
+    snapshots.clear_cache()
+    assert warmer.warm_once() == [first] and runs == [first]
+    second = store(sessions, sample_table).snapshot_id
+    snapshots.clear_cache()  # (store() kept its table: as in another process)
+    assert warmer.warm_once() == [second] and runs == [first]
+    with sessions() as session:
+        table = snapshots.read(session, session.get(Snapshot, second))
+    assert set(table.__dict__.get("_category_lookups", {})) >= set(table.dimensions)
 
 
 def test_a_look_for_a_new_load_warms_only_what_is_new(
