@@ -39,7 +39,8 @@ What happens:
 5. **First /gap after a restart and after a load**: ``sopgap serve`` is stopped and
    started again, and three commands are sent one at a time as soon as ``/healthz``
    answers, then three more 3 s later; the same after a ``sopgap load`` of the file
-   (a new snapshot). The restart is done ``--restarts`` times (default 5), and the goal
+   (a new snapshot). The restart is done ``--restarts`` times (default 5), the load
+   ``--loads`` times (default 5, each a new snapshot), and the goal
    compares the median of the first command after each (every one is printed, and the
    worst) with the same command's median over 9 sent one at a time to the last
    restarted server 3 s after its first (the unloaded level has only 2 of it). For
@@ -814,7 +815,7 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
         idle = [v for v in first.idle_firsts if v is not None]
         if len(idle) > 1 and first.first() is not None:
             print(f"  info   the same server's first command {SETTLE:g} s after each "
-                  f"{first.event.split(' (')[0]} (warm, idle meanwhile): median "
+                  f"{first.event.split(' (')[0].removeprefix('a ')} (warm, idle meanwhile): median "
                   f"{np.median(idle):.3f} s ({_seconds(first.idle_firsts)} s), "
                   f"{np.median(idle) / first.warm:.2f}× the back-to-back warm one; the "
                   f"first after the event is {first.first() / np.median(idle):.2f}× it")
@@ -828,6 +829,7 @@ def summary(results: list[tuple[Level, Level]], firsts: list[FirstGap],
 
 SETTLE = 3.0  # seconds: after an event, when the background warm-up has surely run
 RESTARTS = 5  # restarts probed: the first /gap after one is a single sample each time
+LOADS = 5  # loads probed, likewise
 WARM_SAMPLES = 9  # the warm reference's commands (the unloaded level has 2 of that one)
 
 
@@ -943,6 +945,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--restarts", type=int, default=RESTARTS,
                         help=f"times `sopgap serve` is restarted for its first /gap (default "
                              f"{RESTARTS}; the median first is reported, with each)")
+    parser.add_argument("--loads", type=int, default=LOADS,
+                        help=f"times the file is loaded again for the first /gap after a "
+                             f"load (default {LOADS}; the median first is reported, with each)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (server logs, SQLite database)")
     parser.add_argument("--serve-reference", action="store_true", help=argparse.SUPPRESS)
@@ -951,8 +956,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve_reference:
         serve_reference(args.port, args.workers, args.threads)
         return
-    if any(c < 1 for c in args.concurrency) or (args.requests or 1) < 1 or args.restarts < 1:
-        parser.error("--concurrency, --requests and --restarts must be positive")
+    if any(c < 1 for c in args.concurrency) or (args.requests or 1) < 1 or args.restarts < 1 \
+            or args.loads < 1:
+        parser.error("--concurrency, --requests, --restarts and --loads must be positive")
     rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
 
     def requests_for(concurrency: int) -> int:
@@ -1026,10 +1032,15 @@ def main(argv: list[str] | None = None) -> None:
                   f"the last restarted server, {SETTLE:g} s after its first: median "
                   f"{warm:.3f} s (in the unloaded level: {level_warm:.3f} s, 2 samples)")
             firsts = [repeated(restarts, warm)]
-            _progress("a new load: the first commands after `sopgap load` …")
-            load_snapshot(url, info)
-            firsts.append(probe_first("a load (sent as soon as `sopgap load` exits)",
-                                      servers[0], slack, stop, warm))
+            loads = []
+            for attempt in range(1, args.loads + 1):
+                _progress(f"load {attempt} of {args.loads}: the first commands after "
+                          "`sopgap load` …")
+                load_snapshot(url, info)
+                loads.append(probe_first("a load (sent as soon as `sopgap load` exits)",
+                                         servers[0], slack, stop, warm,
+                                         count=3 if attempt == 1 else 1))
+            firsts.append(repeated(loads, warm))
             for first in firsts:
                 print(f"\nfirst /gap after {first.event}: {_seconds(first.after_event)} s; "
                       f"{SETTLE:g} s later: {_seconds(first.settled)} s; warm median of "
