@@ -206,35 +206,41 @@ class SnapshotWarmer:
         _open_connections(self._sessions.kw["bind"], POOLED_AHEAD)
 
     def _run(self) -> None:
-        # Made here, in the thread, after any fork: a connection of its own (PostgreSQL
-        # listens from now on, so a load committed during the first pass still wakes it).
-        watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
+        watcher: load_signal.Watcher | None = None
         try:
-            self._watch(watcher)
+            if self._preload is not None:
+                try:
+                    self._preload()
+                except Exception:  # the first command does it instead
+                    log.warning("preloading before the first command failed", exc_info=True)
+            while not self._stop.is_set():
+                self._pass()
+                self._first_pass.set()
+                if watcher is None:
+                    # After the first pass, which a web worker waits for before its first
+                    # request; in this thread, after any fork: a connection of its own
+                    # (PostgreSQL listens from now on). Then one more look, for a load
+                    # committed before it listened.
+                    watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
+                    continue
+                watcher.wait(self._interval, self._newest)
         finally:
-            watcher.close()
+            if watcher is not None:
+                watcher.close()
 
-    def _watch(self, watcher: load_signal.Watcher) -> None:
-        if self._preload is not None:
-            try:
-                self._preload()
-            except Exception:  # the first command does it instead
-                log.warning("preloading before the first command failed", exc_info=True)
-        while not self._stop.is_set():
-            try:
-                warmed = self.warm_once()
-                if warmed:
-                    log.info("warmed snapshot(s) %s ahead of the first command", warmed)
-                    if self._settle_heap:
-                        settle_heap()
-                        self._settle_heap = False  # once: later loads add few objects
-                self._failing = False
-            except Exception:  # keep trying: the first commands would decode it anyway
-                if not self._failing:
-                    log.warning("could not warm the latest snapshot (will retry)", exc_info=True)
-                self._failing = True
-            self._first_pass.set()
-            watcher.wait(self._interval, self._newest)
+    def _pass(self) -> None:
+        try:
+            warmed = self.warm_once()
+            if warmed:
+                log.info("warmed snapshot(s) %s ahead of the first command", warmed)
+                if self._settle_heap:
+                    settle_heap()
+                    self._settle_heap = False  # once: later loads add few objects
+            self._failing = False
+        except Exception:  # keep trying: the first commands would decode it anyway
+            if not self._failing:
+                log.warning("could not warm the latest snapshot (will retry)", exc_info=True)
+            self._failing = True
 
 
 def _open_connections(engine: Engine, count: int) -> None:
