@@ -140,6 +140,8 @@ class _FolderWrites:
 
     def __init__(self, descriptor: int) -> None:
         self._descriptor = descriptor
+        self._readable = select.poll()  # (not select(): no limit on the descriptor's number)
+        self._readable.register(descriptor, select.POLLIN)
 
     @classmethod
     def watch(cls, folder: str) -> _FolderWrites | None:
@@ -160,8 +162,7 @@ class _FolderWrites:
 
     def wait(self, timeout: float) -> bool:
         """Whether anything was written within ``timeout`` seconds (events consumed)."""
-        ready, _, _ = select.select([self._descriptor], [], [], timeout)
-        if not ready:
+        if not self._readable.poll(timeout * 1000):
             return False
         with suppress(BlockingIOError):
             while os.read(self._descriptor, 65536):
