@@ -66,7 +66,7 @@ def watcher(engine: Engine, stop: threading.Event) -> Watcher:
             hide_password=False), stop)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
             and not url.database.startswith("file:"):
-        return _Polling(url.database, stop)
+        return _SqliteFile(url.database, stop)
     return _Sleeping(stop)
 
 
@@ -81,7 +81,7 @@ class _Sleeping:
         pass
 
 
-class _Polling:
+class _SqliteFile:
     """SQLite: the newest snapshot id, read when the database's folder is written to,
     else every ``SQLITE_POLL_SECONDS``."""
 
@@ -178,8 +178,8 @@ class _Listening:
 
     def __init__(self, conninfo: str, stop: threading.Event) -> None:
         self._conninfo, self._stop = conninfo, stop
-        self._connection = None  # psycopg.Connection, made on the first wait
-        self._failed_at: float | None = None
+        self._connection = None  # psycopg.Connection
+        self._failed_at: float | None = None  # (monotonic) when it last failed
         self._listen()  # now: a load that commits before the first wait still wakes it
 
     def _listen(self) -> bool:
@@ -197,10 +197,7 @@ class _Listening:
             self._failed_at = None
             return True
         except psycopg.Error:
-            log.warning("cannot listen for new loads (looking at intervals instead)",
-                        exc_info=True)
-            self.close()
-            self._failed_at = time.monotonic()
+            self._failed("cannot listen for new loads (looking at intervals instead)")
             return False
 
     def wait(self, timeout: float, newest: int | None) -> None:
@@ -220,9 +217,12 @@ class _Listening:
                         timeout=min(left, STOP_CHECK_SECONDS), stop_after=1)):
                     return
         except psycopg.Error:  # the server went away: the interval until it is back
-            log.warning("stopped listening for new loads", exc_info=True)
-            self.close()
-            self._failed_at = time.monotonic()
+            self._failed("stopped listening for new loads")
+
+    def _failed(self, what: str) -> None:
+        log.warning(what, exc_info=True)
+        self.close()
+        self._failed_at = time.monotonic()
 
     def close(self) -> None:
         if self._connection is not None:

@@ -110,18 +110,18 @@ class SnapshotWarmer:
                     report = gap_report(session, "", team_id=team, rule=rule, explain=True,
                                         snapshot_id=snapshot_id,
                                         fy_start_month=self._settings.fiscal_year_start_month)
-                    # A forked worker finds the master's lookups built and its code
-                    # specialised. Running the gaps again only made both workers busy
-                    # for 0.1 s after boot, and the first command, taken by the worker
-                    # ready first, ran beside the other's (see bot/server.py).
-                    if snapshot_id not in self._inherited and not self._warm:
-                        self._by_each_dimension(session, report, team, rule)
-                    elif snapshot_id not in self._inherited:
-                        # After a load the code is warm: the new table's member lookups
-                        # are all it lacks. Its gaps by each dimension, run here too,
-                        # held the interpreter lock while the first commands after the
-                        # load waited (the second one took 3× a warm one, 1M rows).
-                        self._build_lookups(session, snapshot_id)
+                    if snapshot_id not in self._inherited:
+                        # (A forked worker finds the master's lookups built and its code
+                        # specialised: running the gaps again made both workers busy for
+                        # 0.1 s after boot, beside the first command; see bot/server.py.)
+                        if self._warm:
+                            # After a load the code is warm: the new table's member
+                            # lookups are all it lacks. Its gaps by each dimension, run
+                            # then too, held the interpreter lock while the first
+                            # commands after the load waited (the second: 3× a warm one).
+                            self._build_lookups(session, snapshot_id)
+                        else:
+                            self._by_each_dimension(session, report, team, rule)
                     if not self._warm:
                         if writes:
                             self._rehearse_record(report, team)
