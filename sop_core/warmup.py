@@ -215,14 +215,18 @@ class SnapshotWarmer:
                     log.warning("preloading before the first command failed", exc_info=True)
             while not self._stop.is_set():
                 self._pass()
-                self._first_pass.set()
                 if watcher is None:
-                    # After the first pass, which a web worker waits for before its first
-                    # request; in this thread, after any fork: a connection of its own
-                    # (PostgreSQL listens from now on). Then one more look, for a load
-                    # committed before it listened.
+                    # After the first pass, in this thread, after any fork: a connection
+                    # of its own (PostgreSQL listens from now on). Then one more look, for
+                    # a load committed before it listened. Both before a web worker's
+                    # first request (unless the database is away: the worker does not
+                    # wait for a connection that may time out), which otherwise ran
+                    # beside the new connection's start (a PostgreSQL backend's).
+                    if self._failing:
+                        self._first_pass.set()
                     watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
                     continue
+                self._first_pass.set()
                 watcher.wait(self._interval, self._newest)
         finally:
             if watcher is not None:

@@ -11,6 +11,8 @@ import select as readiness
 import signal
 import subprocess
 import sys
+import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot import server
-from sop_core import snapshots
+from sop_core import load_signal, snapshots
 from sop_core.db import forget, get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot, TriggerPoint
@@ -85,6 +87,35 @@ def test_a_load_is_warmed_as_soon_as_it_commits(db_url: str, slack: FakeSlack,
         assert warmer.thread is not None
         warmer.thread.join(timeout=5)
     assert not warmer.thread.is_alive()  # told to stop, it does not sleep out its 30 s
+
+
+def test_a_worker_listens_for_loads_before_its_first_command(
+        db_url: str, slack: FakeSlack, sample_table: PlanningTable,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher's connection (on PostgreSQL, a new backend) is made before the warmer
+    says it is ready, not beside the first command after a restart."""
+    store(session_factory(db_url), sample_table)
+    returned = threading.Event()  # start() has returned: the worker takes requests
+    made_before_ready: list[bool] = []
+    make_watcher = load_signal.watcher
+
+    def slow_to_connect(*args: Any) -> load_signal.Watcher:
+        time.sleep(0.2)  # a connection that takes its time
+        made = make_watcher(*args)
+        made_before_ready.append(not returned.is_set())
+        return made
+
+    monkeypatch.setattr(load_signal, "watcher", slow_to_connect)
+    warmer = SnapshotWarmer(session_factory(db_url), app_settings(db_url, slack),
+                            interval=30).start(wait=30)
+    returned.set()
+    try:
+        eventually(lambda: made_before_ready, timeout=10)
+        assert made_before_ready == [True]
+    finally:
+        warmer.stop()
+        assert warmer.thread is not None
+        warmer.thread.join(timeout=5)
 
 
 def test_after_a_load_the_warmer_builds_lookups_and_runs_no_gaps_by_dimension(
