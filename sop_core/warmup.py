@@ -213,22 +213,19 @@ class SnapshotWarmer:
                     self._preload()
                 except Exception:  # the first command does it instead
                     log.warning("preloading before the first command failed", exc_info=True)
+            self._pass()
+            if self._failing:  # the database is away: no waiting on a connection to it
+                self._first_pass.set()
+            # In this thread, after any fork: a connection of its own (PostgreSQL listens
+            # from now on), made before a web worker's first request, which otherwise ran
+            # beside the start of a PostgreSQL backend for it.
+            watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
             while not self._stop.is_set():
-                self._pass()
-                if watcher is None:
-                    # After the first pass, in this thread, after any fork: a connection
-                    # of its own (PostgreSQL listens from now on). Then one more look, for
-                    # a load committed before it listened. Both before a web worker's
-                    # first request (unless the database is away: the worker does not
-                    # wait for a connection that may time out), which otherwise ran
-                    # beside the new connection's start (a PostgreSQL backend's).
-                    if self._failing:
-                        self._first_pass.set()
-                    watcher = load_signal.watcher(self._sessions.kw["bind"], self._stop)
-                    continue
+                self._pass()  # (the first time: a load committed before it listened)
                 self._first_pass.set()
                 watcher.wait(self._interval, self._newest)
         finally:
+            self._first_pass.set()  # (stopped, or failed: nobody waits for it any longer)
             if watcher is not None:
                 watcher.close()
 
