@@ -19,10 +19,10 @@ from sop_core import load_signal
 from sop_core.db import get_engine, session_factory
 from sop_core.loading import PlanningTable
 from sop_core.models import Snapshot
+from sop_core.sample_data import SAMPLE_CSV
 from sop_core.services.loads import store
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "sop_core" / "sample_data" / "sales_plan.csv"
 LONG = 30.0  # a wait that only a load may end early
 
 
@@ -63,7 +63,7 @@ def test_a_load_in_another_process_wakes_the_watchers_at_once(
     try:
         waiting = Waiting(watcher, LONG, newest(db_url))
         time.sleep(0.2)  # waiting already when the load starts
-        subprocess.run([sys.executable, "-m", "bot.cli", "load", str(SAMPLE)], cwd=REPO,
+        subprocess.run([sys.executable, "-m", "bot.cli", "load", str(SAMPLE_CSV)], cwd=REPO,
                        env={**os.environ, "DATABASE_URL": db_url}, check=True,
                        stdout=subprocess.DEVNULL)
         returned = waiting.join()
