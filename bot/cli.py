@@ -765,7 +765,9 @@ def main() -> None:
     first. A load refused before it took the file it reads ahead (a bad ``--as-of``, a
     setting) ends at once too, not once the parse is over (2–3 s at 10M rows)."""
     from bot.allocator import keep_freed_memory
+    from bot.native_threads import no_blas_threads
 
+    no_blas_threads()  # before numpy is imported
     keep_freed_memory()  # before the first big array (the read-ahead's)
     if sys.argv[1:2] == ["load"]:
         # A load process is mostly imports (typer, pydantic, SQLAlchemy): objects that

@@ -84,9 +84,12 @@ if os.environ.get("SOPGAP_LOG_FORMAT", "text") == "json":
 def on_starting(server: Any) -> None:
     """Check the settings before any worker forks (``sopgap serve`` did already); a bad
     one is a single line on stderr and exit status 2 (the database not answering: 1).
-    Stale metric files go. The workers inherit the allocator's settings (bot/allocator.py)."""
+    Stale metric files go. The workers inherit the allocator's settings (bot/allocator.py)
+    and the environment's OpenBLAS thread count (bot/native_threads.py)."""
     from bot.allocator import keep_freed_memory
+    from bot.native_threads import no_blas_threads
 
+    no_blas_threads()  # before bot/server.py's preheat imports numpy
     keep_freed_memory()
     for name in os.listdir(_metrics_dir):
         path = os.path.join(_metrics_dir, name)
