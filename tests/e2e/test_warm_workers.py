@@ -118,31 +118,41 @@ def test_a_worker_listens_for_loads_before_its_first_command(
         warmer.thread.join(timeout=5)
 
 
-def test_after_a_load_the_warmer_builds_lookups_and_runs_no_gaps_by_dimension(
+def test_after_a_load_the_warmer_prepares_the_new_view_and_runs_no_gap(
         db_url: str, slack: FakeSlack, sample_table: PlanningTable,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process's first warm-up runs the gaps by each dimension (its code's first runs);
-    after a load only the new view's member lookups are built: those gaps held the
-    interpreter lock while the first commands after the load waited."""
+    """A process's first warm-up runs gaps (its code's first runs, each dimension's
+    lookup); after a load the new view and the one before it are decoded with their
+    per-table work done, and no gap runs: gaps held the interpreter lock while the first
+    commands after the load waited."""
+    from sop_core.services import data
+
     sessions = session_factory(db_url)
     warmer = SnapshotWarmer(sessions, app_settings(db_url, slack))
-    runs: list[int] = []
-    by_each_dimension = SnapshotWarmer._by_each_dimension
+    gaps: list[int | None] = []
+    gap_report = data.gap_report
 
-    def counted(self: SnapshotWarmer, session: Any, report: Any, *args: Any, **kw: Any) -> None:
-        runs.append(report.snapshot_id)
-        by_each_dimension(self, session, report, *args, **kw)
+    def counted(*args: Any, **kw: Any) -> Any:
+        gaps.append(kw.get("snapshot_id"))
+        return gap_report(*args, **kw)
 
-    monkeypatch.setattr(SnapshotWarmer, "_by_each_dimension", counted)
+    monkeypatch.setattr(data, "gap_report", counted)
     first = store(sessions, sample_table).snapshot_id
     snapshots.clear_cache()
-    assert warmer.warm_once() == [first] and runs == [first]
+    assert warmer.warm_once() == [first]
+    assert gaps and set(gaps) == {first}
+    gaps.clear()
     second = store(sessions, sample_table).snapshot_id
     snapshots.clear_cache()  # (store() kept its table: as in another process)
-    assert warmer.warm_once() == [second] and runs == [first]
+    assert warmer.warm_once() == [second] and gaps == []
+    engine = get_engine(db_url)
+    assert snapshots.is_decoded(engine, second)
+    assert snapshots.is_decoded(engine, first)  # a gap's movement reads it
     with sessions() as session:
         table = snapshots.read(session, session.get(Snapshot, second))
-    assert set(table.__dict__.get("_category_lookups", {})) >= set(table.dimensions)
+    done = table.__dict__
+    assert {"as_of", "periods", "sorted_by_period", "items"} <= set(done)
+    assert set(done.get("_category_lookups", {})) >= set(table.dimensions)
 
 
 def test_a_look_for_a_new_load_warms_only_what_is_new(
